@@ -1,0 +1,29 @@
+// Domain errors of the protocol layer, each with a stable `code` that callers switch on.
+
+/** A peer broke the framing or message rules (§1, §4). */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+  constructor(readonly code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** The handshake failed (§2). `code` is an §2.3 error code or a local reason. */
+export class HandshakeError extends Error {
+  override name = "HandshakeError";
+  constructor(readonly code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/**
+ * A record failed to open (§3). Deliberately one vague message: which check failed
+ * (length, MAC, padding) is never revealed, so that no oracle exists.
+ */
+export class RecordError extends Error {
+  override name = "RecordError";
+  readonly code = "bad_record";
+  constructor() {
+    super("record rejected");
+  }
+}

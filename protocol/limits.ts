@@ -1,0 +1,42 @@
+// Every limit and default timeout of HSP/1 (PROTOCOL §1, §3, §4.3, §5) in one place.
+
+/** Largest frame body any side accepts (§1): 1 MiB. */
+export const MAX_FRAME = 1_048_576;
+/** Largest frame body the server accepts before the handshake completes (§1). */
+export const MAX_HANDSHAKE_FRAME = 8192;
+/** Bytes of the u32 length prefix that starts every frame (§1). */
+export const FRAME_HEADER = 4;
+
+/** Records one direction may carry before the connection must close (§3): 2^32. */
+export const MAX_RECORDS = 2 ** 32;
+
+/** Username pattern (§4.3). */
+export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
+/** Password length in UTF-8 bytes (§4.3). */
+export const MIN_PASSWORD_BYTES = 8;
+export const MAX_PASSWORD_BYTES = 1024;
+/** Message text length in UTF-8 bytes (§4.3). */
+export const MIN_TEXT_BYTES = 1;
+export const MAX_TEXT_BYTES = 16384;
+/** Request ids run from 1 to 2^31 - 1 (§4). */
+export const MAX_REQUEST_ID = 2 ** 31 - 1;
+/** `msg` ids are opaque strings of at most 64 characters (§4.3). */
+export const MAX_MSG_ID_CHARS = 64;
+/** `cid`s are remembered per sender for at least this many sends (§4.3). */
+export const CID_MEMORY = 1024;
+/** Longest `cid` we accept; the spec leaves it open, so we bound it here. */
+export const MAX_CID_CHARS = 64;
+
+/** Server defaults of §5. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const IDLE_TIMEOUT_MS = 300_000;
+export const CLIENT_PING_INTERVAL_MS = 60_000;
+export const LOGIN_FAILURES_PER_USER = 5;
+export const LOGIN_FAILURES_PER_ADDRESS = 20;
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
+export const SIGNUPS_PER_ADDRESS = 30;
+export const SIGNUP_WINDOW_MS = 10 * 60_000;
+export const MSG_BURST = 20;
+export const MSG_PER_SECOND = 10;
+export const MAX_CONNECTIONS = 10_000;
+export const MAX_CONNECTIONS_PER_ADDRESS = 64;
