@@ -16,14 +16,5 @@ export class HandshakeError extends Error {
   }
 }
 
-/**
- * A record failed to open (§3). Deliberately one vague message: which check failed
- * (length, MAC, padding) is never revealed, so that no oracle exists.
- */
-export class RecordError extends Error {
-  override name = "RecordError";
-  readonly code = "bad_record";
-  constructor() {
-    super("record rejected");
-  }
-}
+/** Record failures are defined beside seal/open (crypto/record.ts); re-exported here. */
+export { RecordError } from "../crypto/record.ts";

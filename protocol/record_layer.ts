@@ -1,0 +1,48 @@
+// Per-connection record state of PROTOCOL §3: the implicit sequence numbers, one per
+// direction, that make a replayed, dropped or reordered record fail its MAC.
+import { open, seal } from "../crypto/mod.ts";
+import { MAX_RECORDS } from "./limits.ts";
+import type { SessionKeys } from "./handshake.ts";
+import { ProtocolError } from "./errors.ts";
+
+/** Seals outgoing and opens incoming records in order, counting each direction. */
+export class RecordLayer {
+  #sendSeq = 0;
+  #receiveSeq = 0;
+  readonly #keys: SessionKeys;
+
+  constructor(keys: SessionKeys) {
+    this.#keys = keys;
+  }
+
+  /** Records sealed so far (the next send's seq). */
+  get sent(): number {
+    return this.#sendSeq;
+  }
+
+  /** Records opened so far (the next receive's seq). */
+  get received(): number {
+    return this.#receiveSeq;
+  }
+
+  /** Seals the next outgoing record; ProtocolError once 2^32 records were sent (§3, no rekeying). */
+  seal(plaintext: Uint8Array): Uint8Array {
+    if (this.#sendSeq >= MAX_RECORDS) {
+      throw new ProtocolError("records_exhausted", `${MAX_RECORDS} records sent: must close`);
+    }
+    return seal(this.#keys.send, this.#sendSeq++, plaintext);
+  }
+
+  /**
+   * Opens the next incoming record; RecordError (one vague failure) if it does not verify.
+   * The sequence number advances only on success: the connection must close on failure.
+   */
+  open(record: Uint8Array): Uint8Array {
+    if (this.#receiveSeq >= MAX_RECORDS) {
+      throw new ProtocolError("records_exhausted", `${MAX_RECORDS} records received: must close`);
+    }
+    const plaintext = open(this.#keys.receive, this.#receiveSeq, record);
+    this.#receiveSeq++;
+    return plaintext;
+  }
+}

@@ -1,0 +1,72 @@
+// Loads the protocol's vector files (tests/vectors/, copied from shared/protocol/vectors/).
+import { fromHex, identityFromPem, type ServerIdentity } from "../crypto/mod.ts";
+
+const dir = new URL("./vectors/", import.meta.url);
+
+export interface HandshakeVector {
+  group: number;
+  group_name: string;
+  client_private_hex: string;
+  server_private_hex: string;
+  client_random: string;
+  server_random: string;
+  client_share: string;
+  server_share: string;
+  server_spki_der: string;
+  server_fingerprint: string;
+  client_hello: string;
+  server_hello_unsigned: string;
+  transcript_hash: string;
+  signed_message: string;
+  example_signature: string;
+  server_hello: string;
+  shared_secret: string;
+  prk: string;
+  c2s_enc: string;
+  c2s_mac: string;
+  s2c_enc: string;
+  s2c_mac: string;
+}
+
+export interface InvalidShareVector {
+  group: number;
+  why: string;
+  share: string;
+}
+
+export interface RecordVector {
+  seq: number;
+  iv: string;
+  plaintext: string;
+  record: string;
+  frame: string;
+}
+
+export interface NegativeRecordVector {
+  why: string;
+  seq: number;
+  record: string;
+}
+
+export const handshakeVectors = JSON.parse(
+  Deno.readTextFileSync(new URL("handshake.json", dir)),
+) as { handshakes: HandshakeVector[]; invalid_shares: InvalidShareVector[] };
+
+export const recordVectors = JSON.parse(
+  Deno.readTextFileSync(new URL("records.json", dir)),
+) as {
+  enc_key: string;
+  mac_key: string;
+  records: RecordVector[];
+  negative: NegativeRecordVector[];
+};
+
+export const testKeyPem = Deno.readTextFileSync(new URL("server_test_key.pem", dir));
+
+/** The RSA test key behind the vectors (never deployed). */
+export const testIdentity: ServerIdentity = identityFromPem(testKeyPem);
+
+export const recordKeys = {
+  enc: fromHex(recordVectors.enc_key),
+  mac: fromHex(recordVectors.mac_key),
+};

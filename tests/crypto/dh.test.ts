@@ -1,0 +1,98 @@
+// Finite-field DH (PROTOCOL §2.1, §2.4, §2.5) against the handshake vectors and a BigInt reference.
+import assert from "node:assert/strict";
+import {
+  bytesToBigInt,
+  DhError,
+  encodeShare,
+  fromHex,
+  generateKeyPair,
+  groupById,
+  GROUPS,
+  modPow,
+  randomExponent,
+  sharedSecret,
+  toHex,
+  validateShare,
+} from "../../crypto/mod.ts";
+import { handshakeVectors } from "../_vectors.ts";
+
+Deno.test("generateKeyPair() reproduces both shares of every handshake vector", () => {
+  for (const v of handshakeVectors.handshakes) {
+    const group = groupById(v.group)!;
+    assert.equal(
+      toHex(generateKeyPair(group, fromHex(v.client_private_hex)).share),
+      v.client_share,
+    );
+    assert.equal(
+      toHex(generateKeyPair(group, fromHex(v.server_private_hex)).share),
+      v.server_share,
+    );
+  }
+});
+
+Deno.test("sharedSecret() gives the vector's Z from either side, at len(p) bytes", () => {
+  for (const v of handshakeVectors.handshakes) {
+    const group = groupById(v.group)!;
+    const client = generateKeyPair(group, fromHex(v.client_private_hex));
+    const server = generateKeyPair(group, fromHex(v.server_private_hex));
+    assert.equal(toHex(sharedSecret(client, fromHex(v.server_share))), v.shared_secret);
+    assert.equal(toHex(sharedSecret(server, fromHex(v.client_share))), v.shared_secret);
+  }
+});
+
+Deno.test("fresh key pairs agree in all three groups and match BigInt exponentiation", () => {
+  for (const group of GROUPS) {
+    const a = generateKeyPair(group);
+    const b = generateKeyPair(group);
+    assert.equal(a.share.length, group.byteLength);
+    assert.equal(toHex(sharedSecret(a, b.share)), toHex(sharedSecret(b, a.share)));
+    const reference = modPow(group.g, bytesToBigInt(a.privateExponent), group.p);
+    assert.equal(toHex(a.share), toHex(encodeShare(group, reference)));
+  }
+});
+
+Deno.test("randomExponent() has exactly the protocol's minimum bit length per group", () => {
+  for (const group of GROUPS) {
+    for (let i = 0; i < 20; i++) {
+      assert.equal(bytesToBigInt(randomExponent(group)).toString(2).length, group.exponentBits);
+    }
+  }
+  assert.deepEqual(GROUPS.map((g) => g.exponentBits >= (g.bits === 2048 ? 256 : 320)), [
+    true,
+    true,
+    true,
+  ]);
+});
+
+Deno.test("every invalid share vector is refused by validateShare() and sharedSecret()", () => {
+  for (const v of handshakeVectors.invalid_shares) {
+    const group = groupById(v.group)!;
+    assert.throws(() => validateShare(group, fromHex(v.share)), DhError, v.why);
+    assert.throws(() => sharedSecret(generateKeyPair(group), fromHex(v.share)), DhError, v.why);
+  }
+});
+
+Deno.test("validateShare() accepts 2 and p - 2, the edges of 1 < Y < p - 1", () => {
+  for (const group of GROUPS) {
+    validateShare(group, encodeShare(group, 2n));
+    validateShare(group, encodeShare(group, group.p - 2n));
+  }
+});
+
+Deno.test("sharedSecret() refuses the order-2 share p - 1, which would force Z to 1", () => {
+  // For a safe prime p, Y = p - 1 is the only element of order 2; it is refused before
+  // exponentiation. An even exponent maps p - 1 to 1, which the Z check would refuse too.
+  const group = GROUPS[0]!;
+  const even = new Uint8Array(32).fill(0x02);
+  even[0] = 0x80;
+  assert.throws(
+    () => sharedSecret(generateKeyPair(group, even), encodeShare(group, group.p - 1n)),
+    DhError,
+  );
+});
+
+Deno.test("generateKeyPair() refuses an exponent outside 2 <= x < p - 1", () => {
+  const group = GROUPS[0]!;
+  assert.throws(() => generateKeyPair(group, new Uint8Array([1])), RangeError);
+  assert.throws(() => generateKeyPair(group, encodeShare(group, group.p - 1n)), RangeError);
+});

@@ -1,0 +1,63 @@
+// Record layer (PROTOCOL §3) against records.json, both directions, plus negative vectors.
+import assert from "node:assert/strict";
+import { fromHex, open, RecordError, seal, toHex } from "../../crypto/mod.ts";
+import { recordKeys, recordVectors } from "../_vectors.ts";
+
+Deno.test("seal() reproduces every record vector byte for byte", () => {
+  for (const v of recordVectors.records) {
+    assert.equal(toHex(seal(recordKeys, v.seq, fromHex(v.plaintext), fromHex(v.iv))), v.record);
+    // The frame is the record behind its u32 length.
+    assert.equal(v.frame, (v.record.length / 2).toString(16).padStart(8, "0") + v.record);
+  }
+});
+
+Deno.test("open() recovers the plaintext of every record vector", () => {
+  for (const v of recordVectors.records) {
+    assert.equal(toHex(open(recordKeys, v.seq, fromHex(v.record))), v.plaintext);
+  }
+});
+
+Deno.test("open() refuses every negative record vector with the same RecordError", () => {
+  for (const v of recordVectors.negative) {
+    assert.throws(
+      () => open(recordKeys, v.seq, fromHex(v.record)),
+      (err) => err instanceof RecordError && err.message === "record rejected",
+      v.why,
+    );
+  }
+});
+
+Deno.test("open() refuses a record whose MAC is one bit off, at every bit of the tag", () => {
+  const v = recordVectors.records[5]!;
+  const good = fromHex(v.record);
+  for (let bit = 0; bit < 256; bit++) {
+    const bad = good.slice();
+    bad[bad.length - 32 + (bit >> 3)]! ^= 1 << (bit & 7);
+    assert.throws(() => open(recordKeys, v.seq, bad), RecordError);
+  }
+});
+
+Deno.test("seal() draws a fresh IV for every record", () => {
+  const plaintext = new TextEncoder().encode('PNG{"id":1}');
+  const a = seal(recordKeys, 0, plaintext);
+  const b = seal(recordKeys, 0, plaintext);
+  assert.notEqual(toHex(a.subarray(0, 16)), toHex(b.subarray(0, 16)));
+  assert.equal(toHex(open(recordKeys, 0, a)), toHex(plaintext));
+});
+
+Deno.test("seal() and open() round trip every length from 0 to 100 bytes and 16 KiB", () => {
+  for (const n of [...Array(101).keys(), 16384]) {
+    const plaintext = crypto.getRandomValues(new Uint8Array(n));
+    const record = seal(recordKeys, n, plaintext);
+    assert.equal(record.length, 16 + (Math.floor(n / 16) + 1) * 16 + 32);
+    assert.equal(toHex(open(recordKeys, n, record)), toHex(plaintext));
+  }
+});
+
+Deno.test("seal() refuses keys and IVs of the wrong size", () => {
+  assert.throws(
+    () => seal({ enc: new Uint8Array(16), mac: recordKeys.mac }, 0, new Uint8Array(1)),
+    RangeError,
+  );
+  assert.throws(() => seal(recordKeys, 0, new Uint8Array(1), new Uint8Array(8)), RangeError);
+});
