@@ -1,0 +1,229 @@
+// The handshake state machines (PROTOCOL §2) against handshake.json, both directions,
+// and every check of §2.4 refusing what it must.
+import assert from "node:assert/strict";
+import { fromHex, groupById, GROUPS, toHex } from "../../crypto/mod.ts";
+import {
+  ClientHandshake,
+  decodeClientHello,
+  decodeHandshakeError,
+  encodeClientHello,
+  encodeHandshakeError,
+  type HandshakeTrace,
+  ServerHandshake,
+} from "../../protocol/handshake.ts";
+import { HandshakeError } from "../../protocol/errors.ts";
+import { type HandshakeVector, handshakeVectors, testIdentity } from "../_vectors.ts";
+
+function vectorClient(v: HandshakeVector, trace?: (e: HandshakeTrace) => void) {
+  return new ClientHandshake({
+    group: groupById(v.group)!,
+    random: fromHex(v.client_random),
+    privateExponent: fromHex(v.client_private_hex),
+    trace,
+  });
+}
+
+function vectorServer(v: HandshakeVector) {
+  return new ServerHandshake({
+    identity: testIdentity,
+    random: fromHex(v.server_random),
+    privateExponent: fromHex(v.server_private_hex),
+  });
+}
+
+Deno.test("the client's ClientHello equals every vector's byte for byte", () => {
+  for (const v of handshakeVectors.handshakes) {
+    assert.equal(toHex(vectorClient(v).hello()), v.client_hello);
+  }
+});
+
+Deno.test("the server answers every vector's ClientHello with its unsigned ServerHello and keys", () => {
+  for (const v of handshakeVectors.handshakes) {
+    const out = vectorServer(v).respond(fromHex(v.client_hello));
+    assert.ok(out.ok);
+    const reply = toHex(out.reply);
+    assert.ok(reply.startsWith(v.server_hello_unsigned), v.group_name);
+    // The rest is sig_len (u16) || a fresh PSS signature of the modulus' size.
+    assert.equal(
+      reply.slice(v.server_hello_unsigned.length, v.server_hello_unsigned.length + 4),
+      "0100",
+    );
+    assert.equal(reply.length, v.server_hello_unsigned.length + 4 + 512);
+    assert.equal(toHex(out.transcriptHash), v.transcript_hash);
+    assert.equal(toHex(out.keys.receive.enc), v.c2s_enc);
+    assert.equal(toHex(out.keys.receive.mac), v.c2s_mac);
+    assert.equal(toHex(out.keys.send.enc), v.s2c_enc);
+    assert.equal(toHex(out.keys.send.mac), v.s2c_mac);
+  }
+});
+
+Deno.test("the client accepts every vector's ServerHello and derives the vector's keys", () => {
+  for (const v of handshakeVectors.handshakes) {
+    const client = vectorClient(v);
+    client.hello();
+    const result = client.finish(fromHex(v.server_hello));
+    assert.equal(toHex(result.transcriptHash), v.transcript_hash);
+    assert.equal(result.fingerprint, v.server_fingerprint);
+    assert.equal(toHex(result.serverKey), v.server_spki_der);
+    assert.equal(toHex(result.keys.send.enc), v.c2s_enc);
+    assert.equal(toHex(result.keys.send.mac), v.c2s_mac);
+    assert.equal(toHex(result.keys.receive.enc), v.s2c_enc);
+    assert.equal(toHex(result.keys.receive.mac), v.s2c_mac);
+    assert.equal(client.state, "done");
+  }
+});
+
+Deno.test("fresh handshakes in all three groups agree on the keys", () => {
+  for (const group of GROUPS) {
+    const client = new ClientHandshake({ group });
+    const out = new ServerHandshake({ identity: testIdentity }).respond(client.hello());
+    assert.ok(out.ok);
+    const result = client.finish(out.reply);
+    assert.deepEqual(result.keys.send, out.keys.receive);
+    assert.deepEqual(result.keys.receive, out.keys.send);
+  }
+});
+
+Deno.test("the server answers each invalid share vector with ERR bad_hello", () => {
+  for (const v of handshakeVectors.invalid_shares) {
+    const group = groupById(v.group)!;
+    const hello = encodeClientHello({
+      version: 1,
+      groupId: group.id,
+      random: new Uint8Array(32),
+      share: fromHex(v.share),
+    });
+    const out = new ServerHandshake({ identity: testIdentity }).respond(hello);
+    assert.equal(out.ok, false, v.why);
+    assert.equal(decodeHandshakeError(out.reply)?.code, "bad_hello", v.why);
+  }
+});
+
+Deno.test("the client refuses a ServerHello carrying each invalid share", () => {
+  const v = handshakeVectors.handshakes[0]!;
+  const shareAt = 6 + 32;
+  for (const bad of handshakeVectors.invalid_shares) {
+    if (fromHex(bad.share).length !== 256) continue; // length changes are covered by the framing test below
+    const body = fromHex(v.server_hello);
+    body.set(fromHex(bad.share), shareAt);
+    const client = vectorClient(v);
+    client.hello();
+    assert.throws(() => client.finish(body), HandshakeError, bad.why);
+  }
+});
+
+Deno.test("the server answers a wrong version with unsupported_version and an unknown group with unsupported_group", () => {
+  const v = handshakeVectors.handshakes[0]!;
+  const wrongVersion = fromHex(v.client_hello);
+  wrongVersion[3] = 2;
+  const out1 = new ServerHandshake({ identity: testIdentity }).respond(wrongVersion);
+  assert.equal(decodeHandshakeError(out1.reply)?.code, "unsupported_version");
+  const wrongGroup = fromHex(v.client_hello);
+  wrongGroup[5] = 0x03; // 0x0103 is ffdhe6144, not offered
+  const out2 = new ServerHandshake({ identity: testIdentity }).respond(wrongGroup);
+  assert.equal(decodeHandshakeError(out2.reply)?.code, "unsupported_group");
+  const limited = new ServerHandshake({ identity: testIdentity, groups: [GROUPS[1]!] });
+  assert.equal(
+    decodeHandshakeError(limited.respond(fromHex(v.client_hello)).reply)?.code,
+    "unsupported_group",
+  );
+});
+
+Deno.test("the server answers every truncation and extension of a ClientHello with ERR, never a throw", () => {
+  const hello = fromHex(handshakeVectors.handshakes[0]!.client_hello);
+  for (let n = 0; n < hello.length; n++) {
+    const out = new ServerHandshake({ identity: testIdentity }).respond(hello.subarray(0, n));
+    assert.equal(out.ok, false);
+    assert.ok(decodeHandshakeError(out.reply), `truncated at ${n}`);
+  }
+  const longer = new Uint8Array(hello.length + 1);
+  longer.set(hello);
+  assert.equal(
+    decodeHandshakeError(new ServerHandshake({ identity: testIdentity }).respond(longer).reply)
+      ?.code,
+    "bad_hello",
+  );
+  assert.equal(decodeClientHello(hello).share.length, 256);
+});
+
+Deno.test("the client refuses a ServerHello cut or extended at any length", () => {
+  const v = handshakeVectors.handshakes[0]!;
+  const body = fromHex(v.server_hello);
+  const lengths = [
+    0,
+    3,
+    5,
+    6,
+    37,
+    38 + 255,
+    38 + 256,
+    38 + 257,
+    38 + 258 + 293,
+    body.length - 1,
+    body.length + 1,
+  ];
+  for (const n of lengths) {
+    const cut = new Uint8Array(n);
+    cut.set(body.subarray(0, Math.min(n, body.length)));
+    const client = vectorClient(v);
+    client.hello();
+    assert.throws(() => client.finish(cut), HandshakeError, `length ${n}`);
+  }
+});
+
+Deno.test("the client refuses a ServerHello with any single bit flipped in its signed part or signature", () => {
+  const v = handshakeVectors.handshakes[0]!;
+  const body = fromHex(v.server_hello);
+  // Version, group, random, share, key and signature bytes; every one is covered by a check.
+  for (const at of [3, 5, 6, 40, 300, 320, 400, body.length - 1]) {
+    const bad = body.slice();
+    bad[at]! ^= 0x01;
+    const client = vectorClient(v);
+    client.hello();
+    assert.throws(() => client.finish(bad), HandshakeError, `byte ${at}`);
+  }
+});
+
+Deno.test("the client reports a server's ERR frame as a HandshakeError with its code", () => {
+  const client = new ClientHandshake({ group: GROUPS[0]! });
+  client.hello();
+  assert.throws(
+    () => client.finish(encodeHandshakeError("unsupported_group", "nope")),
+    (e) => e instanceof HandshakeError && e.code === "unsupported_group",
+  );
+  assert.deepEqual(decodeHandshakeError(new TextEncoder().encode("ERR{not json")), {
+    code: "unknown",
+    message: "unreadable ERR frame",
+  });
+});
+
+Deno.test("each side refuses to run out of order", () => {
+  const client = new ClientHandshake({ group: GROUPS[0]! });
+  assert.throws(() => client.finish(new Uint8Array(1)), TypeError);
+  client.hello();
+  assert.throws(() => client.hello(), TypeError);
+  const server = new ServerHandshake({ identity: testIdentity });
+  server.respond(new Uint8Array(1));
+  assert.throws(() => server.respond(new Uint8Array(1)), TypeError);
+});
+
+Deno.test("the trace shows each step and short key ids, never a key", () => {
+  const v = handshakeVectors.handshakes[0]!;
+  const events: HandshakeTrace[] = [];
+  const client = vectorClient(v, (e) => events.push(e));
+  client.hello();
+  client.finish(fromHex(v.server_hello));
+  assert.deepEqual(events.map((e) => e.step), [
+    "client_hello",
+    "server_hello",
+    "shared_secret",
+    "server_key",
+    "signature",
+    "transcript_hash",
+    "keys",
+  ]);
+  const text = JSON.stringify(events, (_k, x) => (x instanceof Uint8Array ? toHex(x) : x));
+  for (const key of [v.c2s_enc, v.c2s_mac, v.s2c_enc, v.s2c_mac, v.shared_secret, v.prk]) {
+    assert.ok(!text.includes(key.slice(0, 16)), "a secret leaked into the trace");
+  }
+});
