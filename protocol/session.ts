@@ -1,0 +1,158 @@
+// A secure session over a transport: the handshake exchange of §2 (for either side), then
+// §3 records carrying §4 messages. The shells (server/, client/) add sockets, timeouts and
+// the request logic; this file owns the order of bytes on the wire.
+import { toHex } from "../crypto/mod.ts";
+import { IV_LENGTH, MAC_LENGTH } from "../crypto/record.ts";
+import { FrameReader, FrameWriter, type Transport } from "./channel.ts";
+import {
+  ClientHandshake,
+  type ClientHandshakeOptions,
+  type ClientHandshakeResult,
+  ServerHandshake,
+  type ServerHandshakeOptions,
+  type SessionKeys,
+} from "./handshake.ts";
+import { HandshakeError } from "./errors.ts";
+import { MAX_FRAME, MAX_HANDSHAKE_FRAME } from "./limits.ts";
+import { RecordLayer } from "./record_layer.ts";
+import type { DhGroup } from "../crypto/mod.ts";
+
+/** One record as the educational trace shows it: sizes, IV and seq, never keys or MACs' values. */
+export interface RecordTrace {
+  readonly direction: "send" | "receive";
+  readonly seq: number;
+  /** The 3-letter code at the start of the plaintext. */
+  readonly code: string;
+  readonly plaintextBytes: number;
+  readonly iv: string;
+  readonly ciphertextBytes: number;
+  readonly macBytes: number;
+  readonly recordBytes: number;
+}
+
+export type RecordTraceSink = (event: RecordTrace) => void;
+
+function traceOf(
+  direction: "send" | "receive",
+  seq: number,
+  plaintext: Uint8Array,
+  record: Uint8Array,
+): RecordTrace {
+  return {
+    direction,
+    seq,
+    code: new TextDecoder().decode(plaintext.subarray(0, 3)).replace(/[^\x20-\x7e]/g, "?"),
+    plaintextBytes: plaintext.length,
+    iv: toHex(record.subarray(0, IV_LENGTH)),
+    ciphertextBytes: record.length - IV_LENGTH - MAC_LENGTH,
+    macBytes: MAC_LENGTH,
+    recordBytes: record.length,
+  };
+}
+
+/** Records in both directions over one transport, after a completed handshake. */
+export class SecureSession {
+  readonly #records: RecordLayer;
+  readonly reader: FrameReader;
+  readonly writer: FrameWriter;
+  /** Set to receive a trace event per record; may be changed at any time. */
+  trace: RecordTraceSink | undefined;
+
+  constructor(
+    reader: FrameReader,
+    writer: FrameWriter,
+    keys: SessionKeys,
+    trace?: RecordTraceSink,
+  ) {
+    this.reader = reader;
+    this.writer = writer;
+    this.#records = new RecordLayer(keys);
+    this.trace = trace;
+    reader.decoder.maxFrame = MAX_FRAME;
+  }
+
+  /** Seals `plaintext` as the next record and queues it (never waits; see FrameWriter). */
+  send(plaintext: Uint8Array): void {
+    const seq = this.#records.sent;
+    const record = this.#records.seal(plaintext);
+    this.trace?.(traceOf("send", seq, plaintext, record));
+    this.writer.send(record);
+  }
+
+  /**
+   * The next record's plaintext, or null when the peer closed between frames. Throws
+   * RecordError (one vague failure) for a record that does not open, ProtocolError for a
+   * framing violation: the caller closes the connection, sending nothing back (§3).
+   */
+  async receive(): Promise<Uint8Array | null> {
+    const record = await this.reader.next();
+    if (record === null) return null;
+    const seq = this.#records.received;
+    const plaintext = this.#records.open(record);
+    this.trace?.(traceOf("receive", seq, plaintext, record));
+    return plaintext;
+  }
+
+  /** Records sealed and opened so far. */
+  get counts(): { sent: number; received: number } {
+    return { sent: this.#records.sent, received: this.#records.received };
+  }
+}
+
+/**
+ * Client side of §2 over `transport`: sends the ClientHello, reads the reply and checks it.
+ * `checkPin` sees the server's fingerprint before any record is sent and may throw to refuse.
+ */
+export async function clientHandshake(
+  transport: Transport,
+  options: ClientHandshakeOptions & {
+    checkPin?: (result: ClientHandshakeResult) => void | Promise<void>;
+    recordTrace?: RecordTraceSink;
+  },
+): Promise<{ session: SecureSession; result: ClientHandshakeResult }> {
+  const handshake = new ClientHandshake(options);
+  const reader = new FrameReader(transport, MAX_FRAME);
+  const writer = new FrameWriter(transport);
+  writer.send(handshake.hello());
+  await writer.drained();
+  const reply = await reader.next();
+  if (reply === null) {
+    throw new HandshakeError("closed", "the server closed the connection during the handshake");
+  }
+  const result = handshake.finish(reply);
+  await options.checkPin?.(result);
+  return { session: new SecureSession(reader, writer, result.keys, options.recordTrace), result };
+}
+
+/** What the server learns from a completed handshake. */
+export interface ServerHandshakeResult {
+  readonly session: SecureSession;
+  readonly group: DhGroup;
+  readonly transcriptHash: Uint8Array;
+}
+
+/**
+ * Server side of §2 over `transport`: reads one ClientHello (at most MAX_HANDSHAKE_FRAME bytes),
+ * answers with a ServerHello or an §2.3 ERR frame. On ERR it throws HandshakeError once the
+ * frame is written; the caller closes. Null if the client left before saying anything.
+ */
+export async function serverHandshake(
+  transport: Transport,
+  options: ServerHandshakeOptions & { recordTrace?: RecordTraceSink },
+): Promise<ServerHandshakeResult | null> {
+  const reader = new FrameReader(transport, MAX_HANDSHAKE_FRAME);
+  const writer = new FrameWriter(transport);
+  const hello = await reader.next();
+  if (hello === null) return null;
+  const outcome = new ServerHandshake(options).respond(hello);
+  writer.send(outcome.reply);
+  if (!outcome.ok) {
+    await writer.drained();
+    throw outcome.error;
+  }
+  return {
+    session: new SecureSession(reader, writer, outcome.keys, options.recordTrace),
+    group: outcome.group,
+    transcriptHash: outcome.transcriptHash,
+  };
+}
