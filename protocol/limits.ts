@@ -40,3 +40,10 @@ export const MSG_BURST = 20;
 export const MSG_PER_SECOND = 10;
 export const MAX_CONNECTIONS = 10_000;
 export const MAX_CONNECTIONS_PER_ADDRESS = 64;
+
+/** Longest username: the pattern's 1 + 31 characters (§4.3), checked before the regex runs. */
+export const MAX_USERNAME_CHARS = 32;
+/** Longest ERR `message` a client reads; the spec leaves it open, so we bound it here. */
+export const MAX_ERROR_MESSAGE_CHARS = 1024;
+/** Longest GSR `key`: base64 of the most a u16 `key_len` can hold (§2.2, §4.1). */
+export const MAX_SERVER_KEY_B64_CHARS = 4 * Math.ceil(65_535 / 3);
