@@ -1,0 +1,200 @@
+// The server's command line and environment (HYBRID_*), with §5's limits as overridable
+// defaults. Pure: returns a Config or throws a UsageError naming the bad value.
+import { parseArgs } from "node:util";
+import * as L from "../protocol/limits.ts";
+
+/** Limits and timeouts of PROTOCOL §5, plus the server's own bounds. */
+export interface ServerLimits {
+  handshake_timeout_ms: number;
+  idle_timeout_ms: number;
+  login_failures_per_user: number;
+  login_failures_per_address: number;
+  login_window_ms: number;
+  /** First back-off once a key is throttled; doubles per further failure. */
+  login_backoff_base_ms: number;
+  /** Longest back-off: throttling slows guessing, it never locks an account for good. */
+  login_backoff_max_ms: number;
+  signups_per_address: number;
+  signup_window_ms: number;
+  msg_burst: number;
+  msg_per_second: number;
+  max_connections: number;
+  max_connections_per_address: number;
+  /** Password hashes running at once (one per core on this 2-core machine). */
+  hash_concurrency: number;
+  /** Hashes waiting for a slot before `rate_limited`. */
+  hash_queue: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
+  handshake_timeout_ms: L.HANDSHAKE_TIMEOUT_MS,
+  idle_timeout_ms: L.IDLE_TIMEOUT_MS,
+  login_failures_per_user: L.LOGIN_FAILURES_PER_USER,
+  login_failures_per_address: L.LOGIN_FAILURES_PER_ADDRESS,
+  login_window_ms: L.LOGIN_FAILURE_WINDOW_MS,
+  login_backoff_base_ms: 1000,
+  login_backoff_max_ms: 5 * 60_000,
+  signups_per_address: L.SIGNUPS_PER_ADDRESS,
+  signup_window_ms: L.SIGNUP_WINDOW_MS,
+  msg_burst: L.MSG_BURST,
+  msg_per_second: L.MSG_PER_SECOND,
+  max_connections: L.MAX_CONNECTIONS,
+  max_connections_per_address: L.MAX_CONNECTIONS_PER_ADDRESS,
+  hash_concurrency: 2,
+  hash_queue: 64,
+};
+
+export type FsyncMode = "always" | "off";
+
+export interface Config {
+  host: string;
+  port: number;
+  log: string;
+  /** Identity key file; defaults to server_key.pem beside the log. */
+  key: string;
+  fsync: FsyncMode;
+  repair: boolean;
+  trace: boolean;
+  jsonLogs: boolean;
+  /** FOR TESTS ONLY: cheap password hashing. */
+  insecureFastHash: boolean;
+  limits: ServerLimits;
+}
+
+export const DEFAULT_HOST = "0.0.0.0";
+export const DEFAULT_PORT = 5002;
+export const DEFAULT_LOG = "./events.log";
+
+export const HELP = `hybrid-server — the HSP/1 secure chat server
+
+Usage: deno task server [options]
+
+Options (each also read from the environment variable shown):
+  --host HOST               address to listen on (HYBRID_HOST, default ${DEFAULT_HOST})
+  --port PORT               TCP port, 0 picks a free one (HYBRID_PORT, default ${DEFAULT_PORT})
+  --log PATH                event log (HYBRID_LOG, default ${DEFAULT_LOG})
+  --key PATH                RSA identity key, created on first start with mode 0600
+                            (HYBRID_KEY, default server_key.pem beside the log)
+  --fsync always|off        sync each append before acknowledging (HYBRID_FSYNC, default always);
+                            off is for benchmarks only and loses data on power failure
+  --repair                  on mid-log corruption keep a backup and truncate at the first bad record
+  --max-connections N       connections in all (HYBRID_MAX_CONNECTIONS, default ${L.MAX_CONNECTIONS})
+  --max-connections-per-address N
+                            per source address (HYBRID_MAX_CONNECTIONS_PER_ADDRESS, default ${L.MAX_CONNECTIONS_PER_ADDRESS})
+  --limit NAME=VALUE        override any limit below; repeatable (HYBRID_LIMITS="a=1,b=2")
+  --trace                   print every handshake step and record, readably (HYBRID_TRACE=1)
+  --json-logs               log JSON lines instead of text (HYBRID_JSON_LOGS=1)
+  --insecure-fast-hash      FOR TESTS ONLY: weak password hashing (HYBRID_INSECURE_FAST_HASH=1)
+  -h, --help                show this help
+  -V, --version             show the version
+
+Limits (--limit NAME=VALUE), with their defaults:
+${Object.entries(DEFAULT_LIMITS).map(([k, v]) => `  ${k.padEnd(28)} ${v}`).join("\n")}
+`;
+
+/** A bad flag or value; the message says which and why. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function integer(name: string, value: string, min: number, max: number): number {
+  if (!/^[0-9]+$/.test(value) || +value < min || +value > max) {
+    throw new UsageError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return +value;
+}
+
+function truthy(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes|on)$/i.test(value);
+}
+
+/** Parses argv and env; returns "help" or "version" for those flags. */
+export function parseConfig(
+  args: string[],
+  env: Record<string, string | undefined>,
+): Config | "help" | "version" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        log: { type: "string" },
+        key: { type: "string" },
+        fsync: { type: "string" },
+        repair: { type: "boolean" },
+        "max-connections": { type: "string" },
+        "max-connections-per-address": { type: "string" },
+        limit: { type: "string", multiple: true },
+        trace: { type: "boolean" },
+        "json-logs": { type: "boolean" },
+        "insecure-fast-hash": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    });
+  } catch (cause) {
+    throw new UsageError((cause as Error).message, { cause });
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  if (v.version) return "version";
+
+  const host = v.host ?? env.HYBRID_HOST ?? DEFAULT_HOST;
+  if (host.length === 0) throw new UsageError("--host must not be empty");
+  const port = integer("--port", v.port ?? env.HYBRID_PORT ?? String(DEFAULT_PORT), 0, 65535);
+  const log = v.log ?? env.HYBRID_LOG ?? DEFAULT_LOG;
+  if (log.length === 0) throw new UsageError("--log must not be empty");
+  const dir = log.includes("/") ? log.slice(0, log.lastIndexOf("/") + 1) : "";
+  const key = v.key ?? env.HYBRID_KEY ?? `${dir}server_key.pem`;
+  const fsync = v.fsync ?? env.HYBRID_FSYNC ?? "always";
+  if (fsync !== "always" && fsync !== "off") {
+    throw new UsageError(`--fsync must be "always" or "off", got "${fsync}"`);
+  }
+
+  const limits: ServerLimits = { ...DEFAULT_LIMITS };
+  const overrides = [
+    ...(env.HYBRID_LIMITS ? env.HYBRID_LIMITS.split(",") : []),
+    ...(v.limit ?? []),
+  ];
+  for (const item of overrides) {
+    const [name, value, extra] = item.trim().split("=");
+    if (name === undefined || value === undefined || extra !== undefined || !(name in limits)) {
+      throw new UsageError(
+        `--limit takes NAME=VALUE with NAME one of ${
+          Object.keys(limits).join(", ")
+        }; got "${item}"`,
+      );
+    }
+    limits[name as keyof ServerLimits] = integer(`limit ${name}`, value, 1, 2 ** 31 - 1);
+  }
+  const maxConn = v["max-connections"] ?? env.HYBRID_MAX_CONNECTIONS;
+  if (maxConn !== undefined) {
+    limits.max_connections = integer("--max-connections", maxConn, 1, 1_000_000);
+  }
+  const maxPerAddr = v["max-connections-per-address"] ?? env.HYBRID_MAX_CONNECTIONS_PER_ADDRESS;
+  if (maxPerAddr !== undefined) {
+    limits.max_connections_per_address = integer(
+      "--max-connections-per-address",
+      maxPerAddr,
+      1,
+      1_000_000,
+    );
+  }
+
+  return {
+    host,
+    port,
+    log,
+    key,
+    fsync,
+    repair: v.repair ?? false,
+    trace: v.trace ?? truthy(env.HYBRID_TRACE),
+    jsonLogs: v["json-logs"] ?? truthy(env.HYBRID_JSON_LOGS),
+    insecureFastHash: v["insecure-fast-hash"] ?? truthy(env.HYBRID_INSECURE_FAST_HASH),
+    limits,
+  };
+}

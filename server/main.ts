@@ -1,0 +1,149 @@
+// `deno task server`: parses the command line, replays the event log, loads or creates the
+// identity key, serves HSP/1, and shuts down gracefully on SIGINT/SIGTERM.
+import { loadOrCreateIdentity, PASSWORD_PARAMS, TEST_ONLY_WEAK_PARAMS } from "../crypto/mod.ts";
+import { openEventLog, StoreCorruptError, StoreError } from "../store/mod.ts";
+import { HELP, parseConfig, UsageError } from "./config.ts";
+import { Logger } from "./logger.ts";
+import { Server } from "./server.ts";
+import { PROTOCOL, VERSION } from "./version.ts";
+
+/** Replays shorter than this print no progress. */
+const PROGRESS_AFTER_MS = 1000;
+
+function fail(message: string, code = 1): never {
+  console.error(`hybrid-server: ${message}`);
+  Deno.exit(code);
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(Deno.args, Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof UsageError) fail(`${err.message}\nTry --help.`, 2);
+    throw err;
+  }
+  if (config === "help") {
+    console.log(HELP);
+    return;
+  }
+  if (config === "version") {
+    console.log(`hybrid-server ${VERSION} (${PROTOCOL})`);
+    return;
+  }
+  const logger = new Logger({ json: config.jsonLogs });
+  if (config.fsync === "off") {
+    logger.warn(
+      "FSYNC IS OFF: acknowledged messages can be lost on a crash or power failure (benchmarks only)",
+    );
+  }
+  if (config.insecureFastHash) {
+    logger.warn("INSECURE FAST PASSWORD HASHING: for tests only, never for real users");
+  }
+
+  const started = performance.now();
+  let lastProgress = 0;
+  let opened;
+  try {
+    opened = await openEventLog(config.log, {
+      fsync: config.fsync,
+      repair: config.repair,
+      onProgress: (done, total) => {
+        const elapsed = performance.now() - started;
+        if (elapsed < PROGRESS_AFTER_MS || elapsed - lastProgress < 250) return;
+        lastProgress = elapsed;
+        const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+        Deno.stderr.writeSync(
+          new TextEncoder().encode(
+            `\rreplaying ${config.log}: ${pct}% of ${(total / 2 ** 20).toFixed(1)} MiB`,
+          ),
+        );
+        if (done >= total) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+      },
+    });
+  } catch (err) {
+    if (err instanceof StoreCorruptError) {
+      fail(
+        `${err.message}\nRun again with --repair to keep a backup and truncate at the first bad record.`,
+      );
+    }
+    if (err instanceof StoreError) fail(err.message);
+    throw err;
+  }
+  const { log, state, report } = opened;
+  if (report.tornTail) {
+    logger.warn("torn tail cut", {
+      offset: report.tornTail.offset,
+      bytes: report.tornTail.bytes,
+      reason: report.tornTail.reason,
+    });
+  }
+  if (report.repaired) {
+    logger.warn("log repaired", {
+      offset: report.repaired.offset,
+      bytes: report.repaired.bytes,
+      reason: report.repaired.reason,
+      backup: report.repaired.backupPath,
+    });
+  }
+  let queued = 0;
+  for (const q of state.queues.values()) queued += q.size;
+  console.log(
+    `replayed ${report.events} events from ${config.log} in ${report.ms.toFixed(0)} ms: ` +
+      `${state.users.size} users, ${queued} queued messages${report.created ? " (new log)" : ""}`,
+  );
+
+  let identity;
+  try {
+    const loaded = await loadOrCreateIdentity(config.key);
+    identity = loaded.identity;
+    if (loaded.created) {
+      logger.info("identity key created", { path: config.key, bits: identity.bits });
+    }
+  } catch (err) {
+    await log.close();
+    fail((err as Error).message);
+  }
+  console.log(`server key ${identity.fingerprint} (RSA-${identity.bits}, ${config.key})`);
+
+  let server: Server;
+  try {
+    server = new Server({
+      host: config.host,
+      port: config.port,
+      identity,
+      store: log,
+      state,
+      limits: config.limits,
+      logger,
+      trace: config.trace,
+      hashParams: config.insecureFastHash ? TEST_ONLY_WEAK_PARAMS : PASSWORD_PARAMS,
+    });
+  } catch (err) {
+    await log.close();
+    if (err instanceof Deno.errors.AddrInUse) {
+      fail(`${config.host}:${config.port} is already in use`);
+    }
+    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+  }
+  console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      logger.warn("second signal: exiting at once", { signal });
+      Deno.exit(130);
+    }
+    stopping = true;
+    logger.info("shutting down", { signal, connections: server.connectionCount });
+    await server.shutdown();
+    await log.close();
+    logger.info("shutdown complete", { appends: log.stats.appends });
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => void stop(signal));
+  }
+}
+
+if (import.meta.main) await main();
