@@ -1,6 +1,6 @@
 // Test harness: an in-process server on port 0 with a temporary log, and a scripted client
 // speaking HSP/1 over a real loopback socket.
-import { GROUPS, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
+import { GROUPS, type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
 import {
   encodeMessage,
   parseServerMessage,
@@ -38,7 +38,7 @@ export interface TestServer {
 
 /** Starts a server on 127.0.0.1:0 over a log in `dir` (a fresh temp dir by default). */
 export async function startServer(
-  options: { dir?: string; limits?: Partial<ServerLimits> } = {},
+  options: { dir?: string; limits?: Partial<ServerLimits>; hashParams?: ScryptParams } = {},
 ): Promise<TestServer> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "hybrid-test-" });
   const logPath = `${dir}/events.log`;
@@ -52,7 +52,7 @@ export async function startServer(
     state,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     logger: new Logger({ write: (line) => lines.push(line) }),
-    hashParams: TEST_ONLY_WEAK_PARAMS,
+    hashParams: options.hashParams ?? TEST_ONLY_WEAK_PARAMS,
   });
   let stopped: Promise<void> | undefined;
   const stop = () =>
@@ -198,4 +198,45 @@ export async function loggedIn(port: number, user: string): Promise<TestClient> 
   const lgn = await c.request({ code: "LGN", user, password });
   if (lgn.code !== "ACK") throw new Error(`login of ${user} failed: ${JSON.stringify(lgn)}`);
   return c;
+}
+
+/**
+ * Reads from a raw connection until the server closes it; returns every byte it sent.
+ * Fails if the server keeps it open longer than `ms`.
+ */
+export async function readUntilClosed(conn: Deno.Conn, ms = 5000): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(65536);
+  let fired = false;
+  const timer = setTimeout(() => {
+    fired = true;
+    conn.close();
+  }, ms);
+  try {
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+  } catch (err) {
+    // A reset counts as closed by the server; anything else (our timer's close) does not.
+    if (fired || !(err instanceof Deno.errors.ConnectionReset)) {
+      throw fired ? new Error(`server kept the connection open past ${ms} ms`) : err;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  if (fired) throw new Error(`server kept the connection open past ${ms} ms`);
+  try {
+    conn.close();
+  } catch { /* closed */ }
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
