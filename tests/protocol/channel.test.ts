@@ -1,0 +1,60 @@
+// Frame reader and writer over a transport: order, coalescing, and the bound on unread output.
+import assert from "node:assert/strict";
+import {
+  FrameReader,
+  FrameWriter,
+  MAX_PENDING_WRITE,
+  type Transport,
+} from "../../protocol/channel.ts";
+import { ProtocolError } from "../../protocol/errors.ts";
+import { pipe } from "../_pipe.ts";
+
+Deno.test("frames written in a burst arrive in order, in fewer writes than frames", async () => {
+  const [a, b] = pipe();
+  let writes = 0;
+  const counting: Transport = {
+    read: (p) => a.read(p),
+    write: (p) => (writes++, a.write(p)),
+    close: () => a.close(),
+  };
+  const writer = new FrameWriter(counting);
+  for (let i = 1; i <= 100; i++) writer.send(new TextEncoder().encode(`frame ${i}`));
+  await writer.drained();
+  assert.ok(writes < 100, `${writes} writes for 100 frames`);
+  const reader = new FrameReader(b);
+  for (let i = 1; i <= 100; i++) {
+    assert.equal(new TextDecoder().decode((await reader.next())!), `frame ${i}`);
+  }
+  a.close();
+  assert.equal(await reader.next(), null);
+});
+
+Deno.test("a peer that never reads is cut off once MAX_PENDING_WRITE bytes wait", () => {
+  // A transport whose writes never complete: everything sent stays queued.
+  const stuck: Transport = {
+    read: () => new Promise(() => {}),
+    write: () => new Promise(() => {}),
+    close: () => {},
+  };
+  const writer = new FrameWriter(stuck);
+  const body = new Uint8Array(64 * 1024);
+  let sent = 0;
+  assert.throws(() => {
+    while (true) {
+      writer.send(body);
+      sent += body.length + 4;
+    }
+  }, (e) => e instanceof ProtocolError && e.code === "slow_reader");
+  assert.ok(sent <= MAX_PENDING_WRITE && sent > MAX_PENDING_WRITE - 2 * body.length);
+  assert.throws(() => writer.send(new Uint8Array(1)), ProtocolError);
+});
+
+Deno.test("a stream that ends inside a frame is a ProtocolError, between frames a clean end", async () => {
+  const [a, b] = pipe();
+  await a.write(new Uint8Array([0, 0, 0, 5, 1, 2]));
+  a.close();
+  await assert.rejects(
+    new FrameReader(b).next(),
+    (e) => e instanceof ProtocolError && e.code === "truncated_frame",
+  );
+});
