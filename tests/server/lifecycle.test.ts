@@ -1,0 +1,119 @@
+// The server as a program: command line, restart with replay, graceful shutdown, the log lock,
+// and a bundle smoke test (what `deno compile` needs, proven offline).
+import assert from "node:assert/strict";
+import { runServer, runTestServer } from "./_process.ts";
+import { loggedIn, TestClient } from "./_harness.ts";
+
+Deno.test("--help and --version print and exit 0; a bad flag exits 2 naming it", async () => {
+  const help = await runServer(["--help"], { waitListening: false });
+  assert.equal(await help.exited, 0);
+  assert.match(help.stdout.text, /--fsync always\|off/);
+  assert.match(help.stdout.text, /HYBRID_PORT/);
+  const version = await runServer(["--version"], { waitListening: false });
+  assert.equal(await version.exited, 0);
+  assert.match(version.stdout.text, /^hybrid-server \d+\.\d+\.\d+ \(HSP\/1\)$/);
+  const bad = await runServer(["--port", "70000"], { waitListening: false });
+  assert.equal(await bad.exited, 2);
+  assert.match(bad.stderr.text, /--port must be an integer from 0 to 65535, got "70000"/);
+  const unknown = await runServer(["--bogus"], { waitListening: false });
+  assert.equal(await unknown.exited, 2);
+  assert.match(unknown.stderr.text, /bogus/);
+});
+
+Deno.test("SIGTERM shuts down gracefully: BYE shutdown, exit 0, and every acknowledged message survives a restart", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-life-" });
+  try {
+    const first = await runTestServer(dir);
+    assert.match(first.stdout.text, /replayed 0 events/);
+    assert.match(first.stdout.text, /server key SHA256:/);
+    const alice = await loggedIn(first.port, "alice");
+    const bob = await loggedIn(first.port, "bob");
+    await bob.close();
+    const acks = [];
+    for (let i = 0; i < 10; i++) {
+      acks.push(await alice.request({ code: "MSG", to: "bob", text: `m${i}` }));
+    }
+    assert.ok(acks.every((a) => a.code === "ACK"));
+    first.child.kill("SIGTERM");
+    assert.deepEqual(await alice.push("BYE"), { code: "BYE", reason: "shutdown" });
+    await alice.waitClosed();
+    assert.equal(await first.exited, 0);
+    assert.match(first.stderr.text, /shutdown complete/);
+
+    const second = await runTestServer(dir);
+    assert.match(second.stdout.text, /2 users, 10 queued messages/);
+    const again = await TestClient.connect(second.port);
+    const lgn = await again.request({ code: "LGN", user: "bob", password: "password-bob" });
+    assert.equal(lgn.code === "ACK" && lgn.request === "LGN" && lgn.queued, 10);
+    const texts = [];
+    for (let i = 0; i < 10; i++) texts.push((await again.push("DLV")).text);
+    assert.deepEqual(texts, Array.from({ length: 10 }, (_, i) => `m${i}`));
+    await again.close();
+    second.child.kill("SIGTERM");
+    assert.equal(await second.exited, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a second server on the same log is refused with a clear message", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-lock-" });
+  try {
+    const first = await runTestServer(dir);
+    const second = await runTestServer(dir).catch((e: Error) => e);
+    assert.ok(second instanceof Error);
+    assert.match(second.message, /events\.log/);
+    assert.match(second.message, /lock|in use|another/i);
+    first.child.kill("SIGTERM");
+    assert.equal(await first.exited, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the identity key is created beside the log with mode 0600 and reused at the next start", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-key-" });
+  try {
+    const first = await runTestServer(dir);
+    const fp = first.stdout.text.match(/server key (SHA256:\S+)/)![1];
+    assert.equal((await Deno.stat(`${dir}/server_key.pem`)).mode! & 0o777, 0o600);
+    assert.equal((await Deno.stat(`${dir}/events.log`)).mode! & 0o777, 0o600);
+    first.child.kill("SIGTERM");
+    await first.exited;
+    const second = await runTestServer(dir);
+    assert.equal(second.stdout.text.match(/server key (SHA256:\S+)/)![1], fp);
+    second.child.kill("SIGTERM");
+    await second.exited;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the server bundles into one file that runs (deno compile readiness, offline)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-bundle-" });
+  try {
+    const out = `${dir}/hybrid-server.js`;
+    const bundle = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "bundle",
+        "--quiet",
+        "-o",
+        out,
+        new URL("../../server/main.ts", import.meta.url).pathname,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(bundle.code, 0, new TextDecoder().decode(bundle.stderr));
+    const run = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", out, "--version"],
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+    assert.match(new TextDecoder().decode(run.stdout), /^hybrid-server \d+\.\d+\.\d+/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
