@@ -41,7 +41,8 @@ export function generateKeyPair(
   const dh = createDiffieHellman(group.pBytes, 2);
   dh.setPrivateKey(privateExponent);
   const share = leftPad(new Uint8Array(dh.generateKeys()), group.byteLength);
-  return { group, privateExponent, share };
+  // A copy: the handshake wipes it after use, and must not wipe the caller's array.
+  return { group, privateExponent: privateExponent.slice(), share };
 }
 
 /**

@@ -33,13 +33,12 @@ export function keySchedule(
 ): { prk: Uint8Array; keys: TrafficKeys } {
   const prk = hkdfExtract(transcriptHash, sharedSecret);
   const okm = hkdfExpand(prk, INFO, OKM_LENGTH);
-  return {
-    prk,
-    keys: {
-      c2sEnc: okm.slice(0, 32),
-      c2sMac: okm.slice(32, 64),
-      s2cEnc: okm.slice(64, 96),
-      s2cMac: okm.slice(96, 128),
-    },
+  const keys = {
+    c2sEnc: okm.slice(0, 32),
+    c2sMac: okm.slice(32, 64),
+    s2cEnc: okm.slice(64, 96),
+    s2cMac: okm.slice(96, 128),
   };
+  okm.fill(0);
+  return { prk, keys };
 }

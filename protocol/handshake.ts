@@ -17,9 +17,11 @@ import {
   sharedSecret,
   toHex,
   type TrafficKeys,
+  validateShare,
   verifyServerSignature,
 } from "../crypto/mod.ts";
 import { HandshakeError } from "./errors.ts";
+import { MAX_ERROR_MESSAGE_CHARS } from "./limits.ts";
 
 export const VERSION = 1;
 export const RANDOM_LENGTH = 32;
@@ -31,8 +33,6 @@ const ERR = ascii("ERR");
 export const SIGNATURE_CONTEXT = concat(ascii("HSP/1 server handshake"), new Uint8Array([0]));
 /** "CHL" || version || group: bytes of a ClientHello before client_random. */
 const CLIENT_HELLO_PREFIX = 3 + 1 + 2;
-/** Longest message of an ERR frame we read back (the frame limit bounds it anyway). */
-const MAX_ERROR_MESSAGE_CHARS = 200;
 
 /** §2.3 handshake error codes. */
 export type HandshakeErrorCode = "unsupported_version" | "unsupported_group" | "bad_hello";
@@ -323,16 +323,15 @@ export class ClientHandshake {
       share: hello.share,
       bytes: body.length,
     });
-    let z: Uint8Array;
     try {
-      z = sharedSecret(this.#keyPair, hello.share);
+      validateShare(group, hello.share);
     } catch (cause) {
       if (cause instanceof DhError) {
         throw new HandshakeError("bad_server_hello", cause.message, { cause });
       }
       throw cause;
     }
-    trace?.({ step: "shared_secret", bytes: z.length });
+    // The signature is checked before the DH secret exists, so no failure path leaves Z behind.
     const hash = transcriptHash(this.#hello!, hello.unsigned);
     let verdict;
     try {
@@ -357,9 +356,22 @@ export class ClientHandshake {
         "the server's signature over the transcript does not verify",
       );
     }
+    let z: Uint8Array;
+    try {
+      z = sharedSecret(this.#keyPair, hello.share);
+    } catch (cause) {
+      if (cause instanceof DhError) {
+        throw new HandshakeError("bad_server_hello", cause.message, { cause });
+      }
+      throw cause;
+    } finally {
+      this.#keyPair.privateExponent.fill(0); // §2.5: discarded once used
+    }
+    trace?.({ step: "shared_secret", bytes: z.length });
     trace?.({ step: "transcript_hash", hex: toHex(hash) });
-    const { keys } = keySchedule(z, hash);
+    const { prk, keys } = keySchedule(z, hash);
     z.fill(0);
+    prk.fill(0);
     trace?.({ step: "keys", ids: keyIds(keys) });
     this.#state = "done";
     return {
@@ -444,6 +456,8 @@ export class ServerHandshake {
     } catch (cause) {
       if (cause instanceof DhError) throw new HandshakeError("bad_hello", cause.message, { cause });
       throw cause;
+    } finally {
+      keyPair.privateExponent.fill(0); // §2.5: discarded once used
     }
     trace?.({ step: "shared_secret", bytes: z.length });
     const random = this.#options.random ?? randomBytes(RANDOM_LENGTH);
@@ -471,8 +485,9 @@ export class ServerHandshake {
       bits: identity.bits,
       keyBytes: identity.spkiDer.length,
     });
-    const { keys } = keySchedule(z, hash);
+    const { prk, keys } = keySchedule(z, hash);
     z.fill(0);
+    prk.fill(0);
     trace?.({ step: "keys", ids: keyIds(keys) });
     this.#state = "done";
     return {

@@ -248,10 +248,12 @@ export class Server {
       const parsed = parseClientMessage(plaintext);
       if (!parsed.ok) {
         if (parsed.request === "DAK") continue; // DAK gets no response, even when malformed
-        const refusal =
-          parsed.request !== undefined && needsLogin(parsed.request) && c.user === undefined
-            ? { ...parsed.error, error: "not_authenticated" as const, message: "log in first" }
-            : parsed.error;
+        // A well-formed request that needs a login hears that first; a malformed one stays
+        // bad_request (§4), as does anything whose id could not be read.
+        const refusal = parsed.error.error !== "bad_request" && parsed.request !== undefined &&
+            needsLogin(parsed.request) && c.user === undefined
+          ? { ...parsed.error, error: "not_authenticated" as const, message: "log in first" }
+          : parsed.error;
         c.send(refusal);
         continue;
       }

@@ -61,3 +61,10 @@ Deno.test("seal() refuses keys and IVs of the wrong size", () => {
   );
   assert.throws(() => seal(recordKeys, 0, new Uint8Array(1), new Uint8Array(8)), RangeError);
 });
+
+Deno.test("open() refuses records below IV + one block + MAC and with a partial block", () => {
+  // The vectors' short records are 63 bytes; check the 64-byte floor and block rule directly.
+  for (const n of [0, 16, 48, 63, 65, 79]) {
+    assert.throws(() => open(recordKeys, 0, new Uint8Array(n)), RecordError, `${n} bytes`);
+  }
+});

@@ -216,9 +216,9 @@ Deno.test("the trace shows each step and short key ids, never a key", () => {
   assert.deepEqual(events.map((e) => e.step), [
     "client_hello",
     "server_hello",
-    "shared_secret",
     "server_key",
     "signature",
+    "shared_secret",
     "transcript_hash",
     "keys",
   ]);
