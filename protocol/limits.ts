@@ -33,6 +33,12 @@ export const IDLE_TIMEOUT_MS = 300_000;
 export const CLIENT_PING_INTERVAL_MS = 60_000;
 export const LOGIN_FAILURES_PER_USER = 5;
 export const LOGIN_FAILURES_PER_ADDRESS = 20;
+/**
+ * §5's per-user throttle counts failures per (user, source address), so that guessing from one
+ * place does not lock the owner out elsewhere; this bound over all addresses together stops a
+ * guesser spread over many addresses from getting 5 free tries at each.
+ */
+export const LOGIN_FAILURES_PER_USER_TOTAL = 100;
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000;
 export const SIGNUPS_PER_ADDRESS = 30;
 export const SIGNUP_WINDOW_MS = 10 * 60_000;

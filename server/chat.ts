@@ -71,7 +71,10 @@ export class Chat {
   readonly #newId: () => string;
   readonly #hashParams: ScryptParams;
   readonly #hashes: WorkQueue;
+  /** Failures per (user, address): §5's per-user throttle, scoped so the owner elsewhere is spared. */
   readonly #userFailures: FailureThrottle;
+  /** Failures per user over all addresses: a bound on guessing spread over many addresses. */
+  readonly #userTotalFailures: FailureThrottle;
   readonly #addrFailures: FailureThrottle;
   readonly #signups: WindowCounter;
   readonly #buckets = new WeakMap<Peer, TokenBucket>();
@@ -93,6 +96,12 @@ export class Chat {
     this.#hashes = new WorkQueue(l.hash_concurrency, l.hash_queue);
     this.#userFailures = new FailureThrottle(
       l.login_failures_per_user,
+      l.login_window_ms,
+      l.login_backoff_base_ms,
+      l.login_backoff_max_ms,
+    );
+    this.#userTotalFailures = new FailureThrottle(
+      l.login_failures_per_user_total,
       l.login_window_ms,
       l.login_backoff_base_ms,
       l.login_backoff_max_ms,
@@ -223,7 +232,11 @@ export class Chat {
 
   /** Throttle wait for a login attempt on `user` from `addr` (§5), 0 if it may go ahead. */
   #loginWait(user: string, addr: string, now: number): number {
-    return Math.max(this.#userFailures.wait(user, now), this.#addrFailures.wait(addr, now));
+    return Math.max(
+      this.#userFailures.wait(`${user}\0${addr}`, now),
+      this.#userTotalFailures.wait(user, now),
+      this.#addrFailures.wait(addr, now),
+    );
   }
 
   /** Verifies a password against `user`'s hash; an unknown user costs the same (§4.3). */
@@ -237,7 +250,8 @@ export class Chat {
 
   #loginFailed(peer: Peer, user: string): void {
     const now = this.#now();
-    this.#userFailures.recordFailure(user, now);
+    this.#userFailures.recordFailure(`${user}\0${peer.addr}`, now);
+    this.#userTotalFailures.recordFailure(user, now);
     this.#addrFailures.recordFailure(peer.addr, now);
     this.#o.logger.warn("login failed", { conn: peer.id, addr: peer.addr, user });
     this.#commit({ type: "login_failed", ts: now, user, addr: peer.addr }).catch((err) =>
@@ -263,7 +277,7 @@ export class Chat {
       this.#loginFailed(peer, user);
       return fail(id, "invalid_credentials", INVALID_CREDENTIALS_MESSAGE);
     }
-    this.#userFailures.clear(user);
+    this.#userFailures.clear(`${user}\0${peer.addr}`);
     await this.#commit({ type: "login_succeeded", ts: this.#now(), user, addr: peer.addr });
     if (!peer.open) return;
     this.#detach(peer);
@@ -433,6 +447,7 @@ export class Chat {
   sweep(): void {
     const now = this.#now();
     this.#userFailures.sweep(now);
+    this.#userTotalFailures.sweep(now);
     this.#addrFailures.sweep(now);
     this.#signups.sweep(now);
   }

@@ -7,7 +7,10 @@ import * as L from "../protocol/limits.ts";
 export interface ServerLimits {
   handshake_timeout_ms: number;
   idle_timeout_ms: number;
+  /** Failures per user from one source address before that address is throttled for the user. */
   login_failures_per_user: number;
+  /** Failures per user from all addresses together before every address is throttled for it. */
+  login_failures_per_user_total: number;
   login_failures_per_address: number;
   login_window_ms: number;
   /** First back-off once a key is throttled; doubles per further failure. */
@@ -30,6 +33,7 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
   handshake_timeout_ms: L.HANDSHAKE_TIMEOUT_MS,
   idle_timeout_ms: L.IDLE_TIMEOUT_MS,
   login_failures_per_user: L.LOGIN_FAILURES_PER_USER,
+  login_failures_per_user_total: L.LOGIN_FAILURES_PER_USER_TOTAL,
   login_failures_per_address: L.LOGIN_FAILURES_PER_ADDRESS,
   login_window_ms: L.LOGIN_FAILURE_WINDOW_MS,
   login_backoff_base_ms: 1000,

@@ -9,6 +9,8 @@ import {
   type ServerMessage,
 } from "../../protocol/messages.ts";
 import { clientHandshake, type SecureSession } from "../../protocol/session.ts";
+import type { Transport } from "../../protocol/channel.ts";
+import { connectFrom } from "../../tools/node_transport.ts";
 import { openEventLog } from "../../store/mod.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../../server/config.ts";
 import { Logger } from "../../server/logger.ts";
@@ -86,12 +88,15 @@ export class TestClient {
   closeReason = "";
   readonly #reading: Promise<void>;
 
-  private constructor(readonly conn: Deno.Conn, readonly session: SecureSession) {
+  private constructor(readonly conn: Transport, readonly session: SecureSession) {
     this.#reading = this.#readLoop();
   }
 
-  static async connect(port: number, groupIndex = 0): Promise<TestClient> {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  /** Connects and handshakes; `from` picks a loopback source address such as 127.0.0.2. */
+  static async connect(port: number, groupIndex = 0, from?: string): Promise<TestClient> {
+    const conn: Transport = from === undefined
+      ? await Deno.connect({ hostname: "127.0.0.1", port })
+      : await connectFrom(from, "127.0.0.1", port);
     try {
       const { session } = await clientHandshake(conn, { group: GROUPS[groupIndex]! });
       return new TestClient(conn, session);

@@ -25,29 +25,61 @@ Deno.test("MSG beyond the burst is refused with rate_limited and a retry_after_m
   }
 });
 
-Deno.test("after 5 failed logins a user is throttled, even with the right password; others are not", async () => {
+Deno.test("after 5 failed logins from one address a user is throttled there, even with the right password", async () => {
   const t = await startServer({ limits: { login_backoff_base_ms: 60_000 } });
   const owner = await loggedIn(t.port, "alice");
   await owner.close();
   const bob = await loggedIn(t.port, "bob");
   await bob.close();
-  const c = await TestClient.connect(t.port);
+  const guesser = await TestClient.connect(t.port, 0, "127.0.0.2");
   try {
     for (let i = 0; i < 5; i++) {
-      const r = await c.request({ code: "LGN", user: "alice", password: `guess-${i}-guess` });
+      const r = await guesser.request({ code: "LGN", user: "alice", password: `guess-${i}-guess` });
       assert.equal(r.code === "ERR" && r.error, "invalid_credentials");
     }
-    const throttled = await c.request({ code: "LGN", user: "alice", password: "password-alice" });
+    const throttled = await guesser.request({
+      code: "LGN",
+      user: "alice",
+      password: "password-alice",
+    });
     assert.ok(throttled.code === "ERR" && throttled.error === "rate_limited");
     assert.ok(throttled.retry_after_ms! > 50_000 && throttled.retry_after_ms! <= 60_000);
+    // Other users from the same address are not throttled.
     assert.equal(
-      (await c.request({ code: "LGN", user: "bob", password: "password-bob" })).code,
+      (await guesser.request({ code: "LGN", user: "bob", password: "password-bob" })).code,
       "ACK",
     );
+    // The owner, from another address, still gets in.
+    const again = await TestClient.connect(t.port, 0, "127.0.0.3");
+    assert.equal(
+      (await again.request({ code: "LGN", user: "alice", password: "password-alice" })).code,
+      "ACK",
+    );
+    await again.close();
     assert.ok(t.lines.some((l) => l.includes("login failed") && l.includes("user=alice")));
     assert.ok(!t.lines.some((l) => l.includes("guess-")), "a password reached the log");
   } finally {
-    await c.close();
+    await guesser.close();
+    await t.dispose();
+  }
+});
+
+Deno.test("failures for one user spread over many addresses throttle that user everywhere", async () => {
+  const t = await startServer({
+    limits: { login_failures_per_user_total: 6, login_backoff_base_ms: 60_000 },
+  });
+  try {
+    for (let i = 0; i < 6; i++) {
+      const c = await TestClient.connect(t.port, 0, `127.0.1.${i + 1}`);
+      const r = await c.request({ code: "LGN", user: "alice", password: "wrong password" });
+      assert.equal(r.code === "ERR" && r.error, "invalid_credentials");
+      await c.close();
+    }
+    const fresh = await TestClient.connect(t.port, 0, "127.0.2.1");
+    const r = await fresh.request({ code: "LGN", user: "alice", password: "wrong password" });
+    assert.equal(r.code === "ERR" && r.error, "rate_limited");
+    await fresh.close();
+  } finally {
     await t.dispose();
   }
 });
