@@ -423,7 +423,7 @@ export class Chat {
   #deliveryAck(peer: Peer, msg: string): void {
     const user = peer.user!;
     const key = `${user}\0${msg}`;
-    if (!this.state.queues.get(user)?.has(msg) || this.#pendingDaks.has(key)) return;
+    if (this.state.queues.get(user)?.get(msg) === undefined || this.#pendingDaks.has(key)) return;
     this.#pendingDaks.add(key);
     this.#commit({ type: "message_delivered", ts: this.#now(), msg, user })
       .catch((err) =>

@@ -269,7 +269,19 @@ export class Server {
         }
         continue;
       }
-      this.chat.handle(c, message);
+      try {
+        this.chat.handle(c, message);
+      } catch (err) {
+        // A bug in a handler must not take the connection loop (or the server) down.
+        this.#o.logger.error("request failed", {
+          conn: c.id,
+          code: message.code,
+          error: String(err),
+        });
+        if (message.code !== "DAK") {
+          c.send({ code: "ERR", id: message.id, error: "internal", message: "internal error" });
+        }
+      }
     }
   }
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { encodeFrame, FrameDecoder } from "../../protocol/frame.ts";
 import { ProtocolError } from "../../protocol/errors.ts";
 import { FRAME_HEADER, MAX_FRAME, MAX_HANDSHAKE_FRAME } from "../../protocol/limits.ts";
-import { Prng } from "../_prng.ts";
+import { Prng } from "../../tools/prng.ts";
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

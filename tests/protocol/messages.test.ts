@@ -18,7 +18,7 @@ import {
   type ServerParse,
 } from "../../protocol/messages.ts";
 import { MAX_REQUEST_ID } from "../../protocol/limits.ts";
-import { Prng } from "../_prng.ts";
+import { Prng } from "../../tools/prng.ts";
 
 const utf8 = new TextEncoder();
 const bytes = (s: string): Uint8Array => utf8.encode(s);

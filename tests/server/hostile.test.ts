@@ -6,7 +6,7 @@ import { encodeFrame } from "../../protocol/frame.ts";
 import { clientHandshake } from "../../protocol/session.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import { handshakeVectors } from "../_vectors.ts";
-import { Prng } from "../_prng.ts";
+import { Prng } from "../../tools/prng.ts";
 import {
   loggedIn,
   readUntilClosed,

@@ -1,7 +1,7 @@
 // The server as a program: command line, restart with replay, graceful shutdown, the log lock,
 // and a bundle smoke test (what `deno compile` needs, proven offline).
 import assert from "node:assert/strict";
-import { runServer, runTestServer } from "./_process.ts";
+import { runServer, runTestServer } from "../../tools/server_process.ts";
 import { loggedIn, TestClient } from "./_harness.ts";
 
 Deno.test("--help and --version print and exit 0; a bad flag exits 2 naming it", async () => {

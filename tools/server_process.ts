@@ -1,7 +1,7 @@
-// Runs the server as a child process (`deno run server/main.ts`), for tests of the real
-// command line, signals and restarts.
+// Runs the server as a child process (`deno run server/main.ts`), for tests and harnesses
+// that need the real command line, signals, SIGKILL and restarts.
 
-const MAIN = new URL("../../server/main.ts", import.meta.url).pathname;
+const MAIN = new URL("../server/main.ts", import.meta.url).pathname;
 
 /** Collects a stream's lines as they arrive. */
 export class Lines {
@@ -50,6 +50,14 @@ export interface ServerProcess {
   exited: Promise<number>;
 }
 
+/** The server's resident memory now and at its peak, in KiB, from /proc (Linux). */
+export async function serverRss(pid: number): Promise<{ rssKib: number; peakKib: number }> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const field = (name: string) =>
+    Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
+  return { rssKib: field("VmRSS"), peakKib: field("VmHWM") };
+}
+
 /** Runs the server with `args`; waits for `listening on` unless `waitListening` is false. */
 export async function runServer(
   args: string[],
@@ -84,7 +92,7 @@ export async function runServer(
   return { child, stdout, stderr, port, exited };
 }
 
-/** Starts a test server on 127.0.0.1:0 with its log in `dir`. */
+/** Starts a test server on 127.0.0.1:0 (weak, fast hashing) with its log in `dir`. */
 export function runTestServer(dir: string, extra: string[] = []): Promise<ServerProcess> {
   return runServer([
     "--host",

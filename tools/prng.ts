@@ -1,4 +1,4 @@
-// A tiny seeded PRNG (mulberry32) for reproducible randomised tests. Not for cryptography.
+// A tiny seeded PRNG (mulberry32) for reproducible tests and harness runs. Not for cryptography.
 
 /** Deterministic random source: the same seed always gives the same sequence. */
 export class Prng {
@@ -38,5 +38,10 @@ export class Prng {
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new RangeError("pick() from an empty array");
     return items[this.int(items.length)] as T;
+  }
+
+  /** A child generator, so one actor's sequence does not depend on how often others draw. */
+  fork(): Prng {
+    return new Prng(this.int(2 ** 32));
   }
 }

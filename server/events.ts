@@ -1,0 +1,285 @@
+// `deno task events`: prints the event log for people, or as JSON lines, never showing a
+// password hash in full. Reads without locking, so it works beside a running server.
+
+import { parseArgs } from "node:util";
+import {
+  type Event,
+  EVENT_TYPES,
+  type EventType,
+  isEventType,
+  readEventLog,
+  replayProgress,
+  StoreCorruptError,
+} from "../store/mod.ts";
+
+const USAGE = `Usage: deno task events [--log PATH] [--type T] [--user U] [--tail N] [--json]
+
+Prints the events of a Hybrid-Server event log, oldest first. Password hashes are
+never shown in full. The log may be in use by a running server.
+
+Options:
+  --log PATH   the event log (default ./events.log)
+  --type T     only events of type T; repeat it or separate types with commas:
+               ${EVENT_TYPES.join(", ")}
+  --user U     only events naming user U (as user, sender or recipient)
+  --tail N     only the last N matching events
+  --json       one JSON object per line instead of text
+  -h, --help   show this help
+`;
+
+/** What stands in for the secret part of a password hash. */
+export const REDACTED = "<redacted>";
+
+/**
+ * A password hash with its salt and hash removed: `scrypt$17$8$1$<salt>$<hash>` becomes
+ * `scrypt$17$8$1$<redacted>`. The scheme and cost parameters say how it was made, which is
+ * what an operator needs; a format with fewer than three `$` parts shows nothing at all.
+ */
+export function redactHash(hash: string): string {
+  const parts = hash.split("$");
+  return parts.length > 2 ? [...parts.slice(0, -2), REDACTED].join("$") : REDACTED;
+}
+
+/** The event as it may be shown: any password hash redacted. */
+export function redactEvent(event: Event): Event {
+  switch (event.type) {
+    case "user_signed_up":
+    case "password_changed":
+      return { ...event, passwordHash: redactHash(event.passwordHash) };
+    default:
+      return event;
+  }
+}
+
+/**
+ * Whether a UTF-16 unit is one a terminal may act on (C0/C1 controls such as ESC and CSI,
+ * DEL) or that reorders or hides text (bidirectional and zero-width formatting, line and
+ * paragraph separators, a lone surrogate). Message texts are written by users, so these
+ * are shown escaped, never raw.
+ */
+function isUnsafe(code: number): boolean {
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || (code >= 0x200b && code <= 0x200f) ||
+    (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x2069) ||
+    code === 0xfeff || (code >= 0xd800 && code <= 0xdfff);
+}
+
+/** `text` with every unsafe unit as a \uXXXX escape (valid inside JSON strings too). */
+export function escapeUnsafe(text: string): string {
+  let out = "";
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        i++; // a surrogate pair: an astral character such as an emoji, shown as it is
+        continue;
+      }
+    }
+    if (!isUnsafe(code)) continue;
+    out += text.slice(start, i) + "\\u" + code.toString(16).padStart(4, "0");
+    start = i + 1;
+  }
+  return start === 0 ? text : out + text.slice(start);
+}
+
+/** A field value for the text format: bare if plain printable ASCII, else quoted and escaped. */
+function show(value: string | number): string {
+  if (typeof value === "number") return String(value);
+  if (/^[\x21-\x7e]+$/.test(value) && !/["\\]/.test(value)) return value;
+  return `"${escapeUnsafe(value.replace(/["\\]/g, "\\$&"))}"`;
+}
+
+function isoTime(ts: number): string {
+  const date = new Date(ts);
+  return Number.isNaN(date.getTime()) ? String(ts) : date.toISOString();
+}
+
+/** One line of the text format: time, type, then `name=value` fields. Redacts hashes. */
+export function formatEvent(event: Event): string {
+  const { type, ts, ...fields } = redactEvent(event) as Event & Record<string, string | number>;
+  const shown = Object.entries(fields).map(([name, value]) =>
+    `${name}=${show(value as string | number)}`
+  );
+  return `${isoTime(ts)}  ${type}  ${shown.join(" ")}`.trimEnd();
+}
+
+/** One line of the JSON format. Redacts hashes and escapes unsafe characters. */
+export function formatEventJson(event: Event): string {
+  return escapeUnsafe(JSON.stringify(redactEvent(event)));
+}
+
+/** Whether `event` names `user` as its user, sender or recipient. */
+export function namesUser(event: Event, user: string): boolean {
+  switch (event.type) {
+    case "user_signed_up":
+    case "login_succeeded":
+    case "login_failed":
+    case "logged_out":
+    case "password_changed":
+    case "message_delivered":
+      return event.user === user;
+    case "message_sent":
+      return event.from === user || event.to === user;
+    case "cid_remembered":
+      return event.from === user;
+    case "log_compacted":
+      return false;
+    default: {
+      const never: never = event;
+      throw new TypeError(`unhandled event ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+class UsageError extends Error {}
+
+interface Options {
+  log: string;
+  types: Set<EventType> | undefined;
+  user: string | undefined;
+  tail: number | undefined;
+  json: boolean;
+  help: boolean;
+}
+
+function parseOptions(args: string[]): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        log: { type: "string", default: "./events.log" },
+        type: { type: "string", multiple: true },
+        user: { type: "string" },
+        tail: { type: "string" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  let types: Set<EventType> | undefined;
+  if (values.type) {
+    types = new Set();
+    for (const t of values.type.flatMap((v) => v.split(","))) {
+      if (!isEventType(t)) {
+        throw new UsageError(
+          `unknown event type ${JSON.stringify(t)}; known: ${EVENT_TYPES.join(", ")}`,
+        );
+      }
+      types.add(t);
+    }
+  }
+  let tail: number | undefined;
+  if (values.tail !== undefined) {
+    tail = Number(values.tail);
+    if (!/^\d+$/.test(values.tail) || !Number.isSafeInteger(tail) || tail < 1) {
+      throw new UsageError(`--tail must be a positive integer, got ${JSON.stringify(values.tail)}`);
+    }
+  }
+  return { log: values.log, types, user: values.user, tail, json: values.json, help: values.help };
+}
+
+/** Buffers output lines and writes them in blocks; throws BrokenPipe when the reader left. */
+class Output {
+  #lines: string[] = [];
+  #bytes = 0;
+  #encoder = new TextEncoder();
+
+  line(text: string): void {
+    this.#lines.push(text);
+    this.#bytes += text.length + 1;
+    if (this.#bytes >= 64 * 1024) this.flush();
+  }
+
+  flush(): void {
+    if (this.#lines.length === 0) return;
+    const bytes = this.#encoder.encode(this.#lines.join("\n") + "\n");
+    this.#lines = [];
+    this.#bytes = 0;
+    for (let done = 0; done < bytes.length;) done += Deno.stdout.writeSync(bytes.subarray(done));
+  }
+}
+
+/** Replay progress on stderr (shown only if the replay takes over a second). */
+function progressOnStderr(label: string): (bytesDone: number, bytesTotal: number) => void {
+  const encoder = new TextEncoder();
+  return replayProgress({
+    label,
+    terminal: Deno.stderr.isTerminal(),
+    write: (text) => {
+      const bytes = encoder.encode(text);
+      for (let done = 0; done < bytes.length;) done += Deno.stderr.writeSync(bytes.subarray(done));
+    },
+  });
+}
+
+/** Runs the CLI; returns the exit status. */
+export async function main(args: string[]): Promise<number> {
+  let options: Options;
+  try {
+    options = parseOptions(args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`events: ${e.message}\nRun with --help for usage.`);
+    return 2;
+  }
+  if (options.help) {
+    console.log(USAGE.trimEnd());
+    return 0;
+  }
+  const { types, user, tail, json } = options;
+  const format = json ? formatEventJson : formatEvent;
+  const out = new Output();
+  const last: Event[] = [];
+  const matches = (event: Event) =>
+    (types === undefined || types.has(event.type)) &&
+    (user === undefined || namesUser(event, user));
+  const onEvent = tail === undefined
+    ? (event: Event) => {
+      if (matches(event)) out.line(format(event));
+    }
+    : (event: Event) => {
+      if (!matches(event)) return;
+      last.push(event);
+      if (last.length > 2 * tail) last.splice(0, last.length - tail);
+    };
+  // Progress would tangle with events streaming to the same terminal; there, they are the progress.
+  const showProgress = tail !== undefined || !Deno.stdout.isTerminal();
+  try {
+    const report = await readEventLog(options.log, {
+      onEvent,
+      onProgress: showProgress ? progressOnStderr(options.log) : undefined,
+    });
+    for (const event of last.slice(-(tail ?? 0))) out.line(format(event));
+    out.flush();
+    if (report.tornTail) {
+      const { offset, bytes, reason } = report.tornTail;
+      console.error(
+        `events: note: the last ${bytes} bytes, from offset ${offset}, are not a whole record (${reason}); a crash cut a write short, or a server is writing now`,
+      );
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) return 0; // the reader (say, `head`) has had enough
+    try {
+      out.flush();
+    } catch {
+      // the events before the failure could not be written either; report the failure
+    }
+    if (e instanceof Deno.errors.NotFound) {
+      console.error(`events: no event log at ${options.log} (use --log PATH)`);
+    } else if (e instanceof StoreCorruptError) {
+      console.error(`events: ${e.message}`);
+    } else {
+      console.error(`events: cannot read ${options.log}: ${e instanceof Error ? e.message : e}`);
+    }
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

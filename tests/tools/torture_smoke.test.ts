@@ -1,0 +1,28 @@
+// A short seeded torture run (issue 7): crash loop and hostile clients, nothing lost.
+import assert from "node:assert/strict";
+
+Deno.test("a 20-second seeded torture run loses nothing and keeps every promise", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../../tools/torture/main.ts", import.meta.url).pathname,
+      "--seconds",
+      "20",
+      "--seed",
+      "1",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, `${text}\n${new TextDecoder().decode(out.stderr)}`);
+  const m = text.match(/^acked (\d+), delivered (\d+), lost (\d+), duplicates (\d+)$/m);
+  assert.ok(m, text);
+  assert.ok(Number(m[1]) > 50, "too few messages to mean anything");
+  assert.equal(m[1], m[2]);
+  assert.equal(m[3], "0");
+  assert.match(text, /server kills \(SIGKILL\) and restarts\s+[1-9]/);
+  assert.match(text, /guessed account usable by its owner\s+yes/);
+});

@@ -1,0 +1,251 @@
+// Honest users for the torture run: sign up, log in, send with cids, DAK what they are shown,
+// reconnect and retry whatever was not acknowledged. The Ledger keeps what was acknowledged
+// and what was delivered, so the run can prove nothing was lost, doubled or reordered.
+import type { Deliver, ServerMessage } from "../../protocol/messages.ts";
+import { Link } from "./link.ts";
+import { Prng } from "../prng.ts";
+
+/** One message an honest user wants delivered. */
+export interface Outgoing {
+  readonly from: string;
+  readonly to: string;
+  readonly cid: string;
+  /** Per-sender sequence number; also in the text, so order can be checked on arrival. */
+  readonly seq: number;
+  readonly text: string;
+  firstSentAt?: number;
+  msg?: string;
+}
+
+/** Everything acknowledged and delivered, and every anomaly seen. */
+export class Ledger {
+  /** Acknowledged messages by server id. */
+  readonly acked = new Map<string, Outgoing>();
+  /** `from\0cid` → the msg id its first ACK gave; a retry must get the same one. */
+  readonly cidMsg = new Map<string, string>();
+  readonly anomalies: string[] = [];
+  /** DLV receipts counted before dedupe by msg. */
+  receipts = 0;
+  /** Per recipient: msg ids in order of first delivery. */
+  readonly firstDeliveries = new Map<string, string[]>();
+  readonly #seen = new Set<string>();
+  /** MSG → first DLV latencies (ms) while `measuring` is set. */
+  latencies: number[] = [];
+  measuring = false;
+  /** Messages sent by the harness (each cid counted once). */
+  created = 0;
+
+  ack(m: Outgoing, msg: string): void {
+    const key = `${m.from}\0${m.cid}`;
+    const earlier = this.cidMsg.get(key);
+    if (earlier !== undefined && earlier !== msg) {
+      this.anomalies.push(`cid ${m.cid} of ${m.from} acknowledged as ${earlier} and then ${msg}`);
+    }
+    this.cidMsg.set(key, msg);
+    m.msg = msg;
+    this.acked.set(msg, m);
+  }
+
+  deliver(recipient: string, d: Deliver, now: number): void {
+    this.receipts++;
+    if (d.to !== recipient) this.anomalies.push(`DLV ${d.msg} for ${d.to} pushed to ${recipient}`);
+    const key = `${recipient}\0${d.msg}`;
+    if (this.#seen.has(key)) return;
+    this.#seen.add(key);
+    let list = this.firstDeliveries.get(recipient);
+    if (!list) this.firstDeliveries.set(recipient, list = []);
+    list.push(d.msg);
+    if (this.measuring) {
+      const sent = this.#sentAt.get(d.text);
+      if (sent !== undefined) this.latencies.push(now - sent);
+    }
+  }
+
+  /** Send times by text (texts are unique), for latency. */
+  readonly #sentAt = new Map<string, number>();
+
+  sent(m: Outgoing, now: number): void {
+    if (m.firstSentAt === undefined) {
+      m.firstSentAt = now;
+      this.#sentAt.set(m.text, now);
+    }
+  }
+
+  delivered(msg: string, recipient: string): boolean {
+    return this.#seen.has(`${recipient}\0${msg}`);
+  }
+
+  /** Acknowledged messages their recipient has not (yet) been shown. */
+  undelivered(): Outgoing[] {
+    return [...this.acked.entries()].filter(([msg, m]) => !this.delivered(msg, m.to)).map(([, m]) =>
+      m
+    );
+  }
+
+  /** Pairs whose first deliveries are out of the sender's order. */
+  orderViolations(): string[] {
+    const out: string[] = [];
+    for (const [recipient, msgs] of this.firstDeliveries) {
+      const last = new Map<string, number>();
+      for (const msg of msgs) {
+        const m = this.acked.get(msg);
+        if (!m) {
+          out.push(`${recipient} was shown ${msg}, which no sender had acknowledged`);
+          continue;
+        }
+        const previous = last.get(m.from) ?? -1;
+        if (m.seq < previous) {
+          out.push(`${m.from}→${recipient}: #${m.seq} arrived after #${previous}`);
+        }
+        last.set(m.from, Math.max(previous, m.seq));
+      }
+    }
+    return out;
+  }
+}
+
+export interface HonestOptions {
+  readonly name: string;
+  readonly peers: readonly string[];
+  readonly port: () => number;
+  readonly ledger: Ledger;
+  readonly rng: Prng;
+  /** Chance per tick of queueing a new message while sending is on. */
+  readonly sendChance: number;
+  /** Chance per tick of dropping the connection on purpose (reconnect tests). */
+  disconnectChance: number;
+  /** Chance of withholding the DAK for a delivery (exercises redelivery). */
+  readonly skipDakChance: number;
+}
+
+const MAX_IN_FLIGHT = 4;
+const TICK_MS = [40, 160] as const;
+
+/** One honest user, run until `stop()`. */
+export class HonestUser {
+  readonly password: string;
+  readonly outbox: Outgoing[] = [];
+  sending = true;
+  running = true;
+  link: Link | undefined;
+  loggedIn = false;
+  reconnects = 0;
+  readonly closeReasons = new Map<string, number>();
+  errors: string[] = [];
+  #seq = 0;
+  #signedUp = false;
+  readonly #inFlight = new Set<Outgoing>();
+  readonly done: Promise<void>;
+
+  constructor(readonly o: HonestOptions) {
+    this.password = `honest password of ${o.name}`;
+    this.done = this.#run();
+  }
+
+  #onPush(link: Link, m: ServerMessage): void {
+    if (m.code === "DLV") {
+      this.o.ledger.deliver(this.o.name, m, performance.now());
+      if (this.o.rng.next() >= this.o.skipDakChance) link.dak(m.msg);
+    }
+    // BYE (shutdown/idle) is followed by a close; the loop reconnects.
+  }
+
+  async #connect(): Promise<Link | undefined> {
+    let link: Link;
+    try {
+      link = await Link.open(this.o.port(), (m) => this.#onPush(link, m));
+    } catch {
+      return undefined; // server down (being restarted): retry on the next tick
+    }
+    if (!this.#signedUp) {
+      const r = await link.request({ code: "SNU", user: this.o.name, password: this.password });
+      if (r === "closed") return undefined;
+      if (r.code === "ACK" || (r.code === "ERR" && r.error === "user_exists")) {
+        this.#signedUp = true;
+      } else if (r.code === "ERR" && r.error === "rate_limited") {
+        return this.#closeAnd(link, undefined);
+      } else this.errors.push(`SNU: ${JSON.stringify(r)}`);
+    }
+    const r = await link.request({ code: "LGN", user: this.o.name, password: this.password });
+    if (r === "closed") return undefined;
+    if (r.code !== "ACK") {
+      if (!(r.code === "ERR" && r.error === "rate_limited")) {
+        this.errors.push(`LGN: ${JSON.stringify(r)}`);
+      }
+      return this.#closeAnd(link, undefined);
+    }
+    this.loggedIn = true;
+    return link;
+  }
+
+  async #closeAnd<T>(link: Link, value: T): Promise<T> {
+    await link.close();
+    return value;
+  }
+
+  #send(link: Link, m: Outgoing): void {
+    this.#inFlight.add(m);
+    this.o.ledger.sent(m, performance.now());
+    link.request({ code: "MSG", to: m.to, text: m.text, cid: m.cid }).then((r) => {
+      this.#inFlight.delete(m);
+      if (r === "closed") return; // retried with the same cid after reconnecting
+      if (r.code === "ACK" && r.request === "MSG") {
+        this.o.ledger.ack(m, r.msg);
+        const i = this.outbox.indexOf(m);
+        if (i >= 0) this.outbox.splice(i, 1);
+      } else if (!(r.code === "ERR" && r.error === "rate_limited")) {
+        this.errors.push(`MSG: ${JSON.stringify(r)}`);
+      }
+    });
+  }
+
+  async #run(): Promise<void> {
+    const rng = this.o.rng;
+    while (this.running) {
+      if (!this.link || this.link.closed) {
+        this.loggedIn = false;
+        this.#inFlight.clear();
+        if (this.link) {
+          this.reconnects++;
+          const why = this.link.closeReason.slice(0, 60);
+          this.closeReasons.set(why, (this.closeReasons.get(why) ?? 0) + 1);
+        }
+        this.link = await this.#connect();
+        if (!this.link) {
+          await sleep(rng.range(50, 200));
+          continue;
+        }
+      }
+      const link = this.link;
+      if (this.sending && rng.next() < this.o.sendChance) {
+        const to = rng.pick(this.o.peers);
+        const seq = this.#seq++;
+        this.outbox.push({
+          from: this.o.name,
+          to,
+          seq,
+          cid: `${this.o.name}-${seq}`,
+          text: `${this.o.name}→${to} #${seq}`,
+        });
+        this.o.ledger.created++;
+      }
+      // Send in order: only the oldest MAX_IN_FLIGHT unacknowledged, each once per connection.
+      for (const m of this.outbox.slice(0, MAX_IN_FLIGHT)) {
+        if (!this.#inFlight.has(m)) this.#send(link, m);
+      }
+      if (rng.next() < this.o.disconnectChance) await link.close();
+      await sleep(rng.range(TICK_MS[0], TICK_MS[1]));
+    }
+    await this.link?.close();
+  }
+
+  /** Stops the loop and closes the connection. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

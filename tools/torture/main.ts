@@ -1,0 +1,345 @@
+// `deno task torture [--seconds N] [--seed S]`: honest users chat while the server is killed
+// with SIGKILL and restarted again and again, then while hostile clients attack it. At the end
+// every acknowledged message must have reached its recipient exactly once after dedupe, in
+// per-sender order, no cid may be stored twice, honest latency and server memory stay bounded,
+// and the guessed account stays usable. Exits non-zero on any failure.
+import { parseArgs } from "node:util";
+import { readEventLog } from "../../store/mod.ts";
+import { runServer, type ServerProcess, serverRss } from "../server_process.ts";
+import { Prng } from "../prng.ts";
+import handshakeVectors from "../../tests/vectors/handshake.json" with { type: "json" };
+import { HonestUser, Ledger } from "./honest.ts";
+import {
+  type AttackStats,
+  BadRecords,
+  BeforeLogin,
+  ConnectionFlood,
+  Drip,
+  InvalidShares,
+  OversizedLength,
+  PasswordGuessing,
+  RandomBytes,
+  TruncatedFrame,
+} from "./hostile.ts";
+import { Link } from "./link.ts";
+
+const HELP = `deno task torture [options]
+
+  --seconds N      length of the run, split between the crash loop and the hostile phase (default 60)
+  --seed S         seed for every random choice (default 1)
+  --users N        honest users (default 8)
+  --rss-cap-mib M  the server's RSS must stay under M MiB during the hostile phase (default 256)
+  --keep           keep the temporary directory (log, key) for inspection
+  -h, --help       this help
+
+The server runs with --insecure-fast-hash (many logins per second), MSG limits raised so that
+honest traffic is not rate limited, and a 3 s handshake timeout (so the one-byte-per-second
+drip is cut off within a short run); every other limit is the default.`;
+
+const { values: flags } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "60" },
+    seed: { type: "string", default: "1" },
+    users: { type: "string", default: "8" },
+    "rss-cap-mib": { type: "string", default: "256" },
+    keep: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (flags.help) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+const seconds = Number(flags.seconds);
+const seed = Number(flags.seed);
+const userCount = Number(flags.users);
+const rssCapMib = Number(flags["rss-cap-mib"]);
+for (
+  const [name, v, min] of [["--seconds", seconds, 4], ["--seed", seed, 0], [
+    "--users",
+    userCount,
+    2,
+  ], ["--rss-cap-mib", rssCapMib, 16]] as const
+) {
+  if (!Number.isInteger(v) || v < min) {
+    console.error(`torture: ${name} must be an integer >= ${min}`);
+    Deno.exit(2);
+  }
+}
+
+const rng = new Prng(seed);
+const dir = await Deno.makeTempDir({ prefix: "hybrid-torture-" });
+const logPath = `${dir}/events.log`;
+const failures: string[] = [];
+const say = (line: string) =>
+  console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}`);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const started = performance.now();
+
+// ── The server, restartable on a fixed port ────────────────────────────────────────────────
+const SERVER_FLAGS = [
+  "--insecure-fast-hash",
+  "--limit",
+  "msg_burst=200",
+  "--limit",
+  "msg_per_second=200",
+];
+let server: ServerProcess = await runServer([
+  "--host",
+  "127.0.0.1",
+  "--port",
+  "0",
+  "--log",
+  logPath,
+  ...SERVER_FLAGS,
+]);
+const port = server.port;
+let expectedExit = false;
+let unexpectedExits = 0;
+function watch(p: ServerProcess): void {
+  p.exited.then((code) => {
+    if (!expectedExit && p === server) {
+      unexpectedExits++;
+      failures.push(
+        `the server exited on its own with code ${code}:\n${p.stderr.lines.slice(-5).join("\n")}`,
+      );
+    }
+  });
+}
+watch(server);
+
+async function restart(): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      server = await runServer([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--log",
+        logPath,
+        ...SERVER_FLAGS,
+      ]);
+      watch(server);
+      return;
+    } catch (err) {
+      if (attempt >= 20) throw err;
+      await sleep(100); // the port may linger for a moment after SIGKILL
+    }
+  }
+}
+
+async function kill(): Promise<void> {
+  expectedExit = true;
+  server.child.kill("SIGKILL");
+  await server.exited;
+  expectedExit = false;
+}
+
+// ── Honest users ────────────────────────────────────────────────────────────────────────────
+const ledger = new Ledger();
+const names = Array.from({ length: userCount }, (_, i) => `user${i}`);
+const victim = names[0]!;
+const users = names.map((name) =>
+  new HonestUser({
+    name,
+    peers: names,
+    port: () => port,
+    ledger,
+    rng: rng.fork(),
+    sendChance: 0.5,
+    disconnectChance: 0.02,
+    skipDakChance: 0.1,
+  })
+);
+
+async function drain(what: string, ms: number): Promise<void> {
+  for (const u of users) {
+    u.sending = false;
+    u.o.disconnectChance = 0;
+  }
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const pending = users.reduce((n, u) => n + u.outbox.length, 0);
+    if (pending === 0 && ledger.undelivered().length === 0 && users.every((u) => u.loggedIn)) {
+      return;
+    }
+    await sleep(50);
+  }
+  const pending = users.reduce((n, u) => n + u.outbox.length, 0);
+  failures.push(
+    `${what}: after ${ms} ms, ${pending} sends unacknowledged and ${ledger.undelivered().length} acknowledged messages undelivered`,
+  );
+}
+
+// ── Phase 1: the crash loop ────────────────────────────────────────────────────────────────
+const crashMs = seconds * 500;
+let kills = 0;
+say(
+  `crash loop: ${userCount} honest users, SIGKILL at random moments for ${
+    crashMs / 1000
+  } s (seed ${seed})`,
+);
+const crashEnd = Date.now() + crashMs;
+while (Date.now() < crashEnd) {
+  await sleep(rng.range(700, 2500));
+  if (Date.now() >= crashEnd) break;
+  await kill();
+  kills++;
+  await restart();
+}
+say(`crash loop done: ${kills} kills; draining`);
+await drain("after the crash loop", 30_000);
+
+// ── Phase 2: hostile clients beside the honest ones ────────────────────────────────────────
+const hostileMs = seconds * 500;
+let peakRssKib = 0;
+let sampling = true;
+const sampler = (async () => {
+  while (sampling) {
+    try {
+      peakRssKib = Math.max(peakRssKib, (await serverRss(server.child.pid)).rssKib);
+    } catch { /* between restarts */ }
+    await sleep(200);
+  }
+})();
+
+function p99(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
+}
+
+for (const u of users) u.sending = true;
+ledger.measuring = true;
+say(`hostile phase: ${hostileMs / 3000} s baseline, then ${(hostileMs * 2) / 3000} s under attack`);
+await sleep(hostileMs / 3);
+const baseline = ledger.latencies;
+ledger.latencies = [];
+
+const port_ = () => port;
+const attacks = [
+  new RandomBytes("random bytes", "127.0.0.11", port_, rng.fork()),
+  new TruncatedFrame("truncated frames", "127.0.0.12", port_, rng.fork()),
+  new OversizedLength("oversized lengths", "127.0.0.13", port_, rng.fork()),
+  new Drip("one byte per second", "127.0.0.14", port_, rng.fork()),
+  new InvalidShares("127.0.0.15", port_, rng.fork(), handshakeVectors.invalid_shares),
+  new BadRecords("tampered/replayed/reordered records", "127.0.0.16", port_, rng.fork()),
+  new BeforeLogin("requests before login", "127.0.0.17", port_, rng.fork()),
+  new PasswordGuessing("127.0.0.18", port_, rng.fork(), victim),
+  new ConnectionFlood("127.0.0.19", port_, rng.fork(), 120, 64),
+].map((a) => a.start());
+await sleep((hostileMs * 2) / 3);
+const underAttack = ledger.latencies;
+ledger.measuring = false;
+await Promise.all(attacks.map((a) => a.stop()));
+sampling = false;
+await sampler;
+say("hostile phase done; draining");
+await drain("after the hostile phase", 30_000);
+
+// The guessed account still works for its owner (from the owner's own address).
+let ownerOk = false;
+{
+  const link = await Link.open(port, () => {});
+  const r = await link.request({ code: "LGN", user: victim, password: users[0]!.password });
+  ownerOk = r !== "closed" && r.code === "ACK";
+  if (!ownerOk) {
+    failures.push(`the guessed account ${victim} refused its owner: ${JSON.stringify(r)}`);
+  }
+  await link.close();
+}
+
+await Promise.all(users.map((u) => u.stop()));
+expectedExit = true;
+server.child.kill("SIGTERM");
+const exitCode = await server.exited;
+if (Deno.env.get("TORTURE_DEBUG")) {
+  const closes = new Map<string, number>();
+  for (const l of server.stderr.lines) {
+    const m = l.match(/connection closed .*reason=("[^"]*"|\S+)/);
+    if (m) closes.set(m[1]!, (closes.get(m[1]!) ?? 0) + 1);
+  }
+  console.log(closes);
+}
+if (exitCode !== 0) failures.push(`graceful shutdown exited with ${exitCode}`);
+
+// ── Verdict ─────────────────────────────────────────────────────────────────────────────────
+const stored = new Map<string, number>();
+let storedMessages = 0;
+await readEventLog(logPath, {
+  onEvent: (e) => {
+    if (e.type !== "message_sent") return;
+    storedMessages++;
+    if (e.cid !== undefined) {
+      stored.set(`${e.from}\0${e.cid}`, (stored.get(`${e.from}\0${e.cid}`) ?? 0) + 1);
+    }
+  },
+});
+const cidTwice = [...stored.values()].filter((n) => n > 1).length;
+const acked = ledger.acked.size;
+const lost = ledger.undelivered().length;
+const delivered = acked - lost;
+const uniqueDeliveries = [...ledger.firstDeliveries.values()].reduce((n, l) => n + l.length, 0);
+const duplicates = ledger.receipts - uniqueDeliveries;
+const order = ledger.orderViolations();
+const honestErrors = users.flatMap((u) => u.errors.map((e) => `${u.o.name}: ${e}`));
+if (lost > 0) failures.push(`${lost} acknowledged messages never delivered`);
+if (cidTwice > 0) failures.push(`${cidTwice} cids stored more than once`);
+if (storedMessages !== acked) {
+  failures.push(`${storedMessages} messages stored but ${acked} acknowledged`);
+}
+if (order.length > 0) failures.push(`order violated: ${order.slice(0, 5).join("; ")}`);
+if (ledger.anomalies.length > 0) {
+  failures.push(`wrong deliveries: ${ledger.anomalies.slice(0, 5).join("; ")}`);
+}
+if (honestErrors.length > 0) {
+  failures.push(`honest clients failed: ${honestErrors.slice(0, 5).join("; ")}`);
+}
+if (peakRssKib / 1024 > rssCapMib) {
+  failures.push(
+    `server RSS peaked at ${(peakRssKib / 1024).toFixed(1)} MiB, over the ${rssCapMib} MiB cap`,
+  );
+}
+if (underAttack.length === 0) failures.push("no honest message was delivered under attack");
+const attackAnomalies = attacks.flatMap((a) =>
+  a.stats.anomalies.map((x) => `${a.stats.name}: ${x}`)
+);
+if (attackAnomalies.length > 0) {
+  failures.push(`the server mishandled hostile input: ${attackAnomalies.slice(0, 5).join("; ")}`);
+}
+
+const row = (k: string, v: string | number) => console.log(`  ${k.padEnd(36)} ${v}`);
+console.log("\nsummary");
+row("seed", seed);
+row("server kills (SIGKILL) and restarts", kills);
+row("unexpected server exits", unexpectedExits);
+row("messages created / stored", `${ledger.created} / ${storedMessages}`);
+row("honest reconnects", users.reduce((n, u) => n + u.reconnects, 0));
+const reasons = new Map<string, number>();
+for (const u of users) {
+  for (const [k, v] of u.closeReasons) reasons.set(k, (reasons.get(k) ?? 0) + v);
+}
+for (const [k, v] of reasons) row(`  closed: ${k}`, v);
+row("honest p99 latency, baseline", `${p99(baseline).toFixed(1)} ms (${baseline.length} messages)`);
+row(
+  "honest p99 latency, under attack",
+  `${p99(underAttack).toFixed(1)} ms (${underAttack.length} messages)`,
+);
+row(
+  "server peak RSS, hostile phase",
+  `${(peakRssKib / 1024).toFixed(1)} MiB (cap ${rssCapMib} MiB)`,
+);
+for (const a of attacks) {
+  row(`  ${a.stats.name}`, `${a.stats.attempts} tries, ${a.stats.expected} handled as specified`);
+}
+row("guessed account usable by its owner", ownerOk ? "yes" : "NO");
+row("cids stored twice", cidTwice);
+console.log(`\nacked ${acked}, delivered ${delivered}, lost ${lost}, duplicates ${duplicates}`);
+if (flags.keep) console.log(`kept ${dir}`);
+else await Deno.remove(dir, { recursive: true });
+if (failures.length > 0) {
+  console.log(`\nFAILED:\n- ${failures.join("\n- ")}`);
+  Deno.exit(1);
+}
+console.log("\nOK");
