@@ -10,7 +10,6 @@ import { Prng } from "../prng.ts";
 import handshakeVectors from "../../tests/vectors/handshake.json" with { type: "json" };
 import { HonestUser, Ledger } from "./honest.ts";
 import {
-  type AttackStats,
   BadRecords,
   BeforeLogin,
   ConnectionFlood,
