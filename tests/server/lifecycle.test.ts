@@ -117,3 +117,36 @@ Deno.test("the server bundles into one file that runs (deno compile readiness, o
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--trace --json-logs logs each handshake step and record as JSON lines, and never a key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-trace-" });
+  try {
+    const server = await runTestServer(dir, ["--trace", "--json-logs"]);
+    const c = await loggedIn(server.port, "alice");
+    await c.request({ code: "PNG" });
+    await c.close();
+    server.child.kill("SIGTERM");
+    assert.equal(await server.exited, 0);
+    const events = server.stderr.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const steps = events.filter((e) => e.event === "trace handshake").map((e) => e.step);
+    assert.deepEqual(steps.slice(0, 6), [
+      "client_hello",
+      "shared_secret",
+      "transcript_hash",
+      "server_hello",
+      "server_key",
+      "keys",
+    ]);
+    const records = events.filter((e) => e.event === "trace record");
+    assert.ok(records.some((e) => e.direction === "receive" && e.code === "LGN" && e.seq === 1));
+    assert.ok(records.some((e) => e.direction === "send" && e.code === "ACK"));
+    assert.ok(
+      events.some((e) => e.event === "connection opened") &&
+        events.some((e) => e.event === "logged in"),
+    );
+    const text = server.stderr.text;
+    assert.ok(!text.includes("password-alice"), "a password reached the log");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
