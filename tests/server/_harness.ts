@@ -1,6 +1,6 @@
 // Test harness: an in-process server on port 0 with a temporary log, and a scripted client
 // speaking HSP/1 over a real loopback socket.
-import { GROUPS, type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
+import { concat, GROUPS, type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
 import {
   encodeMessage,
   parseServerMessage,
@@ -235,13 +235,5 @@ export async function readUntilClosed(conn: Deno.Conn, ms = 5000): Promise<Uint8
   try {
     conn.close();
   } catch { /* closed */ }
-  let length = 0;
-  for (const c of chunks) length += c.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(...chunks);
 }

@@ -1,6 +1,6 @@
 // Hostile clients for the torture run, each from its own loopback address, each checking the
 // server reacts as HSP/1 says: close (silently, or with ERR where §2.3 says so), refuse, throttle.
-import { fromHex, GROUPS } from "../../crypto/mod.ts";
+import { concat, fromHex, GROUPS } from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import { encodeFrame } from "../../protocol/frame.ts";
 import { decodeHandshakeError, encodeClientHello } from "../../protocol/handshake.ts";
@@ -46,13 +46,7 @@ async function readToClose(t: Transport, ms: number): Promise<Uint8Array | "open
   }
   if (timedOut) return "open";
   t.close();
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(...chunks);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
