@@ -1,0 +1,236 @@
+// The REPL's command language: parsing a typed line into a Command (pure, never throws), the
+// usage table behind /help and the one-line hints, and tab completion.
+import { isUsername } from "../protocol/messages.ts";
+import { MAX_TEXT_BYTES, USERNAME_PATTERN } from "../protocol/limits.ts";
+
+export type Command =
+  | { readonly type: "connect"; readonly host?: string; readonly port?: number }
+  | { readonly type: "disconnect" }
+  | { readonly type: "signup"; readonly user?: string }
+  | { readonly type: "login"; readonly user?: string }
+  | { readonly type: "logout" }
+  | { readonly type: "passwd" }
+  | { readonly type: "msg"; readonly to: string; readonly text: string }
+  | { readonly type: "users" }
+  | { readonly type: "key" }
+  | { readonly type: "trace"; readonly on: boolean }
+  | { readonly type: "status" }
+  | { readonly type: "help"; readonly topic?: string }
+  | { readonly type: "quit" }
+  | { readonly type: "empty" };
+
+/** A command that has a name (every one but the blank line). */
+type NamedCommand = Exclude<Command, { readonly type: "empty" }>;
+export type CommandName = NamedCommand["type"];
+
+/** A parsed line, or a one-line hint saying what was wrong and how the command is used. */
+export type ParsedLine =
+  | { readonly ok: true; readonly command: Command }
+  | { readonly ok: false; readonly error: string };
+
+/** Every command with its usage and a one-line summary, in /help order. */
+export const COMMANDS: readonly {
+  readonly name: CommandName;
+  readonly usage: string;
+  readonly summary: string;
+}[] = [
+  { name: "connect", usage: "/connect [host[:port]]", summary: "connect (or switch) to a server" },
+  { name: "disconnect", usage: "/disconnect", summary: "close the connection" },
+  { name: "signup", usage: "/signup USER", summary: "create an account (asks for a password)" },
+  { name: "login", usage: "/login USER", summary: "log in (asks for the password)" },
+  { name: "logout", usage: "/logout", summary: "log out, staying connected" },
+  { name: "passwd", usage: "/passwd", summary: "change your password" },
+  { name: "msg", usage: "/msg USER TEXT", summary: "send a message (or: @USER TEXT)" },
+  { name: "users", usage: "/users", summary: "list users and who is online" },
+  { name: "key", usage: "/key", summary: "show the server's key and whether it matches the pin" },
+  { name: "trace", usage: "/trace on|off", summary: "show the handshake and every record" },
+  { name: "status", usage: "/status", summary: "connection, user and session state" },
+  { name: "help", usage: "/help [command]", summary: "this list, or one command's usage" },
+  { name: "quit", usage: "/quit", summary: "leave (Ctrl-D too)" },
+];
+
+const NAMES: readonly string[] = COMMANDS.map((c) => c.name);
+
+function usageOf(name: CommandName): string {
+  return COMMANDS.find((c) => c.name === name)!.usage;
+}
+
+/** Parses one input line. Leading and trailing blanks are ignored; a blank line is `empty`. */
+export function parseLine(line: string): ParsedLine {
+  const input = line.trim();
+  if (input === "") return ok({ type: "empty" });
+  if (input.startsWith("@")) return parseMessage(input.slice(1), "@USER TEXT");
+  if (!input.startsWith("/")) {
+    return fail("not a command: send with @USER TEXT or /msg USER TEXT; /help lists commands");
+  }
+  const match = /^\/(\S*)\s*([\s\S]*)$/.exec(input)!;
+  const name = (match[1] ?? "").toLowerCase();
+  const rest = match[2] ?? "";
+  const args = rest === "" ? [] : rest.split(/\s+/);
+  const arity = (max: number, command: NamedCommand): ParsedLine =>
+    args.length <= max ? ok(command) : fail(`usage: ${usageOf(command.type)}`);
+  switch (name) {
+    case "connect":
+      return parseConnect(args);
+    case "disconnect":
+      return arity(0, { type: "disconnect" });
+    case "signup":
+    case "login": {
+      if (args.length > 1) return fail(`usage: ${usageOf(name)}`);
+      const user = args[0];
+      if (user !== undefined && !isUsername(user)) return fail(badUsername(user));
+      return ok(user === undefined ? { type: name } : { type: name, user });
+    }
+    case "logout":
+      return arity(0, { type: "logout" });
+    case "passwd":
+      return arity(0, { type: "passwd" });
+    case "msg":
+      return parseMessage(rest, usageOf("msg"));
+    case "users":
+      return arity(0, { type: "users" });
+    case "key":
+      return arity(0, { type: "key" });
+    case "trace":
+      if (args.length === 1 && (args[0] === "on" || args[0] === "off")) {
+        return ok({ type: "trace", on: args[0] === "on" });
+      }
+      return fail(`usage: ${usageOf("trace")}`);
+    case "status":
+      return arity(0, { type: "status" });
+    case "help": {
+      const topic = args[0]?.replace(/^\//, "").toLowerCase();
+      if (args.length > 1 || (topic !== undefined && !NAMES.includes(topic))) {
+        return fail(`usage: ${usageOf("help")} — commands: ${NAMES.join(" ")}`);
+      }
+      return ok(topic === undefined ? { type: "help" } : { type: "help", topic });
+    }
+    case "quit":
+    case "exit":
+      return arity(0, { type: "quit" });
+    default: {
+      const guess = closest(name, NAMES);
+      return fail(
+        `unknown command /${name.slice(0, 32)}${guess ? ` (did you mean /${guess}?)` : ""}` +
+          "; /help lists commands",
+      );
+    }
+  }
+}
+
+function parseMessage(rest: string, usage: string): ParsedLine {
+  const match = /^(\S+)\s+([\s\S]+)$/.exec(rest);
+  if (match === null) return fail(`usage: ${usage}`);
+  const to = match[1]!;
+  const text = match[2]!;
+  if (!isUsername(to)) return fail(badUsername(to));
+  const size = new TextEncoder().encode(text).length;
+  if (size > MAX_TEXT_BYTES) {
+    return fail(`message is ${size} bytes, above the limit of ${MAX_TEXT_BYTES}`);
+  }
+  return ok({ type: "msg", to, text });
+}
+
+function parseConnect(args: string[]): ParsedLine {
+  if (args.length === 0) return ok({ type: "connect" });
+  const target = args.length === 1 ? parseHostPort(args[0]!) : undefined;
+  if (target === undefined) return fail(`usage: ${usageOf("connect")} (port 1-65535)`);
+  return ok({ type: "connect", ...target });
+}
+
+/**
+ * `host`, `host:port`, `[v6]` or `[v6]:port`; undefined when malformed or the port is not
+ * 1..65535. The port is absent when not given (the caller keeps the current one).
+ */
+export function parseHostPort(text: string): { host: string; port?: number } | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/@]+))(?::([0-9]{1,5}))?$/.exec(text);
+  if (match === null) return undefined;
+  const host = match[1] ?? match[2]!;
+  if (match[3] === undefined) return { host };
+  const port = Number(match[3]);
+  return port >= 1 && port <= 65535 ? { host, port } : undefined;
+}
+
+function badUsername(user: string): string {
+  const shown = JSON.stringify(user.slice(0, 40));
+  return `${shown} is not a username: usernames match ${USERNAME_PATTERN.source}`;
+}
+
+function ok(command: Command): ParsedLine {
+  return { ok: true, command };
+}
+
+function fail(error: string): ParsedLine {
+  return { ok: false, error };
+}
+
+/** The one candidate `word` begins, else the nearest within edit distance 2. */
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  const extending = candidates.filter((c) => word !== "" && c.startsWith(word));
+  if (extending.length === 1) return extending[0];
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const distance = editDistance(word, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2 || a.length > 32) return 3;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** What completion can draw on: usernames seen this session, and pinned servers. */
+export interface CompletionSources {
+  readonly users: Iterable<string>;
+  readonly endpoints: Iterable<string>;
+}
+
+/**
+ * Tab completion in node:readline's shape: the candidates that complete the last word of `line`,
+ * and that word. Commands after a leading `/`, usernames after `/msg`, `/login`, `/signup` and
+ * `@`, `on|off` after `/trace`, pinned servers after `/connect`, commands after `/help`.
+ */
+export function complete(line: string, sources: CompletionSources): [string[], string] {
+  const pick = (word: string, options: Iterable<string>, prefix = "", suffix = " ") => {
+    const hits = [...new Set(options)]
+      .filter((o) => o.startsWith(word.slice(prefix.length)))
+      .sort()
+      .map((o) => prefix + o + suffix);
+    return [hits, word] as [string[], string];
+  };
+  if (/^@\S*$/.test(line)) return pick(line, sources.users, "@");
+  const command = /^\/(\S*)$/.exec(line);
+  if (command) return pick(line, NAMES, "/");
+  const argument = /^\/(\S+)\s+(\S*)$/.exec(line);
+  if (argument) {
+    const word = argument[2]!;
+    switch (argument[1]!.toLowerCase()) {
+      case "msg":
+      case "login":
+      case "signup":
+        return pick(word, sources.users);
+      case "trace":
+        return pick(word, ["on", "off"], "", "");
+      case "connect":
+        return pick(word, sources.endpoints, "", "");
+      case "help":
+        return pick(word, NAMES, "", "");
+    }
+  }
+  return [[], line];
+}

@@ -1,0 +1,678 @@
+// One server, from the client's side: dial, the §2 handshake with §6 pinning, the §4 request
+// table (ids, responses in any order, timeouts), pushes (a DLV is shown, then DAK'd; duplicates
+// are dropped by `msg`), PNG keep-alives, and reconnection with back-off and a fresh login.
+import type { DhGroup } from "../crypto/mod.ts";
+import type { Transport } from "../protocol/channel.ts";
+import type { ClientHandshakeResult } from "../protocol/handshake.ts";
+import { CLIENT_PING_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS } from "../protocol/limits.ts";
+import {
+  type Ack,
+  type ByeReason,
+  encodeMessage,
+  parseServerMessage,
+  type Request,
+  type RequestCode,
+  type Response,
+  type ServerMessage,
+} from "../protocol/messages.ts";
+import { clientHandshake, type SecureSession } from "../protocol/session.ts";
+import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./events.ts";
+import { handshakeView, recordView } from "./trace.ts";
+
+/** Time to open the TCP connection. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+/** Time a request may wait for its response (a login waits for password hashing on the server). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** A PNG unanswered this long means the connection is dead, though TCP has not noticed. */
+export const PING_TIMEOUT_MS = 20_000;
+/** First reconnect delay; it doubles per failed attempt up to RECONNECT_MAX_MS, with jitter. */
+export const RECONNECT_BASE_MS = 500;
+export const RECONNECT_MAX_MS = 30_000;
+/** Message ids remembered to drop duplicates (§4.3: delivery is at least once). */
+export const SEEN_MESSAGES = 10_000;
+/** Time to flush queued records (DAKs) when the user closes the connection. */
+export const CLOSE_DRAIN_MS = 1_000;
+
+/** Why the connection could not do what was asked; `code` is stable, for --json. */
+export class ConnectionError extends Error {
+  override name = "ConnectionError";
+  constructor(
+    readonly code:
+      | "not_connected"
+      | "connection_lost"
+      | "timeout"
+      | "connect_failed"
+      | "handshake"
+      | "key_mismatch",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A request as the caller writes it: the connection assigns the id. */
+export type RequestBody = Request extends infer R ? R extends Request ? Omit<R, "id"> : never
+  : never;
+
+/** What the pin check decided, for the `connected` event. */
+export interface PinResult {
+  readonly pin: PinOutcome;
+  readonly previous: readonly string[];
+  readonly knownHosts: string;
+}
+
+export interface ConnectionOptions {
+  readonly endpoint: Endpoint;
+  readonly group: DhGroup;
+  readonly events: EventSink;
+  /**
+   * Checks the server's key against known_hosts (§6) before any record is sent; throws
+   * ConnectionError("key_mismatch") to refuse. `automatic` is true on reconnects, which must
+   * never accept a changed key by themselves.
+   */
+  readonly pin: (fingerprint: string, automatic: boolean) => Promise<PinResult>;
+  /** Opens the transport; TCP by default. */
+  readonly dial?: (endpoint: Endpoint) => Promise<Transport>;
+  /** Jitter source in [0, 1); Math.random by default. */
+  readonly random?: () => number;
+  readonly pingIntervalMs?: number;
+  readonly pingTimeoutMs?: number;
+}
+
+/** The delay before reconnect attempt `attempt` (1-based): exponential, capped, half jittered. */
+export function backoffDelay(attempt: number, random: () => number): number {
+  const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt - 1, 16));
+  return Math.round(ceiling / 2 + random() * ceiling / 2);
+}
+
+interface Pending {
+  readonly code: RequestCode;
+  readonly resolve: (response: Response) => void;
+  readonly reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Given up on (timed out): a late response is still expected and must parse, then is dropped. */
+  settled: boolean;
+}
+
+/** One established transport and its session. */
+interface Link {
+  readonly transport: Transport;
+  readonly session: SecureSession;
+  readonly fingerprint: string;
+  readonly pending: Map<number, Pending>;
+  ping: ReturnType<typeof setInterval> | undefined;
+  /** A PNG is in flight: the next tick waits for it rather than pile up. */
+  pinging: boolean;
+  bye: ByeReason | undefined;
+  /** Set when the user closes it: no reconnect, no "lost" report. */
+  closing: boolean;
+  /** Why we cut the transport ourselves, when we did: it explains the end of the read loop. */
+  cutReason: string | undefined;
+  done: Promise<void>;
+}
+
+async function defaultDial(endpoint: Endpoint): Promise<Transport> {
+  const conn = await Deno.connect({ hostname: endpoint.host, port: endpoint.port });
+  conn.setNoDelay(true);
+  return conn;
+}
+
+/** Races `promise` against a timer; a value that arrives late is handed to `late` (to close it). */
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  error: () => Error,
+  late?: (value: T) => void,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      reject(error());
+    }, ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        if (expired) late?.(value);
+        else resolve(value);
+      },
+      (err) => {
+        clearTimeout(timer);
+        if (!expired) reject(err);
+      },
+    );
+  });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A client connection to one server endpoint; see the file comment. */
+export class Connection {
+  readonly endpoint: Endpoint;
+  readonly #options: ConnectionOptions;
+  readonly #random: () => number;
+  #link: Link | undefined;
+  #state: ConnectionState = "idle";
+  #nextId = 1;
+  /** Bumped to cancel a reconnect loop in flight. */
+  #generation = 0;
+  #retry: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
+  #credentials: { user: string; password: string } | undefined;
+  readonly #seen = new Set<string>();
+  #queuedRemaining = 0;
+  #queuedWaiters: (() => void)[] = [];
+  #tracing = false;
+  /** Messages shown (duplicates excluded). */
+  messagesReceived = 0;
+
+  constructor(options: ConnectionOptions) {
+    this.endpoint = options.endpoint;
+    this.#options = options;
+    this.#random = options.random ?? Math.random;
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The logged-in user, while credentials are held for re-login. */
+  get user(): string | undefined {
+    return this.#credentials?.user;
+  }
+
+  /** The server key's fingerprint on the open connection. */
+  get fingerprint(): string | undefined {
+    return this.#link?.fingerprint;
+  }
+
+  get records(): { sent: number; received: number } | undefined {
+    return this.#link?.session.counts;
+  }
+
+  get group(): DhGroup {
+    return this.#options.group;
+  }
+
+  /** Turns the handshake and record trace on or off, at once for the open session. */
+  set tracing(on: boolean) {
+    this.#tracing = on;
+    if (this.#link) this.#link.session.trace = on ? this.#recordTrace : undefined;
+  }
+
+  get tracing(): boolean {
+    return this.#tracing;
+  }
+
+  /** Connects now (the user asked to): rejects with a ConnectionError if it cannot. */
+  async open(): Promise<void> {
+    this.#cancelReconnect();
+    if (this.#link) return;
+    try {
+      await this.#establish(false, this.#generation);
+    } catch (err) {
+      this.#state = "idle";
+      throw err;
+    }
+  }
+
+  /**
+   * Closes the connection at the user's request: no reconnect, credentials forgotten, queued
+   * DAKs flushed first (briefly). Reports `disconnected` if there was anything to close, unless
+   * `report` is false (the client is leaving anyway).
+   */
+  async close(reason = "closed by you", report = true): Promise<void> {
+    const wasActive = this.#link !== undefined || this.#state === "reconnecting";
+    this.#cancelReconnect();
+    this.#credentials = undefined;
+    const link = this.#link;
+    if (link) {
+      link.closing = true;
+      await withTimeout(link.session.writer.drained(), CLOSE_DRAIN_MS, () => new Error("drain"))
+        .catch(() => {});
+      this.#safeClose(link.transport);
+      await link.done;
+    }
+    this.#state = "idle";
+    if (wasActive && report) {
+      this.#options.events({
+        type: "disconnected",
+        ...this.endpoint,
+        reason,
+        reconnect: false,
+      });
+    }
+  }
+
+  /** Sends one request and waits for its response (an ACK or an ERR; both resolve). */
+  request(body: RequestBody): Promise<Response> {
+    const link = this.#link;
+    if (link === undefined) {
+      const why = this.#state === "reconnecting" ? "not connected (reconnecting)" : "not connected";
+      return Promise.reject(new ConnectionError("not_connected", `${why}: use /connect`));
+    }
+    return this.#requestOn(link, body, REQUEST_TIMEOUT_MS);
+  }
+
+  /** LGN; on success the credentials are kept (in memory only) to log in again after a reconnect. */
+  async login(user: string, password: string): Promise<Response> {
+    const response = await this.request({ code: "LGN", user, password });
+    if (response.code === "ACK" && response.request === "LGN") {
+      this.#credentials = { user: response.user, password };
+      this.#expectQueued(response.queued);
+    }
+    return response;
+  }
+
+  /** LGO; on success the credentials are forgotten. */
+  async logout(): Promise<Response> {
+    const response = await this.request({ code: "LGO" });
+    if (response.code === "ACK") this.#credentials = undefined;
+    return response;
+  }
+
+  /** CPW; on success a later re-login uses the new password. */
+  async changePassword(old: string, next: string): Promise<Response> {
+    const response = await this.request({ code: "CPW", old, new: next });
+    if (response.code === "ACK" && this.#credentials) this.#credentials.password = next;
+    return response;
+  }
+
+  /**
+   * Resolves once the messages the last login said were queued have all arrived (or the
+   * connection went), or after `timeoutMs`: a script that logs in to fetch its mail waits here.
+   */
+  queuedDelivered(timeoutMs: number): Promise<void> {
+    if (this.#queuedRemaining === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#queuedWaiters.push(done);
+    });
+  }
+
+  // ─── Establishing ─────────────────────────────────────────────────────────────────────────
+
+  /** Dials and runs the handshake; `generation` is the attempt's, to notice a close() meanwhile. */
+  async #establish(automatic: boolean, generation: number): Promise<void> {
+    const { endpoint } = this;
+    const { group, events } = this.#options;
+    // A reconnect attempt has announced itself already ("reconnecting in …").
+    if (!automatic) {
+      this.#state = "connecting";
+      events({ type: "connecting", ...endpoint, group: group.name });
+    }
+    const dial = this.#options.dial ?? defaultDial;
+    let transport: Transport;
+    try {
+      transport = await withTimeout(
+        dial(endpoint),
+        CONNECT_TIMEOUT_MS,
+        () => new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`),
+        (late) => late.close(),
+      );
+    } catch (err) {
+      throw new ConnectionError(
+        "connect_failed",
+        `cannot connect to ${endpoint.host}:${endpoint.port}: ${describe(err)}`,
+        { cause: err },
+      );
+    }
+    let pin: PinResult | undefined;
+    let handshake: { session: SecureSession; result: ClientHandshakeResult };
+    try {
+      handshake = await withTimeout(
+        clientHandshake(transport, {
+          group,
+          trace: (event) => {
+            if (this.#tracing) events({ type: "trace", handshake: handshakeView(event) });
+          },
+          checkPin: async (result) => {
+            pin = await this.#options.pin(result.fingerprint, automatic);
+          },
+        }),
+        HANDSHAKE_TIMEOUT_MS,
+        () => new Error(`the handshake did not complete within ${HANDSHAKE_TIMEOUT_MS / 1000} s`),
+      );
+    } catch (err) {
+      this.#safeClose(transport);
+      if (err instanceof ConnectionError) throw err;
+      throw new ConnectionError("handshake", `handshake failed: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+    const { session, result } = handshake;
+    if (generation !== this.#generation) {
+      // close() was called while this attempt was under way: it must not come back to life.
+      this.#safeClose(transport);
+      throw new ConnectionError("connect_failed", "cancelled");
+    }
+    const link: Link = {
+      transport,
+      session,
+      fingerprint: result.fingerprint,
+      pending: new Map(),
+      ping: undefined,
+      pinging: false,
+      bye: undefined,
+      closing: false,
+      cutReason: undefined,
+      done: Promise.resolve(),
+    };
+    session.trace = this.#tracing ? this.#recordTrace : undefined;
+    this.#link = link;
+    this.#state = "open";
+    link.done = this.#readLoop(link);
+    link.ping = setInterval(
+      () => this.#ping(link),
+      this.#options.pingIntervalMs ?? CLIENT_PING_INTERVAL_MS,
+    );
+    events({
+      type: "connected",
+      ...endpoint,
+      group: group.name,
+      fingerprint: result.fingerprint,
+      pin: pin?.pin ?? "match",
+      previous: pin?.previous ?? [],
+      known_hosts: pin?.knownHosts ?? "",
+    });
+  }
+
+  readonly #recordTrace = (event: Parameters<NonNullable<SecureSession["trace"]>>[0]) => {
+    this.#options.events({ type: "trace", record: recordView(event) });
+  };
+
+  // ─── Requests and pushes ──────────────────────────────────────────────────────────────────
+
+  #requestOn(link: Link, body: RequestBody, timeoutMs: number): Promise<Response> {
+    const id = this.#allocateId(link);
+    return new Promise<Response>((resolve, reject) => {
+      const entry: Pending = { code: body.code, resolve, reject, timer: undefined, settled: false };
+      entry.timer = setTimeout(() => {
+        entry.settled = true;
+        reject(new ConnectionError("timeout", `no response within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      link.pending.set(id, entry);
+      try {
+        link.session.send(encodeMessage({ ...body, id } as Request));
+      } catch (err) {
+        // The writer failed: the connection is going; the read loop reports it.
+        clearTimeout(entry.timer);
+        link.pending.delete(id);
+        reject(new ConnectionError("connection_lost", `cannot send: ${describe(err)}`));
+        this.#cut(link, `cannot send: ${describe(err)}`);
+      }
+    });
+  }
+
+  #allocateId(link: Link): number {
+    // Ids run 1..2^31-1 (§4) and wrap; one still pending is skipped.
+    do {
+      const id = this.#nextId;
+      this.#nextId = id >= 2 ** 31 - 1 ? 1 : id + 1;
+      if (!link.pending.has(id)) return id;
+    } while (true);
+  }
+
+  async #readLoop(link: Link): Promise<void> {
+    let reason = "the server closed the connection";
+    try {
+      while (true) {
+        const plaintext = await link.session.receive();
+        if (plaintext === null) break;
+        const parsed = parseServerMessage(plaintext, (id) => link.pending.get(id)?.code);
+        if (!parsed.ok) {
+          reason = `the server sent a malformed message (${parsed.reason})`;
+          break;
+        }
+        try {
+          this.#dispatch(link, parsed.value);
+        } catch (err) {
+          // A fault of ours while showing a message must not take the connection down.
+          this.#options.events({
+            type: "error",
+            context: "connection",
+            code: "internal",
+            message: `internal error: ${describe(err)}`,
+          });
+        }
+        if (parsed.value.code === "ACK" || parsed.value.code === "ERR") {
+          // Let the requester report its response before the pushes that follow it are shown
+          // (a login's ACK, then its queued messages): its continuation runs on microtasks.
+          await new Promise((wake) => setTimeout(wake, 0));
+        }
+      }
+    } catch (err) {
+      reason = `connection failed: ${describe(err)}`;
+    }
+    reason = link.cutReason ?? reason;
+    this.#lost(link, link.bye ? `${reason} (${link.bye})` : reason);
+  }
+
+  #dispatch(link: Link, message: ServerMessage): void {
+    switch (message.code) {
+      case "ACK":
+      case "ERR": {
+        const entry = link.pending.get(message.id);
+        if (entry === undefined) {
+          // Only ERR bad_request with id 0 gets here (the parser refuses unknown ids).
+          this.#options.events({
+            type: "error",
+            context: "connection",
+            code: message.code === "ERR" ? message.error : "bad_request",
+            message: message.code === "ERR" ? message.message : "unexpected ACK",
+          });
+          return;
+        }
+        link.pending.delete(message.id);
+        clearTimeout(entry.timer);
+        if (!entry.settled) entry.resolve(message);
+        return;
+      }
+      case "DLV": {
+        if (this.#queuedRemaining > 0 && --this.#queuedRemaining === 0) this.#queuedDone();
+        if (!this.#seen.has(message.msg)) {
+          this.#remember(message.msg);
+          this.messagesReceived++;
+          this.#options.events({
+            type: "message",
+            msg: message.msg,
+            from: message.from,
+            to: message.to,
+            text: message.text,
+            ts: message.ts,
+          });
+        }
+        // Shown (or shown before): the server may drop it from the queue (§4.2).
+        link.session.send(encodeMessage({ code: "DAK", msg: message.msg }));
+        return;
+      }
+      case "BYE":
+        link.bye = message.reason;
+        this.#options.events({ type: "bye", reason: message.reason });
+        return;
+      default: {
+        const never: never = message;
+        throw new TypeError(`unhandled message ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #remember(msg: string): void {
+    this.#seen.add(msg);
+    if (this.#seen.size > SEEN_MESSAGES) {
+      // Sets iterate in insertion order: the first is the oldest.
+      this.#seen.delete(this.#seen.values().next().value!);
+    }
+  }
+
+  #expectQueued(count: number): void {
+    this.#queuedRemaining = count;
+    if (count === 0) this.#queuedDone();
+  }
+
+  #queuedDone(): void {
+    this.#queuedRemaining = 0;
+    const waiters = this.#queuedWaiters;
+    this.#queuedWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  async #ping(link: Link): Promise<void> {
+    if (link.pinging) return;
+    link.pinging = true;
+    const timeout = this.#options.pingTimeoutMs ?? PING_TIMEOUT_MS;
+    try {
+      await this.#requestOn(link, { code: "PNG" }, timeout);
+      link.pinging = false;
+    } catch {
+      // Unanswered: the server or the path is gone. Cutting ends the read loop, which reports.
+      this.#cut(link, `no answer to a keep-alive within ${timeout / 1000} s`);
+    }
+  }
+
+  // ─── Losing and regaining the connection ─────────────────────────────────────────────────
+
+  #lost(link: Link, reason: string): void {
+    clearInterval(link.ping);
+    this.#safeClose(link.transport);
+    for (const entry of link.pending.values()) {
+      clearTimeout(entry.timer);
+      if (!entry.settled) {
+        entry.reject(new ConnectionError("connection_lost", `connection lost: ${reason}`));
+      }
+    }
+    link.pending.clear();
+    this.#queuedDone();
+    if (this.#link !== link) return;
+    this.#link = undefined;
+    if (link.closing) return;
+    if (link.bye === "logged_in_elsewhere" || link.bye === "logged_out_by_server") {
+      // Logging in again would end the other session, which would end ours: never fight.
+      this.#credentials = undefined;
+    }
+    this.#state = "reconnecting";
+    this.#options.events({ type: "disconnected", ...this.endpoint, reason, reconnect: true });
+    void this.#reconnectLoop(++this.#generation);
+  }
+
+  async #reconnectLoop(generation: number): Promise<void> {
+    let lastError: string | undefined;
+    for (let attempt = 1;; attempt++) {
+      const delay = backoffDelay(attempt, this.#random);
+      this.#options.events({
+        type: "reconnecting",
+        ...this.endpoint,
+        attempt,
+        delay_ms: delay,
+        ...(lastError === undefined ? {} : { last_error: lastError }),
+      });
+      await new Promise<void>((wake) => {
+        this.#retry = { timer: setTimeout(wake, delay), wake };
+      });
+      this.#retry = undefined;
+      if (generation !== this.#generation) return;
+      try {
+        await this.#establish(true, generation);
+      } catch (err) {
+        if (generation !== this.#generation) return;
+        if (err instanceof ConnectionError && err.code === "key_mismatch") {
+          this.#state = "idle";
+          this.#credentials = undefined;
+          this.#options.events({
+            type: "disconnected",
+            ...this.endpoint,
+            reason: "the server's key changed: not reconnecting",
+            reconnect: false,
+          });
+          return;
+        }
+        this.#state = "reconnecting";
+        lastError = describe(err);
+        continue;
+      }
+      if (generation !== this.#generation) return;
+      await this.#relogin();
+      return;
+    }
+  }
+
+  async #relogin(): Promise<void> {
+    const link = this.#link;
+    const credentials = this.#credentials;
+    if (link === undefined || credentials === undefined) return;
+    const { events } = this.#options;
+    let response: Response;
+    try {
+      response = await this.#requestOn(
+        link,
+        { code: "LGN", user: credentials.user, password: credentials.password },
+        REQUEST_TIMEOUT_MS,
+      );
+    } catch (err) {
+      events({
+        type: "error",
+        context: "LGN",
+        code: err instanceof ConnectionError ? err.code : "internal",
+        message: `logging in again failed: ${describe(err)}`,
+      });
+      return;
+    }
+    if (response.code === "ACK" && response.request === "LGN") {
+      this.#expectQueued(response.queued);
+      events({ ...reloginAck(response), relogin: true });
+      return;
+    }
+    if (response.code === "ERR") {
+      if (response.error === "invalid_credentials") this.#credentials = undefined;
+      events({
+        type: "error",
+        context: "LGN",
+        code: response.error,
+        message: `logging in again as ${credentials.user} failed: ${response.message}`,
+        ...(response.retry_after_ms === undefined ? {} : {
+          retry_after_ms: response.retry_after_ms,
+        }),
+      });
+    }
+  }
+
+  #cancelReconnect(): void {
+    this.#generation++;
+    if (this.#retry) {
+      clearTimeout(this.#retry.timer);
+      this.#retry.wake();
+      this.#retry = undefined;
+    }
+    if (this.#state === "reconnecting") this.#state = "idle";
+  }
+
+  /** Closes a link's transport because of `reason`; its read loop ends and reports it. */
+  #cut(link: Link, reason: string): void {
+    link.cutReason ??= reason;
+    this.#safeClose(link.transport);
+  }
+
+  #safeClose(transport: Transport): void {
+    try {
+      transport.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+function reloginAck(ack: Extract<Ack, { request: "LGN" }>) {
+  return {
+    type: "ack" as const,
+    request: "LGN" as const,
+    id: ack.id,
+    user: ack.user,
+    queued: ack.queued,
+  };
+}

@@ -1,0 +1,248 @@
+// How events look: lines for people (colored or not, everything received escaped) or one JSON
+// object per line for --json. Pure: the terminal layer decides where the lines go.
+import type { ByeReason } from "../protocol/messages.ts";
+import { escapeControl, escapeLines, safeJson } from "./escape.ts";
+import type { ClientEvent, ErrorContext } from "./events.ts";
+import type { Style } from "./style.ts";
+import { formatHandshakeTrace, formatRecordTrace } from "./trace.ts";
+
+/** What rendering needs besides the event. */
+export interface RenderContext {
+  readonly style: Style;
+  /** The logged-in user, shown as "you". */
+  readonly me: string | undefined;
+  /** For choosing between a time and a date (injectable for tests). */
+  readonly now: number;
+}
+
+/** The --json line of an event: `{"event": type, ...fields}`, safe for a terminal. */
+export function jsonLine(event: ClientEvent): string {
+  const { type, ...fields } = event;
+  return safeJson({ event: type, ...fields });
+}
+
+const BYE_TEXT: Readonly<Record<ByeReason, string>> = {
+  shutdown: "the server is shutting down",
+  logged_in_elsewhere: "you logged in from another client",
+  idle: "the connection was idle too long",
+  logged_out_by_server: "the server logged you out",
+};
+
+const CONTEXT_TEXT: Readonly<Record<ErrorContext, string>> = {
+  SNU: "sign-up failed",
+  LGN: "login failed",
+  LGO: "logout failed",
+  CPW: "password change failed",
+  GSR: "key request failed",
+  GUL: "user list failed",
+  MSG: "not sent",
+  PNG: "ping failed",
+  command: "",
+  connect: "cannot connect",
+  connection: "connection",
+  input: "input",
+};
+
+/** Local time of a server timestamp: HH:MM:SS today, with the date otherwise. */
+export function formatTime(ts: number, now: number): string {
+  const date = new Date(ts);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  if (new Date(now).toDateString() === date.toDateString()) return time;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${time}`;
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
+}
+
+/** The lines that show `event` to a person; every string that came from elsewhere is escaped. */
+export function renderEvent(event: ClientEvent, context: RenderContext): string[] {
+  const { style } = context;
+  const safe = (text: string) => escapeControl(text, style.escape);
+  const user = (name: string) => style.user(safe(name));
+  const note = (text: string) => `${style.dim("·")} ${text}`;
+  const where = (e: { host: string; port: number }) => safe(`${e.host}:${e.port}`);
+  switch (event.type) {
+    case "connecting":
+      return [style.dim(`· connecting to ${where(event)} (${safe(event.group)})…`)];
+    case "connected": {
+      const head = `connected to ${style.bold(where(event))} (${safe(event.group)})`;
+      switch (event.pin) {
+        case "match":
+          return [note(`${head} · server key ${safe(event.fingerprint)} matches the pin`)];
+        case "first_contact":
+          return [
+            note(head),
+            note(`first contact: the server's key is ${style.bold(safe(event.fingerprint))}`),
+            note(`pinned in ${safe(event.known_hosts)}; later connections must show this key`),
+          ];
+        case "replaced":
+          return [
+            note(head),
+            style.yellow(
+              `· new server key ${safe(event.fingerprint)} pinned in ` +
+                `${safe(event.known_hosts)}, replacing ${event.previous.map(safe).join(", ")}`,
+            ),
+          ];
+        default:
+          return unreachable(event.pin);
+      }
+    }
+    case "key_mismatch": {
+      const bar = style.red(style.bold("@".repeat(66)));
+      const loud = (text: string) => style.red(style.bold(text));
+      return [
+        bar,
+        loud(`@  WARNING: THE KEY OF SERVER ${where(event)} HAS CHANGED!`),
+        bar,
+        `   pinned:    ${style.bold(event.pinned.map(safe).join(", "))}  (${
+          safe(event.known_hosts)
+        })`,
+        `   presented: ${style.bold(safe(event.presented))}`,
+        "   Someone may be intercepting this connection (a man-in-the-middle attack),",
+        "   or the server's key was replaced.",
+        event.accepted
+          ? style.yellow("   Accepted as asked (--accept-new-key): the new key replaces the pin.")
+          : loud("   Connection refused. If you know why the key changed, connect again") +
+            loud(" with --accept-new-key."),
+      ];
+    }
+    case "disconnected":
+      return [
+        style.yellow(`· disconnected from ${where(event)}: ${safe(event.reason)}`),
+      ];
+    case "reconnecting": {
+      const last = event.last_error === undefined ? "" : ` — last try: ${safe(event.last_error)}`;
+      return [
+        style.dim(
+          `· reconnecting to ${where(event)} in ${seconds(event.delay_ms)} ` +
+            `(attempt ${event.attempt})${last}`,
+        ),
+      ];
+    }
+    case "ack":
+      switch (event.request) {
+        case "SNU":
+          return [`${style.green("✓")} signed up as ${user(event.user)}; now /login`];
+        case "LGN": {
+          const waiting = event.queued === 0
+            ? ""
+            : ` · ${event.queued} message${event.queued === 1 ? "" : "s"} waiting`;
+          return [
+            event.relogin
+              ? `${style.green("✓")} logged in again as ${user(event.user)}${waiting}`
+              : `${style.green("✓")} logged in as ${user(event.user)}${waiting}`,
+          ];
+        }
+        case "LGO":
+          return [`${style.green("✓")} logged out`];
+        case "CPW":
+          return [`${style.green("✓")} password changed`];
+        case "GSR": {
+          const same = event.fingerprint === event.handshake_fingerprint
+            ? "the key this connection was signed with"
+            : style.red("NOT the key this connection was signed with");
+          return [
+            `server key ${style.bold(safe(event.fingerprint))} (${same})`,
+            event.matches_pin ? `${style.green("✓")} matches the pin in known_hosts` : style.red(
+              `✗ does not match the pin${event.pinned.length > 0 ? "s" : ""} ${
+                event.pinned.map(safe).join(", ") || "(none)"
+              }`,
+            ),
+          ];
+        }
+        case "GUL": {
+          const online = event.users.filter((u) => u.online).length;
+          const list = event.users.map((u) =>
+            u.online ? `${style.green("●")} ${user(u.user)}` : `${style.dim("○")} ${safe(u.user)}`
+          );
+          return [
+            `users (${online} online of ${event.users.length}): ${list.join("  ") || "none"}`,
+          ];
+        }
+        case "MSG":
+          return messageLines(
+            formatTime(event.ts, context.now),
+            `you → ${user(event.to)}`,
+            event.text,
+            context,
+            true,
+          );
+        default:
+          return unreachable(event);
+      }
+    case "message": {
+      const from = event.to === context.me || context.me === undefined
+        ? user(event.from)
+        : `${user(event.from)} → ${user(event.to)}`;
+      return messageLines(formatTime(event.ts, context.now), from, event.text, context, false);
+    }
+    case "bye":
+      return [style.yellow(`· the server says goodbye: ${BYE_TEXT[event.reason]}`)];
+    case "error": {
+      const what = CONTEXT_TEXT[event.context];
+      const retry = event.retry_after_ms === undefined
+        ? ""
+        : `; retry in ${seconds(event.retry_after_ms)}`;
+      // A usage hint is its own explanation; other errors name their stable code.
+      const code = event.code === "usage" ? "" : style.dim(` (${safe(event.code)}${retry})`);
+      return [style.red(`✗ ${what ? `${what}: ` : ""}${safe(event.message)}`) + code];
+    }
+    case "status": {
+      const row = (label: string, value: string) => `  ${style.dim(label.padEnd(12))}${value}`;
+      return [
+        row("server", `${where(event)} · ${event.state} · ${safe(event.group)}`),
+        row("key", event.fingerprint === null ? "—" : safe(event.fingerprint)),
+        row("user", event.user === null ? "not logged in" : user(event.user)),
+        row(
+          "records",
+          event.records === null
+            ? "—"
+            : `${event.records.sent} sent · ${event.records.received} received`,
+        ),
+        row("messages", `${event.messages_received} received`),
+        row("trace", event.trace ? "on" : "off"),
+        row("known_hosts", safe(event.known_hosts)),
+      ];
+    }
+    case "trace":
+      // The trace formatters escape the one peer-chosen field (a record's code) themselves.
+      return "handshake" in event
+        ? formatHandshakeTrace(event.handshake, style)
+        : [formatRecordTrace(event.record, style)];
+    case "help": {
+      const width = Math.max(...event.commands.map((c) => c.usage.length)) + 2;
+      return [
+        style.bold("commands:"),
+        ...event.commands.map((c) => `  ${style.cyan(c.usage.padEnd(width))}${c.summary}`),
+        style.dim("  Tab completes commands and usernames; Ctrl-D quits."),
+      ];
+    }
+    case "info":
+      return [note(safe(event.message))];
+    default:
+      return unreachable(event);
+  }
+}
+
+/** A message: time, who, and the text; continuation lines are indented under a bar. */
+function messageLines(
+  time: string,
+  who: string,
+  text: string,
+  context: RenderContext,
+  mine: boolean,
+): string[] {
+  const { style } = context;
+  const [first = "", ...rest] = escapeLines(text, style.escape);
+  const head = `${style.dim(time)} ${who}: ${mine ? style.dim(first) : first}`;
+  return [
+    head,
+    ...rest.map((line) => `${style.dim("         │")} ${mine ? style.dim(line) : line}`),
+  ];
+}
+
+function unreachable(value: never): never {
+  throw new TypeError(`unhandled event ${JSON.stringify(value)}`);
+}

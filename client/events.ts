@@ -1,0 +1,130 @@
+// Everything the client reports, as one discriminated union: the display renders it for people,
+// and --json prints it as is, one object a line ({"event": type, ...fields}).
+import type { ByeReason, RequestCode, UserEntry } from "../protocol/messages.ts";
+import type { HandshakeTraceView, RecordTraceView } from "./trace.ts";
+
+/** Where a connection goes: `host:port` as the user gave it. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** How the server's key related to known_hosts when the connection was made (§6). */
+export type PinOutcome = "first_contact" | "match" | "replaced";
+
+/** A response to one of the user's requests (PNG keep-alives are not reported). */
+export type AckEvent =
+  | { readonly type: "ack"; readonly request: "SNU"; readonly id: number; readonly user: string }
+  | {
+    readonly type: "ack";
+    readonly request: "LGN";
+    readonly id: number;
+    readonly user: string;
+    readonly queued: number;
+    /** True when the client logged in again by itself after a reconnect. */
+    readonly relogin: boolean;
+  }
+  | { readonly type: "ack"; readonly request: "LGO" | "CPW"; readonly id: number }
+  | {
+    readonly type: "ack";
+    readonly request: "GSR";
+    readonly id: number;
+    /** Fingerprint computed here from the key the server sent (not the server's claim). */
+    readonly fingerprint: string;
+    /** The key this connection's handshake was signed with. */
+    readonly handshake_fingerprint: string;
+    readonly pinned: readonly string[];
+    readonly matches_pin: boolean;
+  }
+  | {
+    readonly type: "ack";
+    readonly request: "GUL";
+    readonly id: number;
+    readonly users: readonly UserEntry[];
+  }
+  | {
+    readonly type: "ack";
+    readonly request: "MSG";
+    readonly id: number;
+    readonly msg: string;
+    readonly ts: number;
+    readonly to: string;
+    readonly text: string;
+  };
+
+/** What the client was asked or set out to do when an error happened. */
+export type ErrorContext = RequestCode | "command" | "connect" | "connection" | "input";
+
+export type ClientEvent =
+  | ({ readonly type: "connecting"; readonly group: string } & Endpoint)
+  | ({
+    readonly type: "connected";
+    readonly group: string;
+    readonly fingerprint: string;
+    readonly pin: PinOutcome;
+    /** Pins the new key replaced (when pin is "replaced"). */
+    readonly previous: readonly string[];
+    readonly known_hosts: string;
+  } & Endpoint)
+  | ({
+    readonly type: "key_mismatch";
+    readonly pinned: readonly string[];
+    readonly presented: string;
+    readonly accepted: boolean;
+    readonly known_hosts: string;
+  } & Endpoint)
+  | ({
+    readonly type: "disconnected";
+    readonly reason: string;
+    /** Whether the client will try to reconnect by itself. */
+    readonly reconnect: boolean;
+  } & Endpoint)
+  | ({
+    readonly type: "reconnecting";
+    readonly attempt: number;
+    readonly delay_ms: number;
+    /** Why the previous attempt failed. */
+    readonly last_error?: string;
+  } & Endpoint)
+  | AckEvent
+  | {
+    readonly type: "message";
+    readonly msg: string;
+    readonly from: string;
+    readonly to: string;
+    readonly text: string;
+    readonly ts: number;
+  }
+  | { readonly type: "bye"; readonly reason: ByeReason }
+  | {
+    readonly type: "error";
+    readonly context: ErrorContext;
+    readonly code: string;
+    readonly message: string;
+    readonly retry_after_ms?: number;
+  }
+  | {
+    readonly type: "status";
+    readonly state: ConnectionState;
+    readonly host: string;
+    readonly port: number;
+    readonly group: string;
+    readonly fingerprint: string | null;
+    readonly user: string | null;
+    readonly trace: boolean;
+    readonly known_hosts: string;
+    readonly records: { readonly sent: number; readonly received: number } | null;
+    readonly messages_received: number;
+  }
+  | { readonly type: "trace"; readonly handshake: HandshakeTraceView }
+  | { readonly type: "trace"; readonly record: RecordTraceView }
+  | {
+    readonly type: "help";
+    readonly commands: readonly { readonly usage: string; readonly summary: string }[];
+  }
+  | { readonly type: "info"; readonly message: string };
+
+/** A connection's life (§2 then §3): what /status shows and the prompt hints at. */
+export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
+
+export type EventSink = (event: ClientEvent) => void;

@@ -1,0 +1,84 @@
+// Entry point of the terminal client (`deno task client`): flags, then the REPL on a terminal
+// or on piped stdin. Exit status: 0 when every command succeeded, 1 if one failed, 2 for bad flags.
+import { join } from "node:path";
+import { HELP, parseClientArgs, VERSION } from "./args.ts";
+import { complete } from "./commands.ts";
+import { configDir, loadHistory, MAX_HISTORY, saveHistory } from "./config.ts";
+import { KnownHosts } from "./known_hosts.ts";
+import { Repl } from "./repl.ts";
+import { makeStyle, wantsColor } from "./style.ts";
+import { type LineInput, PipedInput, PlainScreen, type Screen, Terminal } from "./terminal.ts";
+
+/** Runs the client with `args`; resolves to the exit status. */
+export async function main(args: readonly string[]): Promise<number> {
+  const parsed = parseClientArgs(args);
+  switch (parsed.kind) {
+    case "help":
+      console.log(HELP);
+      return 0;
+    case "version":
+      console.log(`hybrid-client ${VERSION} (HSP/1)`);
+      return 0;
+    case "error":
+      console.error(`hybrid-client: ${parsed.message}\nTry --help.`);
+      return 2;
+    case "run":
+      break;
+    default: {
+      const never: never = parsed;
+      throw new TypeError(`unhandled ${JSON.stringify(never)}`);
+    }
+  }
+  const { options } = parsed;
+  const env = (name: string) => Deno.env.get(name);
+  let dir: string | undefined;
+  try {
+    dir = configDir(env);
+  } catch (err) {
+    if (options.knownHosts === undefined) {
+      console.error(`hybrid-client: ${(err as Error).message}, or pass --known-hosts`);
+      return 2;
+    }
+  }
+  const knownHosts = new KnownHosts(options.knownHosts ?? join(dir!, "known_hosts"));
+  const interactive = Deno.stdin.isTerminal();
+  const style = makeStyle(
+    !options.json && wantsColor(options.noColor, env, Deno.stdout.isTerminal()),
+  );
+
+  let input: LineInput;
+  let screen: Screen;
+  let terminal: Terminal | undefined;
+  if (interactive) {
+    const historyPath = dir === undefined ? undefined : join(dir, "history");
+    const history = historyPath === undefined
+      ? []
+      : await loadHistory(historyPath).catch(() => [] as string[]);
+    terminal = new Terminal({
+      history,
+      historySize: MAX_HISTORY,
+      prompt: options.json ? "" : "> ",
+      completer: (line) => complete(line, repl?.completionSources ?? { users: [], endpoints: [] }),
+      onHistory: (entries) => {
+        if (historyPath === undefined) return;
+        // Saved after every line, so that a crash loses nothing; never with a secret in it.
+        saveHistory(historyPath, entries).catch(() => {});
+      },
+    });
+    input = terminal;
+    screen = terminal;
+  } else {
+    input = new PipedInput(Deno.stdin.readable);
+    screen = new PlainScreen();
+  }
+  const repl = new Repl({ options, input, screen, style, knownHosts, interactive });
+  try {
+    return await repl.run();
+  } finally {
+    terminal?.close();
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

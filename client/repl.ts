@@ -1,0 +1,483 @@
+// The REPL: reads command lines, runs them one at a time against the Connection, and shows every
+// event through the display. Knows the user's intent (what a command was for, when it failed);
+// the Connection knows the wire.
+import { fingerprint as keyFingerprint, fromBase64 } from "../crypto/mod.ts";
+import type { Response } from "../protocol/messages.ts";
+import { DEFAULT_PORT, type Options } from "./args.ts";
+import { type Command, COMMANDS, type CompletionSources, parseLine } from "./commands.ts";
+import { Connection, ConnectionError, type PinResult } from "./connection.ts";
+import { jsonLine, renderEvent } from "./display.ts";
+import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
+import { endpointName, type KnownHosts } from "./known_hosts.ts";
+import type { Style } from "./style.ts";
+import type { LineInput, Screen } from "./terminal.ts";
+
+/** How long the end of input waits for the messages a login said were queued. */
+export const QUEUED_WAIT_MS = 5_000;
+
+export interface ReplOptions {
+  readonly options: Options;
+  readonly input: LineInput;
+  readonly screen: Screen;
+  readonly style: Style;
+  readonly knownHosts: KnownHosts;
+  /** A person at a terminal: new passwords are asked twice, the prompt shows the state. */
+  readonly interactive: boolean;
+  readonly now?: () => number;
+}
+
+/** The client's REPL; `run()` returns the exit status. */
+export class Repl {
+  readonly #options: Options;
+  readonly #io: ReplOptions;
+  readonly #now: () => number;
+  #endpoint: Endpoint;
+  #connection: Connection | undefined;
+  #tracing: boolean;
+  #failed = false;
+  readonly #usersSeen = new Set<string>();
+  #endpointsPinned: string[] = [];
+
+  constructor(io: ReplOptions) {
+    this.#io = io;
+    this.#options = io.options;
+    this.#now = io.now ?? Date.now;
+    this.#endpoint = { host: io.options.host, port: io.options.port };
+    this.#tracing = io.options.trace;
+    if (io.options.user) this.#usersSeen.add(io.options.user);
+  }
+
+  /** Names for tab completion: users seen this session, and servers in known_hosts. */
+  get completionSources(): CompletionSources {
+    return { users: this.#usersSeen, endpoints: this.#endpointsPinned };
+  }
+
+  /** Connects, runs commands until /quit or the end of input, then closes; the exit status. */
+  async run(): Promise<number> {
+    await this.#refreshEndpoints();
+    await this.#connect(this.#endpoint);
+    this.#refreshPrompt();
+    while (true) {
+      const line = await this.#io.input.next();
+      if (line === null) break;
+      const parsed = parseLine(line);
+      if (!parsed.ok) {
+        this.#fail("command", "usage", parsed.error);
+        continue;
+      }
+      if (parsed.command.type === "quit") break;
+      try {
+        await this.#execute(parsed.command);
+      } catch (err) {
+        this.#fail("command", "internal", `internal error: ${(err as Error).message}`);
+      }
+      this.#refreshPrompt();
+    }
+    const connection = this.#connection;
+    if (connection) {
+      await connection.queuedDelivered(QUEUED_WAIT_MS);
+      await connection.close("leaving", false);
+    }
+    return this.#failed ? 1 : 0;
+  }
+
+  /** Shows an event (JSON or lines) and keeps what completion and the prompt need. */
+  show(event: ClientEvent): void {
+    switch (event.type) {
+      case "message":
+        this.#usersSeen.add(event.from);
+        break;
+      case "ack":
+        if (event.request === "GUL") { for (const u of event.users) this.#usersSeen.add(u.user); }
+        if (event.request === "MSG") this.#usersSeen.add(event.to);
+        break;
+    }
+    if (event.type === "connected" || event.type === "disconnected" || event.type === "ack") {
+      // The prompt shows the new state as the event's lines are printed above it.
+      this.#refreshPrompt(false);
+    }
+    if (this.#options.json) {
+      this.#io.screen.print([jsonLine(event)]);
+    } else {
+      this.#io.screen.print(renderEvent(event, {
+        style: this.#io.style,
+        me: this.#connection?.user,
+        now: this.#now(),
+      }));
+    }
+  }
+
+  async #execute(command: Command): Promise<void> {
+    switch (command.type) {
+      case "empty":
+      case "quit":
+        return;
+      case "connect": {
+        const endpoint = command.host === undefined
+          ? this.#endpoint
+          : { host: command.host, port: command.port ?? DEFAULT_PORT };
+        await this.#connect(endpoint);
+        return;
+      }
+      case "disconnect":
+        if (this.#connection === undefined || this.#connection.state === "idle") {
+          this.show({ type: "info", message: "not connected" });
+          return;
+        }
+        await this.#connection.close();
+        return;
+      case "signup":
+      case "login":
+        return await this.#signUpOrLogIn(command.type, command.user);
+      case "logout": {
+        const connection = this.#requireConnection("LGO");
+        if (connection) this.#report("LGO", await this.#ask("LGO", () => connection.logout()));
+        return;
+      }
+      case "passwd":
+        return await this.#changePassword();
+      case "msg": {
+        const connection = this.#requireConnection("MSG");
+        if (connection === undefined) return;
+        const { to, text } = command;
+        // A fresh cid per message: a resend after a lost ACK is not stored twice (§4.3).
+        const cid = crypto.randomUUID();
+        const response = await this.#ask(
+          "MSG",
+          () => connection.request({ code: "MSG", to, text, cid }),
+        );
+        if (response?.code === "ACK" && response.request === "MSG") {
+          this.show({
+            type: "ack",
+            request: "MSG",
+            id: response.id,
+            msg: response.msg,
+            ts: response.ts,
+            to,
+            text,
+          });
+        } else this.#report("MSG", response);
+        return;
+      }
+      case "users": {
+        const connection = this.#requireConnection("GUL");
+        if (connection) {
+          this.#report("GUL", await this.#ask("GUL", () => connection.request({ code: "GUL" })));
+        }
+        return;
+      }
+      case "key":
+        return await this.#serverKey();
+      case "trace":
+        this.#tracing = command.on;
+        if (this.#connection) this.#connection.tracing = command.on;
+        this.show({ type: "info", message: `trace ${command.on ? "on" : "off"}` });
+        return;
+      case "status": {
+        const c = this.#connection;
+        this.show({
+          type: "status",
+          state: c?.state ?? "idle",
+          host: this.#endpoint.host,
+          port: this.#endpoint.port,
+          group: this.#options.group.name,
+          fingerprint: c?.fingerprint ?? null,
+          user: c?.user ?? null,
+          trace: this.#tracing,
+          known_hosts: this.#io.knownHosts.path,
+          records: c?.records ?? null,
+          messages_received: c?.messagesReceived ?? 0,
+        });
+        return;
+      }
+      case "help":
+        if (command.topic !== undefined) {
+          const entry = COMMANDS.find((c) => c.name === command.topic)!;
+          this.show({ type: "info", message: `${entry.usage} — ${entry.summary}` });
+        } else {
+          this.show({
+            type: "help",
+            commands: COMMANDS.map((c) => ({ usage: c.usage, summary: c.summary })),
+          });
+        }
+        return;
+      default: {
+        const never: never = command;
+        throw new TypeError(`unhandled command ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  // ─── Commands ─────────────────────────────────────────────────────────────────────────────
+
+  async #connect(endpoint: Endpoint): Promise<void> {
+    if (this.#connection) {
+      await this.#connection.close(`switching to ${endpoint.host}:${endpoint.port}`);
+    }
+    this.#endpoint = endpoint;
+    const connection = new Connection({
+      endpoint,
+      group: this.#options.group,
+      events: (event) => this.show(event),
+      pin: (fingerprint, automatic) => this.#checkPin(endpoint, fingerprint, automatic),
+    });
+    connection.tracing = this.#tracing;
+    this.#connection = connection;
+    try {
+      await connection.open();
+    } catch (err) {
+      const code = err instanceof ConnectionError ? err.code : "internal";
+      this.#fail("connect", code, (err as Error).message);
+    }
+    await this.#refreshEndpoints();
+  }
+
+  async #signUpOrLogIn(kind: "signup" | "login", named: string | undefined): Promise<void> {
+    const code = kind === "signup" ? "SNU" : "LGN";
+    const user = named ?? this.#options.user;
+    if (user === undefined) {
+      this.#fail("command", "usage", `usage: /${kind} USER (or start with --user USER)`);
+      return;
+    }
+    const connection = this.#requireConnection(code);
+    if (connection === undefined) return;
+    const password = await this.#readPassword(
+      kind === "signup" ? `new password for ${user}: ` : `password for ${user}: `,
+      kind === "signup",
+      code,
+    );
+    if (password === undefined) return;
+    this.#usersSeen.add(user);
+    const response = await this.#ask(
+      code,
+      () =>
+        kind === "signup"
+          ? connection.request({ code: "SNU", user, password })
+          : connection.login(user, password),
+    );
+    this.#report(code, response);
+  }
+
+  async #changePassword(): Promise<void> {
+    const connection = this.#requireConnection("CPW");
+    if (connection === undefined) return;
+    if (connection.user === undefined) {
+      this.#fail("CPW", "not_authenticated", "log in first");
+      return;
+    }
+    const old = await this.#readPassword("current password: ", false, "CPW");
+    if (old === undefined) return;
+    const next = await this.#readPassword("new password: ", true, "CPW");
+    if (next === undefined) return;
+    this.#report("CPW", await this.#ask("CPW", () => connection.changePassword(old, next)));
+  }
+
+  async #serverKey(): Promise<void> {
+    const connection = this.#requireConnection("GSR");
+    if (connection === undefined) return;
+    const response = await this.#ask("GSR", () => connection.request({ code: "GSR" }));
+    if (response?.code !== "ACK" || response.request !== "GSR") {
+      this.#report("GSR", response);
+      return;
+    }
+    // The fingerprint is computed here: the server's own claim proves nothing.
+    const computed = keyFingerprint(fromBase64(response.key));
+    if (computed !== response.fingerprint) {
+      this.#fail(
+        "GSR",
+        "bad_fingerprint",
+        `the server claims ${response.fingerprint} for a key whose fingerprint is ${computed}`,
+      );
+    }
+    const name = endpointName(this.#endpoint.host, this.#endpoint.port);
+    const pinned = (await this.#io.knownHosts.read()).entries
+      .filter((e) => e.endpoint === name)
+      .map((e) => e.fingerprint);
+    this.show({
+      type: "ack",
+      request: "GSR",
+      id: response.id,
+      fingerprint: computed,
+      handshake_fingerprint: connection.fingerprint ?? "",
+      pinned,
+      matches_pin: pinned.includes(computed),
+    });
+  }
+
+  // ─── Helpers ──────────────────────────────────────────────────────────────────────────────
+
+  /** §6: first contact records the key; a mismatch refuses unless the user accepted new keys. */
+  async #checkPin(endpoint: Endpoint, fingerprint: string, automatic: boolean): Promise<PinResult> {
+    const known = this.#io.knownHosts;
+    const name = endpointName(endpoint.host, endpoint.port);
+    let content;
+    try {
+      content = await known.read();
+    } catch (err) {
+      throw new ConnectionError(
+        "key_mismatch",
+        `cannot read ${known.path}: ${(err as Error).message}`,
+      );
+    }
+    for (const problem of content.problems) {
+      this.show({ type: "info", message: `${known.path}: ignored ${problem}` });
+    }
+    const pinned = content.entries.filter((e) => e.endpoint === name).map((e) => e.fingerprint);
+    if (pinned.includes(fingerprint)) return { pin: "match", previous: [], knownHosts: known.path };
+    if (pinned.length > 0) {
+      // --accept-new-key speaks for the connections the user starts, never for a reconnect.
+      const accepted = this.#options.acceptNewKey && !automatic;
+      this.show({
+        type: "key_mismatch",
+        ...endpoint,
+        pinned,
+        presented: fingerprint,
+        accepted,
+        known_hosts: known.path,
+      });
+      if (!accepted) {
+        throw new ConnectionError(
+          "key_mismatch",
+          `refused: the server's key ${fingerprint} does not match the pinned ${pinned.join(", ")}`,
+        );
+      }
+    }
+    try {
+      await known.pin(name, fingerprint);
+    } catch (err) {
+      this.show({
+        type: "error",
+        context: "connect",
+        code: "known_hosts",
+        message: `cannot record the key in ${known.path}: ${(err as Error).message}`,
+      });
+    }
+    return {
+      pin: pinned.length > 0 ? "replaced" : "first_contact",
+      previous: pinned,
+      knownHosts: known.path,
+    };
+  }
+
+  /** The connection, when it is open; otherwise reports why the command cannot run. */
+  #requireConnection(context: ErrorContext): Connection | undefined {
+    const connection = this.#connection;
+    if (connection?.state === "open") return connection;
+    const why = connection?.state === "reconnecting"
+      ? "not connected (reconnecting…)"
+      : "not connected: use /connect";
+    this.#fail(context, "not_connected", why);
+    return undefined;
+  }
+
+  /** Runs a request; a ConnectionError becomes a reported failure and undefined. */
+  async #ask(
+    context: ErrorContext,
+    request: () => Promise<Response>,
+  ): Promise<Response | undefined> {
+    try {
+      return await request();
+    } catch (err) {
+      if (!(err instanceof ConnectionError)) throw err;
+      this.#fail(context, err.code, err.message);
+      return undefined;
+    }
+  }
+
+  /** Shows a response: an ACK as an event, an ERR as a failure. */
+  #report(context: ErrorContext, response: Response | undefined): void {
+    if (response === undefined) return;
+    if (response.code === "ERR") {
+      this.#failed = true;
+      this.show({
+        type: "error",
+        context,
+        code: response.error,
+        message: response.message || response.error.replaceAll("_", " "),
+        ...(response.retry_after_ms === undefined
+          ? {}
+          : { retry_after_ms: response.retry_after_ms }),
+      });
+      return;
+    }
+    switch (response.request) {
+      case "LGN":
+        this.show({
+          type: "ack",
+          request: "LGN",
+          id: response.id,
+          user: response.user,
+          queued: response.queued,
+          relogin: false,
+        });
+        return;
+      case "SNU":
+        this.show({ type: "ack", request: "SNU", id: response.id, user: response.user });
+        return;
+      case "GUL":
+        this.show({ type: "ack", request: "GUL", id: response.id, users: response.users });
+        return;
+      case "LGO":
+      case "CPW":
+        this.show({ type: "ack", request: response.request, id: response.id });
+        return;
+      case "PNG":
+      case "GSR":
+      case "MSG":
+        return;
+      default: {
+        const never: never = response;
+        throw new TypeError(`unhandled response ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** A password from the input; new ones are asked twice at a terminal. Undefined if none. */
+  async #readPassword(
+    prompt: string,
+    isNew: boolean,
+    context: ErrorContext,
+  ): Promise<string | undefined> {
+    const first = await this.#io.input.secret(prompt);
+    if (first === null) {
+      this.#fail(context, "no_password", "no password given");
+      return undefined;
+    }
+    if (isNew && this.#io.interactive) {
+      const again = await this.#io.input.secret("again, to be sure: ");
+      if (again !== first) {
+        this.#fail(context, "password_mismatch", "the two passwords differ");
+        return undefined;
+      }
+    }
+    return first;
+  }
+
+  #fail(context: ErrorContext, code: string, message: string): void {
+    this.#failed = true;
+    this.show({ type: "error", context, code, message });
+  }
+
+  #refreshPrompt(redraw = true): void {
+    if (!this.#io.interactive || this.#options.json) return;
+    const { style } = this.#io;
+    const c = this.#connection;
+    const where = `${this.#endpoint.host}:${this.#endpoint.port}`;
+    const prompt = c?.state === "open"
+      ? `${c.user ?? "(not logged in)"}@${where}> `
+      : `(${c?.state === "reconnecting" ? "reconnecting" : "offline"})> `;
+    this.#io.screen.setPrompt(
+      c?.state === "open" ? style.bold(prompt) : style.dim(prompt),
+      redraw,
+    );
+  }
+
+  async #refreshEndpoints(): Promise<void> {
+    try {
+      const { entries } = await this.#io.knownHosts.read();
+      this.#endpointsPinned = [...new Set(entries.map((e) => e.endpoint))];
+    } catch {
+      // Completion is a convenience: an unreadable file is reported when a pin is checked.
+    }
+  }
+}

@@ -1,0 +1,190 @@
+// The educational trace (--trace, /trace on): the §2 handshake step by step and every §3 record,
+// as plain data for --json and as aligned lines for people. Keys never appear, only short ids.
+import { groupByName, toHex } from "../crypto/mod.ts";
+import type { HandshakeTrace } from "../protocol/handshake.ts";
+import type { RecordTrace } from "../protocol/session.ts";
+import { escapeControl } from "./escape.ts";
+import type { Style } from "./style.ts";
+
+/** Leading bytes of a DH share shown in the trace. */
+export const SHARE_HEAD_BYTES = 8;
+
+/** A handshake step as JSON-ready data (shares shortened to their size and leading bytes). */
+export type HandshakeTraceView =
+  | {
+    readonly step: "client_hello" | "server_hello";
+    readonly group: string;
+    readonly random: string;
+    readonly share_bytes: number;
+    readonly share_head: string;
+    readonly bytes: number;
+  }
+  | { readonly step: "shared_secret"; readonly bytes: number }
+  | {
+    readonly step: "server_key";
+    readonly fingerprint: string;
+    readonly bits: number;
+    readonly key_bytes: number;
+  }
+  | { readonly step: "signature"; readonly verified: boolean; readonly bytes: number }
+  | { readonly step: "transcript_hash"; readonly hex: string }
+  | {
+    readonly step: "keys";
+    readonly c2s_enc: string;
+    readonly c2s_mac: string;
+    readonly s2c_enc: string;
+    readonly s2c_mac: string;
+  };
+
+/** A record as JSON-ready data. */
+export interface RecordTraceView {
+  readonly direction: "send" | "receive";
+  readonly seq: number;
+  readonly code: string;
+  readonly plaintext_bytes: number;
+  readonly iv: string;
+  readonly ciphertext_bytes: number;
+  readonly mac_bytes: number;
+  readonly record_bytes: number;
+}
+
+/** The view of one handshake trace event. */
+export function handshakeView(event: HandshakeTrace): HandshakeTraceView {
+  switch (event.step) {
+    case "client_hello":
+    case "server_hello":
+      return {
+        step: event.step,
+        group: event.group,
+        random: event.random,
+        share_bytes: event.share.length,
+        share_head: toHex(event.share.subarray(0, SHARE_HEAD_BYTES)),
+        bytes: event.bytes,
+      };
+    case "shared_secret":
+      return { step: event.step, bytes: event.bytes };
+    case "server_key":
+      return {
+        step: event.step,
+        fingerprint: event.fingerprint,
+        bits: event.bits,
+        key_bytes: event.keyBytes,
+      };
+    case "signature":
+      return { step: event.step, verified: event.verified, bytes: event.bytes };
+    case "transcript_hash":
+      return { step: event.step, hex: event.hex };
+    case "keys":
+      return {
+        step: event.step,
+        c2s_enc: event.ids.c2sEnc,
+        c2s_mac: event.ids.c2sMac,
+        s2c_enc: event.ids.s2cEnc,
+        s2c_mac: event.ids.s2cMac,
+      };
+    default:
+      return unreachable(event);
+  }
+}
+
+/** The view of one record trace event. */
+export function recordView(event: RecordTrace): RecordTraceView {
+  return {
+    direction: event.direction,
+    seq: event.seq,
+    code: event.code,
+    plaintext_bytes: event.plaintextBytes,
+    iv: event.iv,
+    ciphertext_bytes: event.ciphertextBytes,
+    mac_bytes: event.macBytes,
+    record_bytes: event.recordBytes,
+  };
+}
+
+const LABEL_WIDTH = 19;
+
+/** Hex bytes spaced in pairs, for the leading bytes of a share. */
+function spaced(hex: string): string {
+  return hex.replace(/(..)(?!$)/g, "$1 ");
+}
+
+/** Lines for one handshake step, each starting with the trace gutter. */
+export function formatHandshakeTrace(view: HandshakeTraceView, style: Style): string[] {
+  const gutter = style.dim("│ ");
+  const row = (mark: string, label: string, text: string) =>
+    `${gutter}${mark} ${style.bold(label.padEnd(LABEL_WIDTH))}${text}`;
+  const detail = (label: string, text: string) =>
+    `${gutter}    ${style.dim(label.padEnd(LABEL_WIDTH - 2))}${text}`;
+  const ok = style.green("✓");
+  switch (view.step) {
+    case "client_hello": {
+      const group = groupByName(view.group);
+      const id = group ? ` (0x${group.id.toString(16).padStart(4, "0")})` : "";
+      return [
+        `${style.dim("┌─")} ${style.bold("handshake")} ${style.dim("HSP/1 §2")}`,
+        row(style.cyan("→"), "ClientHello", `${view.bytes} bytes · group ${view.group}${id}`),
+        detail("client_random", `${view.random.slice(0, 16)}… (32 bytes)`),
+        detail(
+          "client_share",
+          `${view.share_bytes} bytes  ${spaced(view.share_head)} …  = 2^x mod p, x fresh`,
+        ),
+      ];
+    }
+    case "server_hello":
+      return [
+        row(style.cyan("←"), "ServerHello", `${view.bytes} bytes · group ${view.group} echoed`),
+        detail("server_random", `${view.random.slice(0, 16)}… (32 bytes)`),
+        detail("server_share", `${view.share_bytes} bytes  ${spaced(view.share_head)} …`),
+      ];
+    case "shared_secret":
+      return [
+        row(ok, "shared secret Z", `${view.bytes} bytes = server_share^x mod p (never shown)`),
+      ];
+    case "server_key":
+      return [
+        row(ok, "server key", `RSA-${view.bits} · ${view.key_bytes} bytes DER`),
+        detail("fingerprint", view.fingerprint),
+      ];
+    case "signature":
+      return [
+        row(
+          view.verified ? ok : style.red("✗"),
+          "signature",
+          `RSA-PSS/SHA-256 · ${view.bytes} bytes · ${
+            view.verified ? style.green("verified") : style.red("INVALID")
+          } over the transcript`,
+        ),
+      ];
+    case "transcript_hash":
+      return [row(" ", "transcript hash", `SHA-256 ${view.hex.slice(0, 32)}…`)];
+    case "keys":
+      return [
+        row(ok, "keys (HKDF)", `4 × 32 bytes; short ids = SHA-256(key)[0..4], never the keys`),
+        detail("client → server", `enc ${view.c2s_enc}  mac ${view.c2s_mac}`),
+        detail("server → client", `enc ${view.s2c_enc}  mac ${view.s2c_mac}`),
+        `${style.dim("└─")} ${style.dim("records: AES-256-CBC + HMAC-SHA-256, encrypt-then-MAC")}`,
+      ];
+    default:
+      return unreachable(view);
+  }
+}
+
+/**
+ * One line per record: direction, sequence number (§3: never sent, both sides count), code, and
+ * the parts of the record — sealing turns the plaintext into IV + ciphertext + MAC, opening the
+ * other way round.
+ */
+export function formatRecordTrace(view: RecordTraceView, style: Style): string {
+  const sending = view.direction === "send";
+  const arrow = sending ? style.cyan("→") : style.yellow("←");
+  const seal = sending ? "⇒" : "⇐";
+  const code = style.bold(escapeControl(view.code, style.escape));
+  return `  ${arrow} ${style.dim(`seq ${view.seq}`.padEnd(7))} ${code} ` +
+    `${String(view.plaintext_bytes).padStart(5)} B plaintext ${seal} ` +
+    `IV ${style.dim(view.iv)} + ${view.ciphertext_bytes} B ciphertext + ${view.mac_bytes} B MAC` +
+    ` = ${view.record_bytes} B`;
+}
+
+function unreachable(value: never): never {
+  throw new TypeError(`unhandled trace ${JSON.stringify(value)}`);
+}

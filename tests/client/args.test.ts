@@ -1,0 +1,64 @@
+// The client's flags: defaults, every flag of the issue, and a clear error for each bad value.
+import assert from "node:assert/strict";
+import { DEFAULT_PORT, parseClientArgs } from "../../client/args.ts";
+
+function options(args: string[]) {
+  const parsed = parseClientArgs(args);
+  assert.equal(parsed.kind, "run", parsed.kind === "error" ? parsed.message : parsed.kind);
+  return (parsed as Extract<typeof parsed, { kind: "run" }>).options;
+}
+
+function error(args: string[]): string {
+  const parsed = parseClientArgs(args);
+  assert.equal(parsed.kind, "error");
+  return (parsed as Extract<typeof parsed, { kind: "error" }>).message;
+}
+
+Deno.test("parseClientArgs() defaults to 127.0.0.1:5002 with ffdhe2048 and nothing else on", () => {
+  const o = options([]);
+  assert.equal(o.host, "127.0.0.1");
+  assert.equal(o.port, DEFAULT_PORT);
+  assert.equal(o.group.name, "ffdhe2048");
+  assert.equal(o.user, undefined);
+  assert.equal(o.knownHosts, undefined);
+  assert.deepEqual([o.acceptNewKey, o.trace, o.json, o.noColor], [false, false, false, false]);
+});
+
+Deno.test("parseClientArgs() reads every flag", () => {
+  const o = options([
+    "--host=chat.example",
+    "--port",
+    "6000",
+    "--group",
+    "ffdhe4096",
+    "--user",
+    "alice",
+    "--known-hosts",
+    "/tmp/kh",
+    "--accept-new-key",
+    "--trace",
+    "--json",
+    "--no-color",
+  ]);
+  assert.equal(o.host, "chat.example");
+  assert.equal(o.port, 6000);
+  assert.equal(o.group.name, "ffdhe4096");
+  assert.equal(o.user, "alice");
+  assert.equal(o.knownHosts, "/tmp/kh");
+  assert.deepEqual([o.acceptNewKey, o.trace, o.json, o.noColor], [true, true, true, true]);
+  assert.equal(options(["--host", "[::1]"]).host, "::1");
+  assert.deepEqual(parseClientArgs(["--help"]), { kind: "help" });
+  assert.deepEqual(parseClientArgs(["-h"]), { kind: "help" });
+  assert.deepEqual(parseClientArgs(["-V"]), { kind: "version" });
+});
+
+Deno.test("parseClientArgs() names the flag and the value it refuses", () => {
+  assert.equal(error(["--port", "0"]), "--port 0 is not a port (1-65535)");
+  assert.equal(error(["--port", "5002x"]), "--port 5002x is not a port (1-65535)");
+  assert.equal(error(["--port", "70000"]), "--port 70000 is not a port (1-65535)");
+  assert.match(error(["--group", "modp"]), /^--group modp is not one of ffdhe2048/);
+  assert.equal(error(["--user", "Alice"]), '--user "Alice" is not a username');
+  assert.match(error(["--host", "a b"]), /is not a host name/);
+  assert.match(error(["--bogus"]), /bogus/);
+  assert.match(error(["positional"]), /positional/);
+});

@@ -1,0 +1,112 @@
+// The command language: each command parses, each mistake gets a one-line usage hint, and Tab
+// completes commands, usernames seen and pinned servers.
+import assert from "node:assert/strict";
+import { complete, parseHostPort, parseLine } from "../../client/commands.ts";
+
+function command(line: string) {
+  const parsed = parseLine(line);
+  assert.ok(parsed.ok, `${line} parses (${parsed.ok ? "" : parsed.error})`);
+  return parsed.command;
+}
+
+function hint(line: string): string {
+  const parsed = parseLine(line);
+  assert.ok(!parsed.ok, `${line} is refused`);
+  assert.ok(!parsed.error.includes("\n"), "a hint is one line");
+  return parsed.error;
+}
+
+Deno.test("parseLine() reads every command of the REPL", () => {
+  assert.deepEqual(command("/connect"), { type: "connect" });
+  assert.deepEqual(command("/connect chat.example"), { type: "connect", host: "chat.example" });
+  assert.deepEqual(command("/connect 10.0.0.1:6000"), {
+    type: "connect",
+    host: "10.0.0.1",
+    port: 6000,
+  });
+  assert.deepEqual(command("/disconnect"), { type: "disconnect" });
+  assert.deepEqual(command("/signup alice"), { type: "signup", user: "alice" });
+  assert.deepEqual(command("/login"), { type: "login" });
+  assert.deepEqual(command("  /LOGIN bob  "), { type: "login", user: "bob" });
+  assert.deepEqual(command("/logout"), { type: "logout" });
+  assert.deepEqual(command("/passwd"), { type: "passwd" });
+  assert.deepEqual(command("/users"), { type: "users" });
+  assert.deepEqual(command("/key"), { type: "key" });
+  assert.deepEqual(command("/trace on"), { type: "trace", on: true });
+  assert.deepEqual(command("/trace off"), { type: "trace", on: false });
+  assert.deepEqual(command("/status"), { type: "status" });
+  assert.deepEqual(command("/help"), { type: "help" });
+  assert.deepEqual(command("/help /msg"), { type: "help", topic: "msg" });
+  assert.deepEqual(command("/quit"), { type: "quit" });
+  assert.deepEqual(command("/exit"), { type: "quit" });
+  assert.deepEqual(command("   "), { type: "empty" });
+});
+
+Deno.test("parseLine() takes the text of /msg and @user as typed, inner spaces included", () => {
+  assert.deepEqual(command("/msg bob hello  there"), {
+    type: "msg",
+    to: "bob",
+    text: "hello  there",
+  });
+  assert.deepEqual(command("@carol.d-1 /not a command"), {
+    type: "msg",
+    to: "carol.d-1",
+    text: "/not a command",
+  });
+});
+
+Deno.test("parseLine() answers a wrong command or argument with a usage hint", () => {
+  assert.equal(hint("/msg bob"), "usage: /msg USER TEXT");
+  assert.equal(hint("/msg"), "usage: /msg USER TEXT");
+  assert.equal(hint("@bob"), "usage: @USER TEXT");
+  assert.equal(hint("/trace"), "usage: /trace on|off");
+  assert.equal(hint("/trace maybe"), "usage: /trace on|off");
+  assert.equal(hint("/users all"), "usage: /users");
+  assert.equal(hint("/login a b"), "usage: /login USER");
+  assert.match(hint("/login Alice"), /^"Alice" is not a username: usernames match /);
+  assert.match(hint("/msg BOB hi"), /^"BOB" is not a username/);
+  assert.match(hint("/connect host:0"), /^usage: \/connect \[host\[:port\]\]/);
+  assert.match(hint("/help nothing"), /^usage: \/help \[command\]/);
+  assert.equal(
+    hint("/lgoin"),
+    "unknown command /lgoin (did you mean /login?); /help lists commands",
+  );
+  assert.equal(hint("/st"), "unknown command /st (did you mean /status?); /help lists commands");
+  assert.equal(hint("/zzzzzz"), "unknown command /zzzzzz; /help lists commands");
+  assert.match(hint("hello"), /^not a command: send with @USER TEXT or \/msg USER TEXT/);
+});
+
+Deno.test("parseLine() refuses a message above 16384 UTF-8 bytes before sending it", () => {
+  assert.ok(parseLine("/msg bob " + "é".repeat(8192)).ok, "16384 bytes is the limit");
+  assert.equal(
+    hint("/msg bob " + "é".repeat(8192) + "x"),
+    "message is 16385 bytes, above the limit of 16384",
+  );
+});
+
+Deno.test("parseHostPort() reads host, host:port and bracketed IPv6, refusing bad ports", () => {
+  assert.deepEqual(parseHostPort("example.org"), { host: "example.org" });
+  assert.deepEqual(parseHostPort("example.org:5002"), { host: "example.org", port: 5002 });
+  assert.deepEqual(parseHostPort("[::1]:7"), { host: "::1", port: 7 });
+  assert.deepEqual(parseHostPort("[fe80::1]"), { host: "fe80::1" });
+  assert.equal(parseHostPort("host:65536"), undefined);
+  assert.equal(parseHostPort("host:0"), undefined);
+  assert.equal(parseHostPort("::1"), undefined, "an IPv6 literal needs brackets");
+  assert.equal(parseHostPort("user@host"), undefined);
+});
+
+Deno.test("complete() offers commands, usernames seen, on|off and pinned servers", () => {
+  const sources = { users: ["bob", "alice", "bea"], endpoints: ["127.0.0.1:5002", "chat:1"] };
+  assert.deepEqual(complete("/lo", sources), [["/login ", "/logout "], "/lo"]);
+  assert.deepEqual(complete("/msg b", sources), [["bea ", "bob "], "b"]);
+  assert.deepEqual(complete("/login a", sources), [["alice "], "a"]);
+  assert.deepEqual(complete("@bo", sources), [["@bob "], "@bo"]);
+  assert.deepEqual(complete("/trace o", sources), [["off", "on"], "o"]);
+  assert.deepEqual(complete("/connect 127", sources), [["127.0.0.1:5002"], "127"]);
+  assert.deepEqual(complete("/help pa", sources), [["passwd"], "pa"]);
+  assert.deepEqual(
+    complete("/msg bob hel", sources),
+    [[], "/msg bob hel"],
+    "text is not completed",
+  );
+});

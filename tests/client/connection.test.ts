@@ -1,0 +1,267 @@
+// The client's Connection against a scripted server over an in-memory pipe: the request table,
+// pushes (shown once, DAK'd every time), BYE, losing the connection and coming back.
+import assert from "node:assert/strict";
+import {
+  backoffDelay,
+  Connection,
+  ConnectionError,
+  RECONNECT_BASE_MS,
+  RECONNECT_MAX_MS,
+} from "../../client/connection.ts";
+import type { ClientEvent } from "../../client/events.ts";
+import { GROUPS } from "../../crypto/mod.ts";
+import type { Transport } from "../../protocol/channel.ts";
+import {
+  type ClientMessage,
+  encodeMessage,
+  parseClientMessage,
+  type Request,
+  type RequestCode,
+  type ServerMessage,
+} from "../../protocol/messages.ts";
+import { type SecureSession, serverHandshake } from "../../protocol/session.ts";
+import { pipe } from "../_pipe.ts";
+import { testIdentity } from "../_vectors.ts";
+
+/** The server's end of one connection: reads parsed client messages, sends server messages. */
+class ScriptedServer {
+  constructor(readonly session: SecureSession, readonly transport: Transport) {}
+
+  async next(): Promise<ClientMessage> {
+    const plaintext = await this.session.receive();
+    assert.ok(plaintext !== null, "the client is still there");
+    const parsed = parseClientMessage(plaintext);
+    assert.ok(parsed.ok, "the client sends well-formed messages");
+    return parsed.value;
+  }
+
+  /** The next message, which must be a `code` request. */
+  async request<C extends RequestCode>(code: C): Promise<Extract<Request, { code: C }>> {
+    const message = await this.next();
+    assert.equal(message.code, code);
+    return message as Extract<Request, { code: C }>;
+  }
+
+  send(message: ServerMessage): void {
+    this.session.send(encodeMessage(message));
+  }
+
+  /** Sends raw plaintext, as a broken server might. */
+  sendRaw(text: string): void {
+    this.session.send(new TextEncoder().encode(text));
+  }
+}
+
+/**
+ * A Connection whose every dial opens a pipe to a new ScriptedServer. `event()` waits for the next
+ * event that satisfies a test (events before it are passed over); `server(n)` for the n-th dial.
+ */
+function setup(
+  pin = () => Promise.resolve({ pin: "match" as const, previous: [], knownHosts: "" }),
+  observe: (event: ClientEvent) => void = () => {},
+  ping?: { intervalMs: number; timeoutMs: number },
+) {
+  const events: ClientEvent[] = [];
+  const servers: Promise<ScriptedServer>[] = [];
+  const waiters: (() => void)[] = [];
+  const wakeAll = () => {
+    for (const wake of waiters.splice(0)) wake();
+  };
+  let cursor = 0;
+  const connection = new Connection({
+    endpoint: { host: "test", port: 1 },
+    group: GROUPS[0]!,
+    events: (event) => {
+      events.push(event);
+      observe(event);
+      wakeAll();
+    },
+    pin,
+    random: () => 0,
+    pingIntervalMs: ping?.intervalMs,
+    pingTimeoutMs: ping?.timeoutMs,
+    dial: () => {
+      const [client, server] = pipe();
+      servers.push(
+        serverHandshake(server, { identity: testIdentity }).then((r) =>
+          new ScriptedServer(r!.session, server)
+        ),
+      );
+      wakeAll();
+      return Promise.resolve(client);
+    },
+  });
+  const changed = () => new Promise<void>((resolve) => waiters.push(resolve));
+  async function event(test: (e: ClientEvent) => boolean): Promise<ClientEvent> {
+    while (true) {
+      for (; cursor < events.length; cursor++) {
+        if (test(events[cursor]!)) return events[cursor++]!;
+      }
+      await changed();
+    }
+  }
+  async function server(n: number): Promise<ScriptedServer> {
+    while (servers.length <= n) await changed();
+    return await servers[n]!;
+  }
+  return { connection, events, server, event };
+}
+
+Deno.test("responses are matched to requests by id, whatever their order", async () => {
+  const { connection, server: nth } = setup();
+  await connection.open();
+  const server = await nth(0);
+  const login = connection.login("alice", "password1");
+  const users = connection.request({ code: "GUL" });
+  const first = await server.request("LGN");
+  const second = await server.request("GUL");
+  server.send({ code: "ACK", id: second.id, request: "GUL", users: [] });
+  server.send({ code: "ACK", id: first.id, request: "LGN", user: "alice", queued: 0 });
+  assert.deepEqual(await users, { code: "ACK", id: second.id, request: "GUL", users: [] });
+  const ack = await login;
+  assert.equal(ack.code === "ACK" && ack.request, "LGN");
+  assert.equal(connection.user, "alice");
+  await connection.close();
+});
+
+Deno.test("a pushed message is shown once, then acknowledged with DAK, even when it comes again", async () => {
+  // Records sealed when each message is shown: its DAK must come after, as a later record.
+  const sealedWhenShown: number[] = [];
+  const { connection, server: nth, events } = setup(undefined, (event) => {
+    if (event.type === "message") sealedWhenShown.push(connection.records!.sent);
+  });
+  await connection.open();
+  const server = await nth(0);
+  const deliver: ServerMessage = {
+    code: "DLV",
+    msg: "m1",
+    from: "bob",
+    to: "alice",
+    text: "hi",
+    ts: 1,
+  };
+  server.send(deliver);
+  assert.deepEqual(await server.next(), { code: "DAK", msg: "m1" });
+  assert.deepEqual(sealedWhenShown, [0], "shown before its DAK, the first record, was sealed");
+  assert.equal(connection.records!.sent, 1);
+  server.send(deliver);
+  assert.deepEqual(await server.next(), { code: "DAK", msg: "m1" }, "a duplicate is DAK'd too");
+  server.send({ ...deliver, msg: "m2", text: "again" });
+  assert.deepEqual(await server.next(), { code: "DAK", msg: "m2" });
+  const shown = events.filter((e) => e.type === "message");
+  assert.deepEqual(shown.map((e) => e.type === "message" && e.text), ["hi", "again"]);
+  assert.equal(connection.messagesReceived, 2);
+  await connection.close();
+});
+
+Deno.test("a malformed server message closes the connection, which then reconnects and logs in again", async () => {
+  const { connection, server: nth, event } = setup();
+  await connection.open();
+  const server = await nth(0);
+  const login = connection.login("alice", "password1");
+  const request = await server.request("LGN");
+  server.send({ code: "ACK", id: request.id, request: "LGN", user: "alice", queued: 0 });
+  await login;
+
+  server.sendRaw('ACK{"id":999}');
+  const lost = await event((e) => e.type === "disconnected");
+  assert.ok(lost.type === "disconnected" && lost.reconnect);
+  assert.match(
+    lost.type === "disconnected" ? lost.reason : "",
+    /malformed message \(ACK for id 999/,
+  );
+  await event((e) => e.type === "reconnecting");
+
+  const again = await nth(1);
+  const relogin = await again.request("LGN");
+  assert.deepEqual(
+    [relogin.user, relogin.password],
+    ["alice", "password1"],
+    "the same credentials, kept in memory",
+  );
+  again.send({ code: "ACK", id: relogin.id, request: "LGN", user: "alice", queued: 0 });
+  await event((e) => e.type === "ack" && e.request === "LGN" && e.relogin);
+  assert.equal(connection.state, "open");
+  await connection.close();
+});
+
+Deno.test("after BYE logged_in_elsewhere the client reconnects but does not log in again", async () => {
+  const { connection, server: nth, event } = setup();
+  await connection.open();
+  const server = await nth(0);
+  const login = connection.login("alice", "password1");
+  const request = await server.request("LGN");
+  server.send({ code: "ACK", id: request.id, request: "LGN", user: "alice", queued: 0 });
+  await login;
+
+  server.send({ code: "BYE", reason: "logged_in_elsewhere" });
+  await event((e) => e.type === "bye");
+  server.transport.close();
+  const lost = await event((e) => e.type === "disconnected");
+  assert.match(lost.type === "disconnected" ? lost.reason : "", /logged_in_elsewhere/);
+  assert.equal(connection.user, undefined, "the credentials are forgotten");
+  await event((e) => e.type === "connected");
+  const again = await nth(1);
+  // The first thing on the new connection is the client's own request, not a login.
+  const users = connection.request({ code: "GUL" });
+  assert.equal((await again.next()).code, "GUL");
+  again.transport.close();
+  await assert.rejects(users, (err: ConnectionError) => err.code === "connection_lost");
+  await connection.close();
+});
+
+Deno.test("an open connection sends PNG keep-alives and reports nothing when they are answered", async () => {
+  const { connection, server: nth, events } = setup(undefined, undefined, {
+    intervalMs: 10,
+    timeoutMs: 1000,
+  });
+  await connection.open();
+  const server = await nth(0);
+  for (let i = 0; i < 2; i++) {
+    const ping = await server.request("PNG");
+    server.send({ code: "ACK", id: ping.id, request: "PNG" });
+  }
+  await connection.close();
+  assert.deepEqual(events.map((e) => e.type), ["connecting", "connected", "disconnected"]);
+});
+
+Deno.test("an unanswered keep-alive means the connection is dead: it is dropped and redialled", async () => {
+  const { connection, server: nth, event } = setup(undefined, undefined, {
+    intervalMs: 10,
+    timeoutMs: 50,
+  });
+  await connection.open();
+  const server = await nth(0);
+  await server.request("PNG");
+  const lost = await event((e) => e.type === "disconnected");
+  assert.ok(lost.type === "disconnected" && lost.reconnect);
+  assert.equal(lost.reason, "no answer to a keep-alive within 0.05 s");
+  await event((e) => e.type === "connected");
+  await connection.close();
+});
+
+Deno.test("a refused pin fails open() with key_mismatch and sends no record", async () => {
+  const { connection, server: nth } = setup(() =>
+    Promise.reject(new ConnectionError("key_mismatch", "refused"))
+  );
+  await assert.rejects(connection.open(), (err: ConnectionError) => err.code === "key_mismatch");
+  const server = await nth(0);
+  assert.equal(await server.session.receive(), null, "the client closed without a record");
+  assert.equal(connection.state, "idle");
+});
+
+Deno.test("a request without a connection fails at once with not_connected", async () => {
+  const { connection } = setup();
+  await assert.rejects(
+    connection.request({ code: "GUL" }),
+    (err: ConnectionError) => err.code === "not_connected",
+  );
+});
+
+Deno.test("backoffDelay() doubles per attempt up to the cap, jittered within its upper half", () => {
+  assert.equal(backoffDelay(1, () => 0), RECONNECT_BASE_MS / 2);
+  assert.equal(backoffDelay(1, () => 0.999999), RECONNECT_BASE_MS);
+  assert.equal(backoffDelay(3, () => 0), RECONNECT_BASE_MS * 2);
+  assert.equal(backoffDelay(40, () => 0), RECONNECT_MAX_MS / 2);
+  assert.equal(backoffDelay(40, () => 0.999999), RECONNECT_MAX_MS);
+});

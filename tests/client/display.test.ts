@@ -1,0 +1,163 @@
+// What people see: messages and errors with everything received escaped, the loud pin warning,
+// and the educational trace (which shows key ids, never keys).
+import assert from "node:assert/strict";
+import { formatTime, jsonLine, renderEvent } from "../../client/display.ts";
+import type { ClientEvent } from "../../client/events.ts";
+import { makeStyle } from "../../client/style.ts";
+import {
+  formatHandshakeTrace,
+  formatRecordTrace,
+  handshakeView,
+  recordView,
+} from "../../client/trace.ts";
+import { GROUPS, toHex } from "../../crypto/mod.ts";
+import type { HandshakeTrace } from "../../protocol/handshake.ts";
+import { clientHandshake, type RecordTrace, serverHandshake } from "../../protocol/session.ts";
+import { pipe } from "../_pipe.ts";
+import { TERMINAL_CONTROL } from "./_harness.ts";
+import { testIdentity } from "../_vectors.ts";
+
+const plain = { style: makeStyle(false), me: "alice", now: Date.UTC(2030, 0, 1, 12) };
+const colored = { ...plain, style: makeStyle(true) };
+/** Our own SGR color sequences, the only escape sequences the display may write. */
+// deno-lint-ignore no-control-regex -- matching the escape character is the point
+const SGR = /\x1b\[[0-9;]*m/g;
+
+function render(event: ClientEvent, context = plain): string[] {
+  return renderEvent(event, context);
+}
+
+Deno.test("a received message shows time, sender and text, newlines as indented lines", () => {
+  const ts = plain.now - 5_000;
+  const lines = render({
+    type: "message",
+    msg: "m1",
+    from: "bob",
+    to: "alice",
+    text: "first\n\x1b[2Jsecond",
+    ts,
+  });
+  assert.deepEqual(lines, [`${formatTime(ts, plain.now)} bob: first`, "         │ \\x1b[2Jsecond"]);
+});
+
+Deno.test("with colors on, no escape sequence of the peer's survives, and escapes are marked", () => {
+  const hostile = "\x1b]0;title\x07 \u009b31m \x1b[31m";
+  const events: ClientEvent[] = [
+    { type: "message", msg: "m", from: "bob", to: "alice", text: hostile, ts: plain.now },
+    { type: "error", context: "LGN", code: "internal", message: hostile },
+    { type: "disconnected", host: "h\x1b[1m", port: 1, reason: hostile, reconnect: true },
+    { type: "info", message: hostile },
+  ];
+  for (const event of events) {
+    const text = render(event, colored).join("\n");
+    assert.doesNotMatch(text.replace(SGR, ""), TERMINAL_CONTROL, event.type);
+    assert.ok(text.includes("\x1b[7m\\x1b\x1b[27m"), "an escape is shown in reverse video");
+  }
+});
+
+Deno.test("an error names what failed, the server's message escaped, and its code", () => {
+  assert.deepEqual(
+    render({
+      type: "error",
+      context: "MSG",
+      code: "rate_limited",
+      message: "slow down\x07",
+      retry_after_ms: 1500,
+    }),
+    ["✗ not sent: slow down\\x07 (rate_limited; retry in 1.5 s)"],
+  );
+  assert.deepEqual(
+    render({ type: "error", context: "command", code: "usage", message: "usage: /users" }),
+    ["✗ usage: /users"],
+  );
+});
+
+Deno.test("a changed server key is a loud warning naming both fingerprints", () => {
+  const pinned = "SHA256:" + "A".repeat(43);
+  const presented = "SHA256:" + "B".repeat(42) + "A";
+  const lines = render({
+    type: "key_mismatch",
+    host: "127.0.0.1",
+    port: 5002,
+    pinned: [pinned],
+    presented,
+    accepted: false,
+    known_hosts: "/home/u/.config/hybrid/known_hosts",
+  });
+  const text = lines.join("\n");
+  assert.match(text, /WARNING: THE KEY OF SERVER 127\.0\.0\.1:5002 HAS CHANGED/);
+  assert.match(text, new RegExp(`pinned: +${pinned}`));
+  assert.match(text, new RegExp(`presented: +${presented}`));
+  assert.match(text, /Connection refused.*--accept-new-key/s);
+});
+
+Deno.test("the user list marks who is online", () => {
+  assert.deepEqual(
+    render({
+      type: "ack",
+      request: "GUL",
+      id: 3,
+      users: [{ user: "alice", online: true }, { user: "bob", online: false }],
+    }),
+    ["users (1 online of 2): ● alice  ○ bob"],
+  );
+});
+
+Deno.test("formatTime() shows the time today and the date on other days", () => {
+  const now = Date.now();
+  assert.match(formatTime(now, now), /^\d\d:\d\d:\d\d$/);
+  assert.match(formatTime(now - 3 * 86_400_000, now), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+});
+
+Deno.test("jsonLine() is one line with the event's type first", () => {
+  const line = jsonLine({ type: "bye", reason: "shutdown" });
+  assert.equal(line, '{"event":"bye","reason":"shutdown"}');
+});
+
+Deno.test("the trace shows every handshake step and record, with key ids but never a key", async () => {
+  const handshake: HandshakeTrace[] = [];
+  const records: RecordTrace[] = [];
+  const [a, b] = pipe();
+  const [client] = await Promise.all([
+    clientHandshake(a, {
+      group: GROUPS[0]!,
+      trace: (e) => handshake.push(e),
+      recordTrace: (e) => records.push(e),
+    }),
+    serverHandshake(b, { identity: testIdentity }),
+  ]);
+  client.session.send(new TextEncoder().encode('PNG{"id":1}'));
+  await client.session.writer.drained();
+  a.close();
+
+  const style = makeStyle(false);
+  const lines = handshake.flatMap((e) => formatHandshakeTrace(handshakeView(e), style));
+  lines.push(...records.map((e) => formatRecordTrace(recordView(e), style)));
+  const text = lines.join("\n");
+  assert.deepEqual(
+    handshake.map((e) => e.step).sort(),
+    [
+      "client_hello",
+      "keys",
+      "server_hello",
+      "server_key",
+      "shared_secret",
+      "signature",
+      "transcript_hash",
+    ],
+  );
+  assert.match(text, /ClientHello +294 bytes · group ffdhe2048 \(0x0100\)/);
+  assert.match(text, /client_share +256 bytes {2}[0-9a-f]{2}( [0-9a-f]{2}){7} …/);
+  assert.ok(text.includes(testIdentity.fingerprint));
+  assert.match(text, /signature +RSA-PSS\/SHA-256 · 256 bytes · verified/);
+  assert.ok(text.includes(toHex(client.result.transcriptHash).slice(0, 32)));
+  assert.match(text, /client → server +enc [0-9a-f]{8} {2}mac [0-9a-f]{8}/);
+  assert.match(
+    text,
+    /→ seq 0 +PNG +11 B plaintext ⇒ IV [0-9a-f]{32} \+ 16 B ciphertext \+ 32 B MAC = 64 B/,
+  );
+  const keys = client.result.keys;
+  for (const key of [keys.send.enc, keys.send.mac, keys.receive.enc, keys.receive.mac]) {
+    assert.ok(!text.includes(toHex(key).slice(0, 16)), "no key appears, not even in part");
+  }
+});

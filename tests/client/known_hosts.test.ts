@@ -1,0 +1,100 @@
+// PROTOCOL §6 pinning: the known_hosts format, the pin decision, and the private files on disk.
+import assert from "node:assert/strict";
+import {
+  checkPin,
+  endpointName,
+  KnownHosts,
+  parseKnownHosts,
+  withPin,
+} from "../../client/known_hosts.ts";
+import { configDir, loadHistory, saveHistory } from "../../client/config.ts";
+import { tempDir } from "./_harness.ts";
+
+const A = "SHA256:" + "A".repeat(43);
+const B = "SHA256:" + "abcdefghijklmnopqrstuvwxyz0123456789+/ABCD" + "w";
+const C = "SHA256:" + "Q".repeat(42) + "4";
+
+Deno.test("endpointName() lower-cases the host and brackets IPv6 literals", () => {
+  assert.equal(endpointName("Example.ORG", 5002), "example.org:5002");
+  assert.equal(endpointName("::1", 5002), "[::1]:5002");
+  assert.equal(endpointName("127.0.0.1", 1), "127.0.0.1:1");
+});
+
+Deno.test("parseKnownHosts() reads host:port fingerprint lines and reports the malformed ones", () => {
+  const text = [
+    "# pinned servers",
+    "",
+    `127.0.0.1:5002 ${A}`,
+    `  [::1]:5002\t${B}  `,
+    `Chat.Example:443 ${C}`,
+    "no-port " + A,
+    `host:99999 ${A}`,
+    "host:1 SHA256:short",
+    `host:1 ${A} extra`,
+  ].join("\n");
+  const { entries, problems } = parseKnownHosts(text);
+  assert.deepEqual(entries, [
+    { endpoint: "127.0.0.1:5002", fingerprint: A, line: 3 },
+    { endpoint: "[::1]:5002", fingerprint: B, line: 4 },
+    { endpoint: "chat.example:443", fingerprint: C, line: 5 },
+  ]);
+  assert.equal(problems.length, 4);
+  assert.match(problems[0]!, /^line 6: /);
+  assert.match(problems[3]!, /^line 9: expected "host:port fingerprint"/);
+});
+
+Deno.test("checkPin(): unknown at first contact, match for a pinned key, mismatch naming the pins", () => {
+  const { entries } = parseKnownHosts(`h:1 ${A}\nh:1 ${B}\nother:1 ${C}\n`);
+  assert.deepEqual(checkPin(entries, "new:1", A), { kind: "unknown" });
+  assert.deepEqual(checkPin(entries, "h:1", B), { kind: "match" });
+  assert.deepEqual(checkPin(entries, "h:1", C), { kind: "mismatch", pinned: [A, B] });
+  assert.deepEqual(
+    checkPin(entries, "h:2", A),
+    { kind: "unknown" },
+    "the port is part of the name",
+  );
+});
+
+Deno.test("withPin() replaces an endpoint's pins and keeps every other line", () => {
+  const text = `# mine\nh:1 ${A}\n\nother:1 ${C}\nH:1 ${B}\n\n`;
+  assert.equal(withPin(text, "h:1", C), `# mine\n\nother:1 ${C}\nh:1 ${C}\n`);
+  assert.equal(withPin("", "h:1", A), `h:1 ${A}\n`);
+});
+
+Deno.test("KnownHosts.pin() creates the directory 0700 and the file 0600, and re-pins in place", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/deep/config/known_hosts`;
+  const known = new KnownHosts(path);
+  assert.deepEqual(await known.check("h:1", A), { kind: "unknown" }, "an absent file is empty");
+  await known.pin("h:1", A);
+  await known.pin("g:2", B);
+  assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  assert.equal((await Deno.stat(`${dir.path}/deep/config`)).mode! & 0o777, 0o700);
+  assert.deepEqual(await known.check("h:1", A), { kind: "match" });
+  await Deno.chmod(path, 0o644);
+  await known.pin("h:1", C);
+  assert.equal(await Deno.readTextFile(path), `g:2 ${B}\nh:1 ${C}\n`);
+  assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600, "a loosened file is private again");
+  assert.deepEqual([...Deno.readDirSync(`${dir.path}/deep/config`)].map((e) => e.name), [
+    "known_hosts",
+  ]);
+});
+
+Deno.test("configDir(): HYBRID_HOME, then an absolute XDG_CONFIG_HOME, then ~/.config/hybrid", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  assert.equal(configDir(env({ HYBRID_HOME: "/h", XDG_CONFIG_HOME: "/x", HOME: "/u" })), "/h");
+  assert.equal(configDir(env({ XDG_CONFIG_HOME: "/x", HOME: "/u" })), "/x/hybrid");
+  assert.equal(configDir(env({ XDG_CONFIG_HOME: "relative", HOME: "/u" })), "/u/.config/hybrid");
+  assert.equal(configDir(env({ HOME: "/u" })), "/u/.config/hybrid");
+  assert.throws(() => configDir(env({})), /HYBRID_HOME/);
+});
+
+Deno.test("saveHistory() writes oldest first, mode 0600; loadHistory() reads newest first", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/history`;
+  assert.deepEqual(await loadHistory(path), []);
+  await saveHistory(path, ["/users", "@bob hi", "/login alice"]);
+  assert.equal(await Deno.readTextFile(path), "/login alice\n@bob hi\n/users\n");
+  assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+  assert.deepEqual(await loadHistory(path), ["/users", "@bob hi", "/login alice"]);
+});
