@@ -1,8 +1,9 @@
 // `deno task compact`: rewrites the event log keeping only what rebuilds the current state,
 // atomically, the old log kept as a backup (issue #3 §6).
 
+import { progressOnStderr } from "./progress.ts";
 import { parseArgs } from "node:util";
-import { compactLog, replayProgress, StoreCorruptError, StoreError } from "../store/mod.ts";
+import { compactLog, StoreCorruptError, StoreError } from "../store/mod.ts";
 
 const USAGE = `Usage: deno task compact [--log PATH]
 
@@ -15,19 +16,6 @@ Options:
   --log PATH   the event log (default ./events.log)
   -h, --help   show this help
 `;
-
-/** Replay progress on stderr (shown only if the replay takes over a second). */
-function progressOnStderr(label: string): (bytesDone: number, bytesTotal: number) => void {
-  const encoder = new TextEncoder();
-  return replayProgress({
-    label,
-    terminal: Deno.stderr.isTerminal(),
-    write: (text) => {
-      const bytes = encoder.encode(text);
-      for (let done = 0; done < bytes.length;) done += Deno.stderr.writeSync(bytes.subarray(done));
-    },
-  });
-}
 
 function megabytes(bytes: number): string {
   return `${(bytes / 1e6).toFixed(1)} MB`;

@@ -1,6 +1,7 @@
 // `deno task events`: prints the event log for people, or as JSON lines, never showing a
 // password hash in full. Reads without locking, so it works beside a running server.
 
+import { progressOnStderr } from "./progress.ts";
 import { parseArgs } from "node:util";
 import {
   type Event,
@@ -8,7 +9,6 @@ import {
   type EventType,
   isEventType,
   readEventLog,
-  replayProgress,
   StoreCorruptError,
 } from "../store/mod.ts";
 
@@ -205,19 +205,6 @@ class Output {
   }
 }
 
-/** Replay progress on stderr (shown only if the replay takes over a second). */
-function progressOnStderr(label: string): (bytesDone: number, bytesTotal: number) => void {
-  const encoder = new TextEncoder();
-  return replayProgress({
-    label,
-    terminal: Deno.stderr.isTerminal(),
-    write: (text) => {
-      const bytes = encoder.encode(text);
-      for (let done = 0; done < bytes.length;) done += Deno.stderr.writeSync(bytes.subarray(done));
-    },
-  });
-}
-
 /** Runs the CLI; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
   let options: Options;
@@ -255,7 +242,7 @@ export async function main(args: string[]): Promise<number> {
       onEvent,
       onProgress: showProgress ? progressOnStderr(options.log) : undefined,
     });
-    for (const event of last.slice(-(tail ?? 0))) out.line(format(event));
+    if (tail !== undefined) { for (const event of last.slice(-tail)) out.line(format(event)); }
     out.flush();
     if (report.tornTail) {
       const { offset, bytes, reason } = report.tornTail;

@@ -4,11 +4,9 @@ import { loadOrCreateIdentity, PASSWORD_PARAMS, TEST_ONLY_WEAK_PARAMS } from "..
 import { openEventLog, StoreCorruptError, StoreError } from "../store/mod.ts";
 import { HELP, parseConfig, UsageError } from "./config.ts";
 import { Logger } from "./logger.ts";
+import { progressOnStderr } from "./progress.ts";
 import { Server } from "./server.ts";
 import { PROTOCOL, VERSION } from "./version.ts";
-
-/** Replays shorter than this print no progress. */
-const PROGRESS_AFTER_MS = 1000;
 
 function fail(message: string, code = 1): never {
   console.error(`hybrid-server: ${message}`);
@@ -41,25 +39,12 @@ async function main(): Promise<void> {
     logger.warn("INSECURE FAST PASSWORD HASHING: for tests only, never for real users");
   }
 
-  const started = performance.now();
-  let lastProgress = 0;
   let opened;
   try {
     opened = await openEventLog(config.log, {
       fsync: config.fsync,
       repair: config.repair,
-      onProgress: (done, total) => {
-        const elapsed = performance.now() - started;
-        if (elapsed < PROGRESS_AFTER_MS || elapsed - lastProgress < 250) return;
-        lastProgress = elapsed;
-        const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
-        Deno.stderr.writeSync(
-          new TextEncoder().encode(
-            `\rreplaying ${config.log}: ${pct}% of ${(total / 2 ** 20).toFixed(1)} MiB`,
-          ),
-        );
-        if (done >= total) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
-      },
+      onProgress: progressOnStderr(config.log),
     });
   } catch (err) {
     if (err instanceof StoreCorruptError) {

@@ -1,0 +1,407 @@
+// The durable, append-only event log (issue #3): open with recovery and an exclusive lock,
+// group-committed appends that resolve once synced, and a read-only reader for tools.
+
+import { durableCopy, freshSibling, syncDirectoryOf, writeAll } from "./_file_io.ts";
+import { type Damage, inspectHeader, scanRecords } from "./_scan.ts";
+import { StoreCorruptError, StoreError } from "./errors.ts";
+import type { Event } from "./events.ts";
+import { evolve, initialState, type State } from "./projection.ts";
+import { decodeHeader, encodeHeader, encodeRecord, HEADER_BYTES } from "./record_format.ts";
+
+/**
+ * `always`: an append resolves once its bytes are written and synced (`syncData`), the
+ * default. `off`: once written to the OS, for benchmarks only; a power cut loses them.
+ */
+export type FsyncMode = "always" | "off";
+
+/** The largest write one group commit makes; further appends wait for the next one. */
+export const MAX_BATCH_BYTES = 8 << 20;
+/** The log and its backups hold password hashes and messages: owner read/write only. */
+export const LOG_FILE_MODE = 0o600;
+
+/** Options of `openEventLog`. */
+export interface OpenOptions {
+  /** Default `always`. */
+  fsync?: FsyncMode;
+  /** Keep a backup copy, then truncate at the first bad record instead of refusing a corrupt log. */
+  repair?: boolean;
+  /** Called as replay reads the file (every few MiB, and at the end). */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /** Called with each replayed event, after it is applied to the state. */
+  onEvent?: (event: Event, offset: number) => void;
+  /** Clock for backup names; default `Date.now`. */
+  now?: () => number;
+  /** Checksum salt of a log this call creates (see record_format.ts); default random. */
+  salt?: number;
+}
+
+/** What opening did. */
+export interface OpenReport {
+  path: string;
+  /** The file did not exist and was created. */
+  created: boolean;
+  /** Events replayed. */
+  events: number;
+  /** Size of the log after recovery. */
+  bytes: number;
+  /** Milliseconds spent opening and replaying. */
+  ms: number;
+  /** A torn final record (or header) was cut off: where, how many bytes, and why. */
+  tornTail?: { offset: number; bytes: number; reason: string };
+  /** `repair` truncated a corrupt log: where, how many bytes, why, and the backup's path. */
+  repaired?: { offset: number; bytes: number; reason: string; backupPath: string };
+}
+
+/** Counters of an open log, for tests and benchmarks. */
+export interface LogStats {
+  /** Events appended (resolved) since opening. */
+  appends: number;
+  /** Group commits made: writes, each followed by one sync under `fsync: "always"`. */
+  batches: number;
+}
+
+/** An open, locked event log. */
+export interface EventLog {
+  readonly path: string;
+  readonly fsync: FsyncMode;
+  /** Bytes in the file, counting only appends already written. */
+  readonly size: number;
+  readonly stats: LogStats;
+  /**
+   * Appends one event. Resolves once it is written and (under `fsync: "always"`) synced;
+   * appends made while a sync runs are written together, in call order, with one sync.
+   * Rejects with TypeError or RangeError for an event that cannot be written, and with
+   * StoreError once the log is closed or after a failed write (the log then refuses
+   * everything: the caller's state may be ahead of the disk and it should stop).
+   * The log does not touch any `State`: the caller applies `evolve` itself.
+   */
+  append(event: Event): Promise<void>;
+  /** Appends events contiguously and in order, like `append` for each (not atomic across a crash). */
+  appendMany(events: readonly Event[]): Promise<void>;
+  /** Writes and syncs everything pending, then closes the file and releases the lock. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** What `openEventLog` returns: the log, the projection of its events, and what recovery did. */
+export interface OpenedLog {
+  log: EventLog;
+  state: State;
+  report: OpenReport;
+}
+
+/**
+ * Opens (creating it, mode 0600, if missing) and locks the log at `path`, recovers it and
+ * replays it into a fresh state. A torn final record is cut off and reported; damage before
+ * the tail throws StoreCorruptError unless `repair` is set; a log open elsewhere (any
+ * process, or another handle in this one) throws StoreError `locked`.
+ */
+export async function openEventLog(path: string, options: OpenOptions = {}): Promise<OpenedLog> {
+  const started = performance.now();
+  const fsync = options.fsync ?? "always";
+  if (fsync !== "always" && fsync !== "off") {
+    throw new TypeError(`fsync must be "always" or "off", got ${JSON.stringify(fsync)}`);
+  }
+  const now = options.now ?? Date.now;
+  const { file, created } = await openLocked(path);
+  try {
+    let size = (await file.stat()).size;
+    let tornTail: OpenReport["tornTail"];
+    let repaired: OpenReport["repaired"];
+    const header = await inspectHeader(file, size);
+    let salt: number;
+    if (header.kind === "ok") {
+      salt = header.salt;
+    } else {
+      if (header.kind === "torn") {
+        tornTail = { offset: 0, bytes: size, reason: "partial header left by a crash at creation" };
+      }
+      const bytes = encodeHeader(options.salt);
+      salt = decodeHeader(bytes).salt;
+      await file.truncate(0);
+      await file.seek(0, Deno.SeekMode.Start);
+      await writeAll(file, bytes);
+      await file.syncData();
+      if (created) await syncDirectoryOf(path);
+      size = HEADER_BYTES;
+    }
+    const state = initialState();
+    const onEvent = options.onEvent;
+    const apply = (event: Event, offset: number) => {
+      evolve(state, event);
+      onEvent?.(event, offset);
+    };
+    const scan = await scanRecords(file, size, salt, apply, options.onProgress);
+    if (scan.damage) {
+      const { kind, offset, reason } = scan.damage;
+      const bytes = size - offset;
+      if (kind === "torn") {
+        tornTail = { offset, bytes, reason };
+      } else if (options.repair) {
+        const backupPath = await backUp(path, now());
+        repaired = { offset, bytes, reason, backupPath };
+      } else {
+        throw corruptError(path, scan.damage);
+      }
+      await file.truncate(offset);
+      await file.syncData();
+      size = offset;
+    }
+    await file.seek(size, Deno.SeekMode.Start);
+    const log = new FileEventLog(path, file, fsync, size, salt);
+    const report: OpenReport = {
+      path,
+      created,
+      events: scan.records,
+      bytes: size,
+      ms: performance.now() - started,
+    };
+    if (tornTail) report.tornTail = tornTail;
+    if (repaired) report.repaired = repaired;
+    return { log, state, report };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+/** Options of `readEventLog`. */
+export interface ReadOptions {
+  /** Called with each event in log order. */
+  onEvent: (event: Event, offset: number) => void;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+/** What `readEventLog` saw. */
+export interface ReadReport {
+  path: string;
+  events: number;
+  bytes: number;
+  ms: number;
+  /** A torn final record that was skipped (the file is left as it is). */
+  tornTail?: { offset: number; bytes: number; reason: string };
+}
+
+/**
+ * Reads the log at `path` without locking or changing it (a running server may hold it):
+ * for tools. A torn tail is reported, not cut; damage before it throws StoreCorruptError.
+ */
+export async function readEventLog(path: string, options: ReadOptions): Promise<ReadReport> {
+  const started = performance.now();
+  using file = await Deno.open(path, { read: true });
+  const size = (await file.stat()).size;
+  const report: ReadReport = { path, events: 0, bytes: size, ms: 0 };
+  const header = await inspectHeader(file, size);
+  if (header.kind === "torn") {
+    report.tornTail = { offset: 0, bytes: size, reason: "partial header" };
+  } else if (header.kind === "ok") {
+    const scan = await scanRecords(file, size, header.salt, options.onEvent, options.onProgress);
+    report.events = scan.records;
+    if (scan.damage) {
+      if (scan.damage.kind !== "torn") throw corruptError(path, scan.damage);
+      const { offset, reason } = scan.damage;
+      report.tornTail = { offset, bytes: size - offset, reason };
+    }
+  }
+  report.ms = performance.now() - started;
+  return report;
+}
+
+function corruptError(path: string, damage: Damage): StoreCorruptError {
+  const { kind, offset, reason, nextRecord, cause } = damage;
+  const what = kind === "corrupt"
+    ? `corrupt record at offset ${offset} of ${path} (${reason}), followed by whole records from offset ${nextRecord}`
+    : `record at offset ${offset} of ${path} holds no valid event (${reason})`;
+  return new StoreCorruptError(
+    kind === "corrupt" ? "corrupt_record" : "bad_event",
+    offset,
+    `${what}. Repairing keeps a backup copy, then truncates the log at offset ${offset}, dropping everything from there on.`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** Copies the log to a fresh `<path>.bak-<now>` (mode 0600) and makes the copy durable. */
+async function backUp(path: string, now: number): Promise<string> {
+  const backupPath = await freshSibling(path, "bak", now);
+  await durableCopy(path, backupPath, LOG_FILE_MODE);
+  return backupPath;
+}
+
+/** How often `openLocked` reopens when a compaction swapped the file under it. */
+const OPEN_ATTEMPTS = 5;
+
+/**
+ * Opens or creates the file and takes its exclusive lock without waiting: `flock`, held per
+ * open file, so a second handle is refused even in this process, and freed by the kernel
+ * when a process dies, so no stale lock survives a crash.
+ */
+async function openLocked(path: string): Promise<{ file: Deno.FsFile; created: boolean }> {
+  for (let attempt = 1;; attempt++) {
+    let file: Deno.FsFile;
+    let created = false;
+    try {
+      file = await Deno.open(path, { read: true, write: true });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      try {
+        file = await Deno.open(path, {
+          read: true,
+          write: true,
+          createNew: true,
+          mode: LOG_FILE_MODE,
+        });
+        created = true;
+      } catch (e2) {
+        if (e2 instanceof Deno.errors.AlreadyExists && attempt < OPEN_ATTEMPTS) continue;
+        throw e2;
+      }
+    }
+    try {
+      if (!(await file.tryLock(true))) {
+        throw new StoreError(
+          "locked",
+          `event log ${path} is locked by another process (is a server or compaction already running on it?)`,
+        );
+      }
+      // A compaction may have renamed a new log over `path` between our open and our lock;
+      // holding the lock of the old file (now the backup) would be holding nothing.
+      const [held, named] = await Promise.all([file.stat(), Deno.stat(path).catch(() => null)]);
+      if (named && held.ino === named.ino && held.dev === named.dev) return { file, created };
+      if (attempt >= OPEN_ATTEMPTS) {
+        throw new StoreError("locked", `event log ${path} keeps being replaced while opening it`);
+      }
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+    file.close();
+  }
+}
+
+interface Pending {
+  bytes: Uint8Array;
+  events: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+class FileEventLog implements EventLog {
+  readonly path: string;
+  readonly fsync: FsyncMode;
+  #file: Deno.FsFile;
+  #size: number;
+  #queue: Pending[] = [];
+  #flushing: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #failure: StoreError | undefined;
+  #unsynced = false;
+  #salt: number;
+  #stats: LogStats = { appends: 0, batches: 0 };
+
+  constructor(path: string, file: Deno.FsFile, fsync: FsyncMode, size: number, salt: number) {
+    this.path = path;
+    this.#file = file;
+    this.fsync = fsync;
+    this.#size = size;
+    this.#salt = salt;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get stats(): LogStats {
+    return { ...this.#stats };
+  }
+
+  append(event: Event): Promise<void> {
+    return this.appendMany([event]);
+  }
+
+  appendMany(events: readonly Event[]): Promise<void> {
+    if (this.#closing) {
+      return Promise.reject(new StoreError("closed", `event log ${this.path} is closed`));
+    }
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (events.length === 0) return Promise.resolve();
+    let bytes: Uint8Array;
+    try {
+      bytes = concat(events.map((e) => encodeRecord(e, this.#salt)));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#queue.push({ bytes, events: events.length, resolve, reject });
+    this.#flushing ??= this.#flush();
+    return promise;
+  }
+
+  /** Group commit: writes everything queued as one batch, syncs once, resolves it; repeats. */
+  async #flush(): Promise<void> {
+    await undefined; // let the appends of the current task join the first batch
+    while (this.#queue.length > 0) {
+      const batch = this.#takeBatch();
+      const bytes = concat(batch.map((p) => p.bytes));
+      try {
+        await writeAll(this.#file, bytes);
+        if (this.fsync === "always") await this.#file.syncData();
+        else this.#unsynced = true;
+      } catch (cause) {
+        this.#failure = new StoreError(
+          "failed",
+          `writing to event log ${this.path} failed; it accepts no more appends`,
+          { cause },
+        );
+        for (const p of [...batch, ...this.#queue.splice(0)]) p.reject(this.#failure);
+        break;
+      }
+      this.#size += bytes.length;
+      this.#stats.batches++;
+      for (const p of batch) {
+        this.#stats.appends += p.events;
+        p.resolve();
+      }
+    }
+    this.#flushing = undefined;
+  }
+
+  #takeBatch(): Pending[] {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.#queue.length) {
+      bytes += this.#queue[n]!.bytes.length;
+      if (n > 0 && bytes > MAX_BATCH_BYTES) break;
+      n++;
+    }
+    return this.#queue.splice(0, n);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await this.#flushing;
+        if (this.#unsynced && !this.#failure) await this.#file.syncData();
+      } finally {
+        this.#file.close(); // releases the lock
+      }
+    })();
+    return this.#closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}

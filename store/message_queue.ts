@@ -1,0 +1,111 @@
+// A recipient's queue of undelivered messages (PROTOCOL §4.3: oldest first, removed on DAK).
+
+/** A message waiting for its recipient's `DAK`: the fields of a `DLV` push (PROTOCOL §4.2). */
+export interface QueuedMessage {
+  msg: string;
+  from: string;
+  to: string;
+  text: string;
+  ts: number;
+}
+
+/** Cleared slots tolerated before the array is rebased (a memory bound, amortised O(1)). */
+const REBASE_SLACK = 1024;
+
+/**
+ * Messages in arrival order. Adding is an array push, and removing the oldest (the usual
+ * `DAK`) clears a slot, so a million-message replay hashes nothing; removing any other
+ * message goes through a msg → slot index, built on first need and kept up from then on.
+ */
+export class MessageQueue {
+  #slots: (QueuedMessage | undefined)[] = [];
+  #head = 0; // first slot that may be occupied
+  #size = 0;
+  #index: Map<string, number> | undefined;
+  #duplicates = false; // some msg was queued twice: the index then needs care on removal
+
+  /** Messages queued. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Queues `message` last. A msg already queued (never written by the server) is kept twice. */
+  push(message: QueuedMessage): void {
+    this.#slots.push(message);
+    this.#size++;
+    if (!this.#index) return;
+    if (this.#index.has(message.msg)) this.#duplicates = true;
+    else this.#index.set(message.msg, this.#slots.length - 1);
+  }
+
+  /** Removes the oldest message with id `msg`; false if none is queued. */
+  remove(msg: string): boolean {
+    const slots = this.#slots;
+    let slot: number | undefined;
+    if (slots[this.#head]?.msg === msg) {
+      slot = this.#head;
+    } else {
+      slot = this.#indexed().get(msg);
+      if (slot === undefined) return false;
+    }
+    slots[slot] = undefined;
+    this.#size--;
+    if (this.#index) {
+      this.#index.delete(msg);
+      // Only a queue holding a msg twice has another slot to point at now.
+      for (let i = slot + 1; this.#duplicates && i < slots.length; i++) {
+        if (slots[i]?.msg === msg) {
+          this.#index.set(msg, i);
+          break;
+        }
+      }
+    }
+    while (this.#head < slots.length && slots[this.#head] === undefined) this.#head++;
+    // Rebase once most of the array is cleared slots: at the front (the usual, oldest-first
+    // DAKs), or anywhere (a client that acknowledges all but one old message).
+    const live = slots.length - this.#head;
+    if (
+      (this.#head > REBASE_SLACK && this.#head * 2 > slots.length) ||
+      (live > REBASE_SLACK && this.#size * 4 < live)
+    ) {
+      this.#slots = slots.filter((m, i) => i >= this.#head && m !== undefined);
+      this.#head = 0;
+      this.#index = undefined; // slot numbers moved; rebuilt on next need
+    }
+    return true;
+  }
+
+  /** The queued message with id `msg`, if any. */
+  get(msg: string): QueuedMessage | undefined {
+    if (this.#slots[this.#head]?.msg === msg) return this.#slots[this.#head];
+    const slot = this.#indexed().get(msg);
+    return slot === undefined ? undefined : this.#slots[slot];
+  }
+
+  /** The queued messages, oldest first. */
+  *values(): IterableIterator<QueuedMessage> {
+    const slots = this.#slots;
+    for (let i = this.#head; i < slots.length; i++) {
+      const message = slots[i];
+      if (message) yield message;
+    }
+  }
+
+  [Symbol.iterator](): IterableIterator<QueuedMessage> {
+    return this.values();
+  }
+
+  #indexed(): Map<string, number> {
+    if (!this.#index) {
+      const index = new Map<string, number>();
+      for (let i = this.#head; i < this.#slots.length; i++) {
+        const message = this.#slots[i];
+        if (!message) continue;
+        if (index.has(message.msg)) this.#duplicates = true;
+        else index.set(message.msg, i);
+      }
+      this.#index = index;
+    }
+    return this.#index;
+  }
+}

@@ -1,0 +1,77 @@
+// The store's public API: events, their projection, the durable log and compaction.
+
+export * from "./errors.ts";
+export {
+  assertEvent,
+  type CidRemembered,
+  type Event,
+  EVENT_SCHEMA,
+  EVENT_TYPES,
+  type EventSchema,
+  type EventType,
+  type FieldKind,
+  isEventType,
+  type LogCompacted,
+  type LoggedOut,
+  type LoginFailed,
+  type LoginSucceeded,
+  type MessageDelivered,
+  type MessageSent,
+  type PasswordChanged,
+  toEvent,
+  type UserSignedUp,
+} from "./events.ts";
+export { CidMemory, type RememberedCid } from "./cid_memory.ts";
+export { MessageQueue, type QueuedMessage } from "./message_queue.ts";
+export {
+  evolve,
+  initialState,
+  queuedFor,
+  rememberedCid,
+  replay,
+  snapshot,
+  type State,
+  type StateSnapshot,
+  type User,
+} from "./projection.ts";
+export {
+  decodeHeader,
+  decodeRecord,
+  encodeHeader,
+  encodeRecord,
+  EVENT_TAGS,
+  FORMAT_VERSION,
+  type Header,
+  HEADER_BYTES,
+  MAX_PAYLOAD_BYTES,
+  MIN_PAYLOAD_BYTES,
+  RECORD_HEADER_BYTES,
+  recordAt,
+} from "./record_format.ts";
+export {
+  type EventLog,
+  type FsyncMode,
+  LOG_FILE_MODE,
+  type LogStats,
+  MAX_BATCH_BYTES,
+  type OpenedLog,
+  openEventLog,
+  type OpenOptions,
+  type OpenReport,
+  readEventLog,
+  type ReadOptions,
+  type ReadReport,
+} from "./event_log.ts";
+export {
+  compactionEvents,
+  compactLog,
+  type CompactOptions,
+  type CompactReport,
+} from "./compact.ts";
+export {
+  PROGRESS_DELAY_MS,
+  PROGRESS_INTERVAL_MS,
+  PROGRESS_LINE_INTERVAL_MS,
+  type ProgressOptions,
+  replayProgress,
+} from "./progress.ts";

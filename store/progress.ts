@@ -1,0 +1,62 @@
+// When and how to show replay progress (issue #3 §5): only for replays longer than a
+// second, throttled. The store prints nothing itself: the caller supplies `write`.
+
+/** Replays shorter than this show no progress at all. */
+export const PROGRESS_DELAY_MS = 1000;
+/** At most one progress update per this many milliseconds on a terminal… */
+export const PROGRESS_INTERVAL_MS = 250;
+/** …and per this many when each update is a line of its own (a log file, a pipe). */
+export const PROGRESS_LINE_INTERVAL_MS = 1000;
+
+/** Options of `replayProgress`. */
+export interface ProgressOptions {
+  /** What is being replayed, e.g. the log's path. */
+  label: string;
+  /** Receives the text to write as it is (e.g. to stderr). */
+  write: (text: string) => void;
+  /**
+   * True: the text redraws one terminal line (`\r`, the line, erase to its end), with a
+   * newline after the last. False (default): each update is a line ending in `\n`.
+   */
+  terminal?: boolean;
+  /** Clock in milliseconds; default `performance.now`. */
+  now?: () => number;
+  delayMs?: number;
+  intervalMs?: number;
+}
+
+/**
+ * An `onProgress` callback for `openEventLog` that writes an update such as
+ * `replaying events.log: 42% (12.5 of 29.8 MB)` once the replay has run for `delayMs`,
+ * then at most every `intervalMs`, and a last one at 100% if it wrote any before.
+ */
+export function replayProgress(
+  options: ProgressOptions,
+): (bytesDone: number, bytesTotal: number) => void {
+  const now = options.now ?? (() => performance.now());
+  const terminal = options.terminal ?? false;
+  const delayMs = options.delayMs ?? PROGRESS_DELAY_MS;
+  const intervalMs = options.intervalMs ??
+    (terminal ? PROGRESS_INTERVAL_MS : PROGRESS_LINE_INTERVAL_MS);
+  const started = now();
+  let lastWrite: number | undefined;
+  let finished = false;
+  return (bytesDone, bytesTotal) => {
+    if (finished) return;
+    const t = now();
+    const final = bytesDone >= bytesTotal;
+    if (final) {
+      finished = true;
+      if (lastWrite === undefined) return;
+    } else if (t - started < delayMs || (lastWrite !== undefined && t - lastWrite < intervalMs)) {
+      return;
+    }
+    lastWrite = t;
+    const percent = bytesTotal > 0 ? Math.floor((bytesDone / bytesTotal) * 100) : 100;
+    const mb = (n: number) => (n / 1e6).toFixed(1);
+    const line = `replaying ${options.label}: ${percent}% (${mb(bytesDone)} of ${
+      mb(bytesTotal)
+    } MB)`;
+    options.write(terminal ? `\r${line}\x1b[K${final ? "\n" : ""}` : `${line}\n`);
+  };
+}

@@ -1,0 +1,75 @@
+// `deno task compact` (server/compact.ts), run with the task's permissions.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { openEventLog, replay, snapshot } from "../../store/mod.ts";
+import { prng, randomHistory, withTempDir } from "./_helpers.ts";
+
+const CLI = new URL("../../server/compact.ts", import.meta.url).pathname;
+
+async function compact(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", CLI, ...args],
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder();
+  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+}
+
+Deno.test("compact rewrites the log, says what it did and where the backup is", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const history = randomHistory(prng(21), 3000);
+    {
+      const { log } = await openEventLog(path, { fsync: "off" });
+      await log.appendMany(history);
+      await log.close();
+    }
+    const { code, stdout, stderr } = await compact("--log", path);
+    assert.equal(code, 0, stderr);
+    const match = stdout.match(
+      /^compacted .*events\.log: 3000 → \d+ events, .* the old log is kept as (.*)\n$/,
+    );
+    assert.ok(match, stdout);
+    assert.equal((await Deno.stat(match[1]!)).isFile, true);
+    const { log, state } = await openEventLog(path);
+    await log.close();
+    assert.deepEqual(snapshot(state), snapshot(replay(history)));
+  });
+});
+
+Deno.test("compact refuses a log in use, telling to stop the server", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const { log } = await openEventLog(path);
+    try {
+      const { code, stderr } = await compact("--log", path);
+      assert.equal(code, 1);
+      assert.match(stderr, /locked by another process.*stop the server first/);
+    } finally {
+      await log.close();
+    }
+  });
+});
+
+Deno.test("compact of a missing log fails and creates nothing", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const { code, stderr } = await compact("--log", path);
+    assert.equal(code, 1);
+    assert.match(stderr, /no event log at/);
+    await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("compact shows help with status 0 and bad usage with status 2", async () => {
+  const help = await compact("-h");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: deno task compact \[--log PATH\]/);
+  const bad = await compact("--fsync", "off");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^compact: .*\nRun with --help for usage\./);
+});
