@@ -1,6 +1,8 @@
 // Per-connection record state of PROTOCOL §3: the implicit sequence numbers, one per
 // direction, that make a replayed, dropped or reordered record fail its MAC.
-import { open, seal } from "../crypto/mod.ts";
+// Each direction's keys are prepared once (RecordCipher: AES key schedule and HMAC pads),
+// not per record: 43.0 µs → 10.3 µs per seal+open of 64 B here (bench/record_bench.ts).
+import { RecordCipher } from "../crypto/mod.ts";
 import { MAX_RECORDS } from "./limits.ts";
 import type { SessionKeys } from "./handshake.ts";
 import { ProtocolError } from "./errors.ts";
@@ -9,10 +11,12 @@ import { ProtocolError } from "./errors.ts";
 export class RecordLayer {
   #sendSeq = 0;
   #receiveSeq = 0;
-  readonly #keys: SessionKeys;
+  readonly #sealer: RecordCipher;
+  readonly #opener: RecordCipher;
 
   constructor(keys: SessionKeys) {
-    this.#keys = keys;
+    this.#sealer = new RecordCipher(keys.send);
+    this.#opener = new RecordCipher(keys.receive);
   }
 
   /** Records sealed so far (the next send's seq). */
@@ -30,7 +34,7 @@ export class RecordLayer {
     if (this.#sendSeq >= MAX_RECORDS) {
       throw new ProtocolError("records_exhausted", `${MAX_RECORDS} records sent: must close`);
     }
-    return seal(this.#keys.send, this.#sendSeq++, plaintext);
+    return this.#sealer.seal(this.#sendSeq++, plaintext);
   }
 
   /**
@@ -41,7 +45,7 @@ export class RecordLayer {
     if (this.#receiveSeq >= MAX_RECORDS) {
       throw new ProtocolError("records_exhausted", `${MAX_RECORDS} records received: must close`);
     }
-    const plaintext = open(this.#keys.receive, this.#receiveSeq, record);
+    const plaintext = this.#opener.open(this.#receiveSeq, record);
     this.#receiveSeq++;
     return plaintext;
   }

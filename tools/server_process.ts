@@ -50,14 +50,6 @@ export interface ServerProcess {
   exited: Promise<number>;
 }
 
-/** The server's resident memory now and at its peak, in KiB, from /proc (Linux). */
-export async function serverRss(pid: number): Promise<{ rssKib: number; peakKib: number }> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  const field = (name: string) =>
-    Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
-  return { rssKib: field("VmRSS"), peakKib: field("VmHWM") };
-}
-
 /** Runs the server with `args`; waits for `listening on` unless `waitListening` is false. */
 export async function runServer(
   args: string[],

@@ -5,7 +5,8 @@
 // and the guessed account stays usable. Exits non-zero on any failure.
 import { parseArgs } from "node:util";
 import { readEventLog } from "../../store/mod.ts";
-import { runServer, type ServerProcess, serverRss } from "../server_process.ts";
+import { runServer, type ServerProcess } from "../server_process.ts";
+import { memoryOf } from "../proc.ts";
 import { Prng } from "../prng.ts";
 import handshakeVectors from "../../tests/vectors/handshake.json" with { type: "json" };
 import { HonestUser, Ledger } from "./honest.ts";
@@ -197,7 +198,7 @@ let sampling = true;
 const sampler = (async () => {
   while (sampling) {
     try {
-      peakRssKib = Math.max(peakRssKib, (await serverRss(server.child.pid)).rssKib);
+      peakRssKib = Math.max(peakRssKib, memoryOf(server.child.pid).rss / 1024);
     } catch { /* between restarts */ }
     await sleep(200);
   }

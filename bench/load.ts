@@ -1,0 +1,875 @@
+// `deno task load`: the system benchmark of issue #6. Starts the real server (server/main.ts)
+// as a child process on a temporary log, drives it over loopback with many logged-in clients
+// sending to each other, and measures, in the same run and with the same load generator, the
+// baselines it is judged against: a plain relay (bench/plain_relay.ts: same framing and
+// routing, no crypto, no JSON, no log) and TLS 1.3 handshakes (bench/tls_server.ts, rustls,
+// a self-signed RSA-2048 certificate made here). Prints a table, or one JSON object.
+import { parseArgs } from "node:util";
+import { hashPassword, TEST_ONLY_WEAK_PARAMS } from "../crypto/mod.ts";
+import { type Event, openEventLog } from "../store/mod.ts";
+import { HspClient, hspHandshakeOnce, type LoadClient, RelayClient } from "./_clients.ts";
+import { formatSummary, InspectorProfiler, summarise } from "./_cpu_profile.ts";
+import { cpuMsOf, fileLimit, machineBusyMs, ServerChild } from "./_process.ts";
+import { selfSignedCert } from "./_tls_cert.ts";
+import { COUNT_LINE, STARTED } from "./tls_clients.ts";
+
+const SERVER_MAIN = new URL("../server/main.ts", import.meta.url).pathname;
+const RELAY_MAIN = new URL("./plain_relay.ts", import.meta.url).pathname;
+const TLS_MAIN = new URL("./tls_server.ts", import.meta.url).pathname;
+const TLS_CLIENTS_MAIN = new URL("./tls_clients.ts", import.meta.url).pathname;
+const REPO_ROOT = new URL("../", import.meta.url).href;
+
+/** Every load user's password; its hash (weak scrypt) is written into the log up front. */
+const PASSWORD = "bench-password";
+/** Logins in flight while opening idle sessions: below the server's hash_queue (64). */
+const LOGIN_CONCURRENCY = 32;
+/** Rate limits raised so the load measures relaying, not the §5 per-session throttle. */
+const UNTHROTTLED = 1_000_000_000;
+/** How long to wait for in-flight messages after a phase before giving up on them. */
+const DRAIN_TIMEOUT_MS = 15_000;
+/** V8 sampling interval of --profile. */
+const PROFILE_INTERVAL_US = 250;
+
+const HELP = `bench/load.ts — system benchmark of hybrid-server beside its baselines (issue #6)
+
+Usage: deno task load [options]
+
+  --seconds N           measured seconds per phase (default 10; a quarter more, at most
+                        2 s, warms up first)
+  --clients N           logged-in clients sending to each other in a ring (default 100)
+  --window N            MSGs each client keeps in flight at saturation (default 8)
+  --rate R              messages/s offered in the latency phase (default 5000)
+  --idle N              idle sessions (handshaken, then logged in) opened to measure server
+                        memory per session (default 5000)
+  --connectors N        concurrent connect+handshake loops for handshakes/s (default 8)
+  --text-bytes N        message text size (default 100)
+  --fsync always|off    the server's log mode (default always)
+  --profile PATH        write a V8 CPU profile of the server during saturation and latency
+                        to PATH (.cpuprofile, opens in Chrome DevTools) and print a summary
+  --server-v8-flags F   pass --v8-flags=F to the server (GC tuning experiments)
+  --server-main PATH    run this server/main.ts instead of the one beside this file (A/B
+                        runs of two checkouts under the same load generator)
+  --json                print one JSON object instead of the table
+  -h, --help            this help
+
+The server, the plain relay and the TLS server each run as a child process; the clients all
+run in this process (one JS thread) and share the machine's cores with them. The server runs
+with --limit msg_burst, msg_per_second, max_connections and max_connections_per_address raised
+to ${UNTHROTTLED.toLocaleString("en-US")} (every client connects from 127.0.0.1). Users are written
+into the log before the server starts, with weak scrypt hashes, so logins cost little;
+password hashing is measured by bench/password_bench.ts.
+`;
+
+interface Options {
+  seconds: number;
+  clients: number;
+  window: number;
+  rate: number;
+  idle: number;
+  connectors: number;
+  textBytes: number;
+  fsync: "always" | "off";
+  profile: string | undefined;
+  serverMain: string;
+  serverV8Flags: string | undefined;
+  json: boolean;
+}
+
+function parseOptions(args: string[]): Options | "help" {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      seconds: { type: "string", default: "10" },
+      clients: { type: "string", default: "100" },
+      window: { type: "string", default: "8" },
+      rate: { type: "string", default: "5000" },
+      idle: { type: "string", default: "5000" },
+      connectors: { type: "string", default: "8" },
+      "text-bytes": { type: "string", default: "100" },
+      fsync: { type: "string", default: "always" },
+      profile: { type: "string" },
+      "server-main": { type: "string", default: SERVER_MAIN },
+      "server-v8-flags": { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) return "help";
+  const number = (name: string, value: string, min: number, max: number): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max) {
+      throw new RangeError(`--${name} must be a number from ${min} to ${max}, got "${value}"`);
+    }
+    return n;
+  };
+  const integer = (name: string, value: string, min: number, max: number): number => {
+    const n = number(name, value, min, max);
+    if (!Number.isInteger(n)) throw new RangeError(`--${name} must be an integer, got "${value}"`);
+    return n;
+  };
+  if (values.fsync !== "always" && values.fsync !== "off") {
+    throw new RangeError(`--fsync must be "always" or "off", got "${values.fsync}"`);
+  }
+  return {
+    seconds: number("seconds", values.seconds, 0.1, 3600),
+    clients: integer("clients", values.clients, 2, 10_000),
+    window: integer("window", values.window, 1, 1000),
+    rate: number("rate", values.rate, 1, 1_000_000),
+    idle: integer("idle", values.idle, 0, 100_000),
+    connectors: integer("connectors", values.connectors, 1, 1000),
+    textBytes: integer("text-bytes", values["text-bytes"], 32, 16_384),
+    fsync: values.fsync,
+    profile: values.profile,
+    serverMain: values["server-main"],
+    serverV8Flags: values["server-v8-flags"],
+    json: values.json,
+  };
+}
+
+// ─── Measuring ───────────────────────────────────────────────────────────────────────────────
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function until(condition: () => boolean, ms: number): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
+/** Runs `make(i)` for i < count with at most `concurrency` in flight; results in order. */
+async function pooled<T>(
+  count: number,
+  concurrency: number,
+  make: (i: number) => Promise<T>,
+): Promise<T[]> {
+  const out = new Array<T>(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      out[i] = await make(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return out;
+}
+
+/** The warm-up before each measured window: a quarter of it, at most 2 s. */
+function warmupMs(o: Options): number {
+  return Math.min(2000, o.seconds * 250);
+}
+
+/** CPU use over a measured window, each as % of one core. */
+interface CpuUse {
+  /** Milliseconds of CPU the server child used (all its threads). */
+  serverMs: number;
+  serverPct: number;
+  /** This process: the load generator. */
+  generatorPct: number;
+  /** Everything else on the machine (other users' work): it competes for the same cores. */
+  otherPct: number;
+}
+
+/** CPU time of the server child, of this process (the generator) and of the rest of the machine. */
+class CpuWindow {
+  readonly #server: number;
+  readonly #serverStart: number;
+  readonly #selfStart = cpuMsOf("self");
+  readonly #machineStart = machineBusyMs();
+  readonly #t0 = performance.now();
+
+  constructor(serverPid: number) {
+    this.#server = serverPid;
+    this.#serverStart = cpuMsOf(serverPid);
+  }
+
+  end(): CpuUse {
+    const wall = performance.now() - this.#t0;
+    const serverMs = cpuMsOf(this.#server) - this.#serverStart;
+    const selfMs = cpuMsOf("self") - this.#selfStart;
+    const otherMs = Math.max(0, machineBusyMs() - this.#machineStart - serverMs - selfMs);
+    const pct = (ms: number) => (ms / wall) * 100;
+    return {
+      serverMs,
+      serverPct: pct(serverMs),
+      generatorPct: pct(selfMs),
+      otherPct: pct(otherMs),
+    };
+  }
+}
+
+interface HandshakeResult {
+  perSecond: number;
+  serverCpuMs: number;
+  failed: number;
+}
+
+/** Handshakes completed and failed so far, by whoever drives them. */
+interface HandshakeCounts {
+  done: number;
+  failed: number;
+}
+
+/** Measures a running handshake driver: handshakes/s and server CPU per handshake. */
+async function handshakeWindow(
+  counts: () => HandshakeCounts,
+  server: ServerChild,
+  o: Options,
+): Promise<HandshakeResult> {
+  await sleep(warmupMs(o));
+  const d0 = counts().done;
+  const t0 = performance.now();
+  const cpu = new CpuWindow(server.pid);
+  await sleep(o.seconds * 1000);
+  const { done, failed } = counts();
+  const n = done - d0;
+  const wall = performance.now() - t0;
+  const { serverMs } = cpu.end();
+  return { perSecond: n / (wall / 1000), serverCpuMs: n > 0 ? serverMs / n : NaN, failed };
+}
+
+/** `connectors` loops of connect + handshake + close in this process. */
+async function handshakeRate(
+  once: () => Promise<void>,
+  server: ServerChild,
+  o: Options,
+): Promise<HandshakeResult> {
+  const counts: HandshakeCounts = { done: 0, failed: 0 };
+  let running = true;
+  const loop = async () => {
+    while (running) {
+      try {
+        await once();
+        counts.done++;
+      } catch {
+        counts.failed++;
+        await sleep(10);
+      }
+    }
+  };
+  const loops = Array.from({ length: o.connectors }, loop);
+  try {
+    return await handshakeWindow(() => ({ ...counts }), server, o);
+  } finally {
+    running = false;
+    await Promise.all(loops);
+  }
+}
+
+interface SaturationResult {
+  perSecond: number;
+  /** Server CPU time per delivered message (all its threads), in microseconds. */
+  serverCpuUs: number;
+  cpu: CpuUse;
+  errors: Record<string, number>;
+}
+
+function countError(errors: Record<string, number>, code: string): void {
+  errors[code] = (errors[code] ?? 0) + 1;
+}
+
+/** Closed loop: every client keeps `window` MSGs in flight to the next client in a ring. */
+async function saturate(
+  clients: LoadClient[],
+  server: ServerChild,
+  o: Options,
+): Promise<SaturationResult> {
+  const text = "x".repeat(o.textBytes);
+  let running = true;
+  let delivered = 0;
+  let acked = 0;
+  let inFlight = 0;
+  const errors: Record<string, number> = {};
+  clients.forEach((c, i) => {
+    const to = clients[(i + 1) % clients.length]!.name;
+    c.onDeliver = () => delivered++;
+    c.onAck = (ok, error) => {
+      inFlight--;
+      if (ok) acked++;
+      else countError(errors, error);
+      if (running) {
+        inFlight++;
+        c.send(to, text);
+      }
+    };
+    for (let w = 0; w < o.window; w++) {
+      inFlight++;
+      c.send(to, text);
+    }
+  });
+  await sleep(warmupMs(o));
+  const d0 = delivered;
+  const t0 = performance.now();
+  const cpu = new CpuWindow(server.pid);
+  await sleep(o.seconds * 1000);
+  const n = delivered - d0;
+  const wall = performance.now() - t0;
+  const use = cpu.end();
+  running = false;
+  if (!await until(() => inFlight === 0 && delivered >= acked, DRAIN_TIMEOUT_MS)) {
+    countError(errors, "undrained");
+  }
+  for (const c of clients) if (c.failure) countError(errors, `closed: ${c.failure}`);
+  return {
+    perSecond: n / (wall / 1000),
+    serverCpuUs: n > 0 ? (use.serverMs * 1000) / n : NaN,
+    cpu: use,
+    errors,
+  };
+}
+
+interface LatencyResult {
+  cpu: CpuUse;
+  p50: number;
+  p99: number;
+  p999: number;
+  achievedRate: number;
+  samples: number;
+  errors: Record<string, number>;
+}
+
+/** The q-quantile of sorted samples (nearest rank). */
+function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+}
+
+/**
+ * Open loop at `rate` messages/s, spread round-robin over the clients, whatever the replies
+ * do. Latency is MSG handed to the socket → DLV opened and parsed by the recipient; the text
+ * carries the send time (sender and recipient share this process's clock).
+ */
+async function latencyAt(
+  clients: LoadClient[],
+  server: ServerChild,
+  rate: number,
+  o: Options,
+): Promise<LatencyResult> {
+  const pad = "x".repeat(o.textBytes);
+  const samples: number[] = [];
+  const errors: Record<string, number> = {};
+  let measureFrom = Infinity;
+  let sent = 0;
+  let measured = 0;
+  let received = 0;
+  clients.forEach((c) => {
+    c.onAck = (ok, error) => {
+      if (!ok) countError(errors, error);
+    };
+    c.onDeliver = (text) => {
+      const at = performance.now();
+      received++;
+      const sentAt = parseFloat(text);
+      if (sentAt >= measureFrom) samples.push(at - sentAt);
+    };
+  });
+  const start = performance.now();
+  const warm = warmupMs(o);
+  const end = start + warm + o.seconds * 1000;
+  let next = 0;
+  let cpu: CpuWindow | undefined;
+  for (let now = start; now < end; now = performance.now()) {
+    if (measureFrom === Infinity && now >= start + warm) {
+      measureFrom = now;
+      cpu = new CpuWindow(server.pid);
+    }
+    const due = Math.floor(((now - start) / 1000) * rate);
+    while (sent < due) {
+      const from = clients[next]!;
+      const to = clients[(next + 1) % clients.length]!.name;
+      next = (next + 1) % clients.length;
+      const stamp = performance.now().toFixed(3) + " ";
+      from.send(to, stamp + pad.slice(stamp.length));
+      sent++;
+      if (measureFrom !== Infinity) measured++;
+    }
+    await sleep(1);
+  }
+  const window = (performance.now() - measureFrom) / 1000;
+  const use = cpu!.end();
+  if (!await until(() => received >= sent, DRAIN_TIMEOUT_MS)) countError(errors, "undrained");
+  const sorted = Float64Array.from(samples).sort();
+  return {
+    cpu: use,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    p999: quantile(sorted, 0.999),
+    achievedRate: measured / window,
+    samples: sorted.length,
+    errors,
+  };
+}
+
+interface IdleResult {
+  /** Bytes of server RSS per session after the handshake alone. */
+  perHandshaken: number;
+  /** Bytes per session once every session is also logged in (HSP) or registered (relay). */
+  perSession: number;
+  opened: number;
+}
+
+/** The server's RSS once it has been quiet for a moment. */
+async function settledRss(server: ServerChild, ms: number): Promise<number> {
+  await sleep(ms);
+  return server.memory().rss;
+}
+
+/** Opens `o.idle` sessions, reads the server's RSS growth, then closes them. */
+async function idleSessions(
+  server: ServerChild,
+  kind: "hsp" | "relay",
+  o: Options,
+): Promise<IdleResult> {
+  if (o.idle === 0) return { perHandshaken: NaN, perSession: NaN, opened: 0 };
+  const settle = o.idle >= 1000 ? 1000 : 200;
+  const before = await settledRss(server, settle);
+  let perHandshaken = NaN;
+  let sessions: LoadClient[];
+  if (kind === "hsp") {
+    const hsp = await pooled(o.idle, o.connectors, () => HspClient.connect(server.port));
+    sessions = hsp;
+    perHandshaken = ((await settledRss(server, settle)) - before) / o.idle;
+    await pooled(o.idle, LOGIN_CONCURRENCY, (i) => hsp[i]!.login(`idle${i}`, PASSWORD));
+  } else {
+    sessions = await pooled(
+      o.idle,
+      o.connectors,
+      (i) => RelayClient.connect(server.port, `idle${i}`),
+    );
+  }
+  const perSession = ((await settledRss(server, settle)) - before) / o.idle;
+  await pooled(sessions.length, 256, (i) => sessions[i]!.close());
+  return { perHandshaken, perSession, opened: sessions.length };
+}
+
+// ─── The runs ────────────────────────────────────────────────────────────────────────────────
+
+interface RelayRun {
+  saturation: SaturationResult;
+  latency: LatencyResult;
+  idle: IdleResult;
+  peakRss: number;
+}
+
+interface ServerRun extends RelayRun {
+  handshakes: HandshakeResult;
+  profile: string | undefined;
+}
+
+/**
+ * Logs in `o.clients` load clients, runs saturation then latency, and closes them. `around`
+ * wraps the two phases (the profiler starts once every client is logged in).
+ */
+async function relayPhases<T>(
+  server: ServerChild,
+  connect: (i: number) => Promise<LoadClient>,
+  o: Options,
+  around: <R>(phases: () => Promise<R>) => Promise<[R, T]>,
+): Promise<{ saturation: SaturationResult; latency: LatencyResult; extra: T }> {
+  const clients = await pooled(o.clients, o.connectors, connect);
+  try {
+    const [{ saturation, latency }, extra] = await around(async () => {
+      const saturation = await saturate(clients, server, o);
+      const latency = await latencyAt(clients, server, o.rate, o);
+      return { saturation, latency };
+    });
+    return { saturation, latency, extra };
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
+}
+
+/** No wrapping: the phases alone. */
+async function plainly<R>(phases: () => Promise<R>): Promise<[R, undefined]> {
+  return [await phases(), undefined];
+}
+
+async function runRelay(o: Options): Promise<RelayRun> {
+  const relay = await ServerChild.start(RELAY_MAIN, ["--port", "0"], {
+    openFiles: o.idle + o.clients + o.connectors + 256,
+  });
+  try {
+    const idle = await idleSessions(relay, "relay", o);
+    const { saturation, latency } = await relayPhases(
+      relay,
+      (i) => RelayClient.connect(relay.port, `load${i}`),
+      o,
+      plainly,
+    );
+    return { saturation, latency, idle, peakRss: relay.memory().hwm };
+  } finally {
+    await relay.stop();
+  }
+}
+
+/**
+ * TLS 1.3 handshakes/s: bench/tls_server.ts against `connectors` loops in bench/tls_clients.ts,
+ * a child process of its own (see there why).
+ */
+async function runTls(o: Options, dir: string): Promise<HandshakeResult> {
+  const { certPem, keyPem } = selfSignedCert();
+  const cert = `${dir}/tls_cert.pem`;
+  const key = `${dir}/tls_key.pem`;
+  await Deno.writeTextFile(cert, certPem);
+  await Deno.writeTextFile(key, keyPem, { mode: 0o600 });
+  const tls = await ServerChild.start(TLS_MAIN, ["--port", "0", "--cert", cert, "--key", key]);
+  try {
+    let counts: HandshakeCounts = { done: 0, failed: 0 };
+    const clients = await ServerChild.start(TLS_CLIENTS_MAIN, [
+      "--port",
+      String(tls.port),
+      "--ca",
+      cert,
+      "--connectors",
+      String(o.connectors),
+    ], {
+      ready: new RegExp(`^${STARTED}$`),
+      onLine: (line) => {
+        const m = line.match(COUNT_LINE);
+        if (m) counts = { done: Number(m[1]), failed: Number(m[2]) };
+      },
+      openFiles: fileLimit().hard,
+    });
+    try {
+      return await handshakeWindow(() => counts, tls, o);
+    } finally {
+      await clients.stop();
+    }
+  } finally {
+    await tls.stop();
+  }
+}
+
+/** Writes every load and idle user into a fresh log, so the server starts with them. */
+async function prepareLog(path: string, o: Options): Promise<void> {
+  const passwordHash = await hashPassword(PASSWORD, TEST_ONLY_WEAK_PARAMS);
+  const ts = Date.now();
+  const users = [
+    ...Array.from({ length: o.clients }, (_, i) => `load${i}`),
+    ...Array.from({ length: o.idle }, (_, i) => `idle${i}`),
+  ];
+  const events: Event[] = users.map((user) => ({ type: "user_signed_up", ts, user, passwordHash }));
+  const { log } = await openEventLog(path, { fsync: "off" });
+  await log.appendMany(events);
+  await log.close();
+}
+
+/** The server's flags for a load run (reported with the results). */
+function serverArgs(dir: string, o: Options): string[] {
+  const limits = {
+    msg_burst: UNTHROTTLED,
+    msg_per_second: UNTHROTTLED,
+    max_connections: UNTHROTTLED,
+    max_connections_per_address: UNTHROTTLED,
+  };
+  return [
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--log",
+    `${dir}/events.log`,
+    "--fsync",
+    o.fsync,
+    ...Object.entries(limits).flatMap(([k, v]) => ["--limit", `${k}=${v}`]),
+  ];
+}
+
+async function runServer(o: Options, dir: string): Promise<ServerRun> {
+  await prepareLog(`${dir}/events.log`, o);
+  const server = await ServerChild.start(o.serverMain, serverArgs(dir, o), {
+    denoFlags: [
+      ...(o.profile === undefined ? [] : ["--inspect=127.0.0.1:0"]),
+      ...(o.serverV8Flags === undefined ? [] : [`--v8-flags=${o.serverV8Flags}`]),
+    ],
+    openFiles: o.idle + o.clients + o.connectors + 256,
+  });
+  try {
+    const handshakes = await handshakeRate(() => hspHandshakeOnce(server.port), server, o);
+    const idle = await idleSessions(server, "hsp", o);
+    const connect = async (i: number) => {
+      const c = await HspClient.connect(server.port);
+      await c.login(`load${i}`, PASSWORD);
+      return c;
+    };
+    const profiled = async <R>(phases: () => Promise<R>): Promise<[R, string | undefined]> => {
+      if (o.profile === undefined) return [await phases(), undefined];
+      if (!await until(() => server.inspector !== "", 5000)) {
+        throw new Error(`no inspector URL from the server:\n${server.tail}`);
+      }
+      const profiler = await InspectorProfiler.connect(server.inspector);
+      try {
+        await profiler.start(PROFILE_INTERVAL_US);
+        const result = await phases();
+        const data = await profiler.stop();
+        await Deno.writeTextFile(o.profile, JSON.stringify(data));
+        return [result, formatSummary(summarise(data, REPO_ROOT))];
+      } finally {
+        profiler.close();
+      }
+    };
+    const { saturation, latency, extra: profile } = await relayPhases(server, connect, o, profiled);
+    return { saturation, latency, idle, handshakes, peakRss: server.memory().hwm, profile };
+  } finally {
+    const code = await server.stop();
+    if (code !== 0 && !o.json) console.error(`server exited with ${code}:\n${server.tail}`);
+  }
+}
+
+// ─── Reporting ───────────────────────────────────────────────────────────────────────────────
+
+function environment(): Record<string, string | number> {
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/^model name\s*:\s*(.*)$/m)?.[1];
+  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  const files = fileLimit();
+  return {
+    cores: navigator.hardwareConcurrency,
+    cpu: cpu ?? "unknown",
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+    load_average_at_start: load,
+    open_files_soft_limit: files.soft,
+  };
+}
+
+const MIB = 2 ** 20;
+const KIB = 1024;
+const round = (n: number, digits = 2) => Number.isFinite(n) ? Number(n.toFixed(digits)) : n;
+
+function report(
+  o: Options,
+  env: Record<string, string | number>,
+  s: ServerRun,
+  r: RelayRun,
+  tls: HandshakeResult,
+) {
+  return {
+    environment: env,
+    settings: {
+      seconds: o.seconds,
+      warmup_seconds: warmupMs(o) / 1000,
+      clients: o.clients,
+      window: o.window,
+      idle_sessions: o.idle,
+      connectors: o.connectors,
+      text_bytes: o.textBytes,
+      fsync: o.fsync,
+      server_v8_flags: o.serverV8Flags ?? "",
+      server_limits_raised: [
+        "msg_burst",
+        "msg_per_second",
+        "max_connections",
+        "max_connections_per_address",
+      ],
+      idle_sessions_are: "handshaken and logged in",
+      generator:
+        "this process (one JS thread); server and baselines in child processes; all share the cores",
+    },
+    delivered_per_s: round(s.saturation.perSecond, 0),
+    baseline_relay_per_s: round(r.saturation.perSecond, 0),
+    server_cpu_us_per_msg: round(s.saturation.serverCpuUs, 1),
+    baseline_relay_cpu_us_per_msg: round(r.saturation.serverCpuUs, 1),
+    offered_rate: o.rate,
+    achieved_rate: round(s.latency.achievedRate, 0),
+    p50_ms: round(s.latency.p50, 3),
+    p99_ms: round(s.latency.p99, 3),
+    p999_ms: round(s.latency.p999, 3),
+    latency_samples: s.latency.samples,
+    baseline_relay_p50_ms: round(r.latency.p50, 3),
+    baseline_relay_p99_ms: round(r.latency.p99, 3),
+    baseline_relay_p999_ms: round(r.latency.p999, 3),
+    handshakes_per_s: round(s.handshakes.perSecond, 1),
+    tls_handshakes_per_s: round(tls.perSecond, 1),
+    server_cpu_ms_per_handshake: round(s.handshakes.serverCpuMs, 3),
+    tls_server_cpu_ms_per_handshake: round(tls.serverCpuMs, 3),
+    server_peak_rss_mib: round(s.peakRss / MIB, 1),
+    baseline_relay_peak_rss_mib: round(r.peakRss / MIB, 1),
+    rss_per_idle_session_kib: round(s.idle.perSession / KIB, 1),
+    rss_per_handshaken_session_kib: round(s.idle.perHandshaken / KIB, 1),
+    baseline_relay_rss_per_idle_kib: round(r.idle.perSession / KIB, 1),
+    cpu_pct_of_one_core_at_saturation: {
+      server: round(s.saturation.cpu.serverPct, 0),
+      generator: round(s.saturation.cpu.generatorPct, 0),
+      others: round(s.saturation.cpu.otherPct, 0),
+      relay: round(r.saturation.cpu.serverPct, 0),
+      generator_with_relay: round(r.saturation.cpu.generatorPct, 0),
+      others_with_relay: round(r.saturation.cpu.otherPct, 0),
+    },
+    cpu_pct_of_one_core_at_offered_rate: {
+      server: round(s.latency.cpu.serverPct, 0),
+      generator: round(s.latency.cpu.generatorPct, 0),
+      others: round(s.latency.cpu.otherPct, 0),
+      relay: round(r.latency.cpu.serverPct, 0),
+      generator_with_relay: round(r.latency.cpu.generatorPct, 0),
+      others_with_relay: round(r.latency.cpu.otherPct, 0),
+    },
+    errors: {
+      server_saturation: s.saturation.errors,
+      server_latency: s.latency.errors,
+      relay_saturation: r.saturation.errors,
+      relay_latency: r.latency.errors,
+      handshakes_failed: s.handshakes.failed,
+      tls_handshakes_failed: tls.failed,
+    },
+  };
+}
+
+type Report = ReturnType<typeof report>;
+
+function table(rep: Report, o: Options): string {
+  const fmt = (n: number, digits = 0) =>
+    Number.isFinite(n)
+      ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+      : "n/a";
+  const ratio = (a: number, b: number) => Number.isFinite(a / b) ? (a / b).toFixed(2) : "n/a";
+  const rows: [string, string, string, string, string][] = [
+    ["figure", "HSP/1 server", "baseline", "ratio", "target"],
+    [
+      "delivered msgs/s at saturation",
+      fmt(rep.delivered_per_s),
+      `${fmt(rep.baseline_relay_per_s)} plain relay`,
+      ratio(rep.delivered_per_s, rep.baseline_relay_per_s),
+      ">= 20,000",
+    ],
+    [
+      "server CPU per delivered msg",
+      `${fmt(rep.server_cpu_us_per_msg, 1)} µs`,
+      `${fmt(rep.baseline_relay_cpu_us_per_msg, 1)} µs plain relay`,
+      ratio(rep.server_cpu_us_per_msg, rep.baseline_relay_cpu_us_per_msg),
+      "",
+    ],
+    [
+      `latency p50 at ${fmt(rep.offered_rate)}/s offered`,
+      `${fmt(rep.p50_ms, 2)} ms`,
+      `${fmt(rep.baseline_relay_p50_ms, 2)} ms plain relay`,
+      ratio(rep.p50_ms, rep.baseline_relay_p50_ms),
+      "",
+    ],
+    [
+      "latency p99",
+      `${fmt(rep.p99_ms, 2)} ms`,
+      `${fmt(rep.baseline_relay_p99_ms, 2)} ms plain relay`,
+      ratio(rep.p99_ms, rep.baseline_relay_p99_ms),
+      "<= 20 ms",
+    ],
+    [
+      "latency p99.9",
+      `${fmt(rep.p999_ms, 2)} ms`,
+      `${fmt(rep.baseline_relay_p999_ms, 2)} ms plain relay`,
+      ratio(rep.p999_ms, rep.baseline_relay_p999_ms),
+      "",
+    ],
+    [
+      "handshakes/s (ffdhe2048)",
+      fmt(rep.handshakes_per_s),
+      `${fmt(rep.tls_handshakes_per_s)} TLS 1.3`,
+      ratio(rep.handshakes_per_s, rep.tls_handshakes_per_s),
+      ">= 0.50",
+    ],
+    [
+      "server CPU per handshake",
+      `${fmt(rep.server_cpu_ms_per_handshake, 2)} ms`,
+      `${fmt(rep.tls_server_cpu_ms_per_handshake, 2)} ms TLS 1.3`,
+      ratio(rep.server_cpu_ms_per_handshake, rep.tls_server_cpu_ms_per_handshake),
+      "<= 3 ms",
+    ],
+    [
+      "server peak RSS",
+      `${fmt(rep.server_peak_rss_mib, 1)} MiB`,
+      `${fmt(rep.baseline_relay_peak_rss_mib, 1)} MiB plain relay`,
+      ratio(rep.server_peak_rss_mib, rep.baseline_relay_peak_rss_mib),
+      "",
+    ],
+    [
+      `RSS per idle session (${fmt(o.idle)} open)`,
+      `${fmt(rep.rss_per_idle_session_kib, 1)} KiB`,
+      `${fmt(rep.baseline_relay_rss_per_idle_kib, 1)} KiB plain relay`,
+      ratio(rep.rss_per_idle_session_kib, rep.baseline_relay_rss_per_idle_kib),
+      "<= 50 KiB",
+    ],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    "| " + r.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join(" | ") +
+    " |";
+  const e = rep.environment;
+  const cpu = rep.cpu_pct_of_one_core_at_saturation;
+  const lat = rep.cpu_pct_of_one_core_at_offered_rate;
+  return [
+    `hybrid-server load — ${e.cores} cores (${e.cpu}), Deno ${e.deno}, V8 ${e.v8}, ${e.os}, ` +
+    `load average at start ${e.load_average_at_start}`,
+    `server: fsync=${o.fsync}; msg_burst, msg_per_second, max_connections(_per_address) raised; ` +
+    `${o.clients} clients x window ${o.window}, ${o.textBytes}-byte texts, ${o.seconds} s per phase`,
+    "",
+    line(rows[0]!),
+    "|" +
+    widths.map((w, i) => (i === 0 ? "-" : "").padEnd(w + 1, "-") + (i === 0 ? "-" : ":")).join(
+      "|",
+    ) + "|",
+    ...rows.slice(1).map(line),
+    "",
+    `achieved rate in the latency phase: ${fmt(rep.achieved_rate)}/s (${
+      fmt(rep.latency_samples)
+    } samples)`,
+    `RSS per session after the handshake alone: ${fmt(rep.rss_per_handshaken_session_kib, 1)} KiB`,
+    `CPU at saturation, % of one core: server ${cpu.server}, generator ${cpu.generator}, ` +
+    `other processes ${cpu.others}; plain relay ${cpu.relay}, generator ${cpu.generator_with_relay}, ` +
+    `other processes ${cpu.others_with_relay}`,
+    `CPU at ${
+      fmt(rep.offered_rate)
+    }/s offered: server ${lat.server}, generator ${lat.generator}, ` +
+    `other processes ${lat.others}; plain relay ${lat.relay}, generator ${lat.generator_with_relay}, ` +
+    `other processes ${lat.others_with_relay}`,
+    `errors: ${JSON.stringify(rep.errors)}`,
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  let o: Options | "help";
+  try {
+    o = parseOptions(Deno.args);
+  } catch (err) {
+    console.error(`load: ${(err as Error).message}\nTry --help.`);
+    Deno.exit(2);
+  }
+  if (o === "help") {
+    console.log(HELP);
+    return;
+  }
+  const need = o.idle + o.clients + o.connectors + 256;
+  const files = fileLimit();
+  if (files.soft < need) {
+    console.error(
+      `load: ${need} open files needed, the limit is ${files.soft}; run \`ulimit -n ${need}\` first`,
+    );
+    Deno.exit(2);
+  }
+  const env = environment();
+  const progress = (what: string) => {
+    if (!o.json) console.error(`… ${what}`);
+  };
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-load-" });
+  try {
+    progress("TLS 1.3 baseline: handshakes");
+    const tls = await runTls(o, dir);
+    progress("plain relay baseline: idle connections, saturation, latency");
+    const relay = await runRelay(o);
+    progress("HSP/1 server: handshakes, idle sessions, saturation, latency");
+    const server = await runServer(o, dir);
+    const rep = report(o, env, server, relay, tls);
+    if (o.json) console.log(JSON.stringify(rep));
+    else {
+      console.log(table(rep, o));
+      if (server.profile) console.log(`\nserver CPU profile (${o.profile}):\n${server.profile}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,76 @@
+// A seconds-long smoke run of the load generator (bench/load.ts) against the real server and
+// both baselines, so that CI keeps it working. Its figures are not judged here: benchmarks are
+// not timed tests. What is checked is that every phase ran, every figure came out as a finite
+// number, and no request failed.
+import assert from "node:assert/strict";
+
+const LOAD = new URL("../../bench/load.ts", import.meta.url).pathname;
+/** The run takes about ten seconds; past this something hangs. */
+const RUN_TIMEOUT_MS = 90_000;
+
+/** The keys issue #6 requires of `--json`. */
+const REQUIRED = [
+  "delivered_per_s",
+  "baseline_relay_per_s",
+  "p50_ms",
+  "p99_ms",
+  "p999_ms",
+  "offered_rate",
+  "handshakes_per_s",
+  "tls_handshakes_per_s",
+  "server_peak_rss_mib",
+  "rss_per_idle_session_kib",
+] as const;
+
+Deno.test("bench/load.ts --json reports every required figure as a finite number, with no errors", async () => {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      LOAD,
+      "--seconds",
+      "1",
+      "--clients",
+      "4",
+      "--idle",
+      "20",
+      "--connectors",
+      "2",
+      "--rate",
+      "500",
+      "--json",
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(RUN_TIMEOUT_MS),
+  }).output();
+  const errors = new TextDecoder().decode(stderr);
+  assert.equal(code, 0, `bench/load.ts exited with ${code}:\n${errors}`);
+  const report = JSON.parse(new TextDecoder().decode(stdout)) as Record<string, unknown>;
+  for (const key of REQUIRED) {
+    assert.ok(
+      typeof report[key] === "number" && Number.isFinite(report[key]),
+      `${key} is ${JSON.stringify(report[key])}`,
+    );
+  }
+  assert.equal(report.offered_rate, 500);
+  for (
+    const key of [
+      "delivered_per_s",
+      "baseline_relay_per_s",
+      "handshakes_per_s",
+      "tls_handshakes_per_s",
+    ]
+  ) {
+    assert.ok((report[key] as number) > 0, `${key} is ${report[key]}: the phase moved nothing`);
+  }
+  assert.deepEqual(report.errors, {
+    server_saturation: {},
+    server_latency: {},
+    relay_saturation: {},
+    relay_latency: {},
+    handshakes_failed: 0,
+    tls_handshakes_failed: 0,
+  });
+});
