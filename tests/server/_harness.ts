@@ -1,16 +1,9 @@
 // Test harness: an in-process server on port 0 with a temporary log, and a scripted client
 // speaking HSP/1 over a real loopback socket.
-import { concat, GROUPS, type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
-import {
-  encodeMessage,
-  parseServerMessage,
-  type Request,
-  type RequestCode,
-  type ServerMessage,
-} from "../../protocol/messages.ts";
-import { clientHandshake, type SecureSession } from "../../protocol/session.ts";
-import type { Transport } from "../../protocol/channel.ts";
-import { connectFrom } from "../../tools/node_transport.ts";
+import { type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
+import type { RequestCode, ServerMessage } from "../../protocol/messages.ts";
+import { Link, type Outcome, type RequestBody } from "../../tools/link.ts";
+import { readToClose } from "../../tools/raw_conn.ts";
 import { openEventLog } from "../../store/mod.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../../server/config.ts";
 import { Logger } from "../../server/logger.ts";
@@ -76,86 +69,46 @@ export async function startServer(
   };
 }
 
-/** A request without its id (distributes over the union). */
-type RequestBody = Request extends infer R ? R extends Request ? Omit<R, "id"> : never : never;
-
-/** A scripted HSP/1 client: requests matched by id, pushes collected in order. */
+/** A scripted client for tests: a Link whose pushes are collected and can be waited for. */
 export class TestClient {
-  readonly pushes: ServerMessage[] = [];
-  readonly #pending = new Map<number, { code: RequestCode; resolve: (m: ServerMessage) => void }>();
-  #nextId = 1;
-  closed = false;
-  closeReason = "";
-  readonly #reading: Promise<void>;
-
-  private constructor(readonly conn: Transport, readonly session: SecureSession) {
-    this.#reading = this.#readLoop();
-  }
+  private constructor(readonly link: Link, readonly pushes: ServerMessage[]) {}
 
   /** Connects and handshakes; `from` picks a loopback source address such as 127.0.0.2. */
-  static async connect(port: number, groupIndex = 0, from?: string): Promise<TestClient> {
-    const conn: Transport = from === undefined
-      ? await Deno.connect({ hostname: "127.0.0.1", port })
-      : await connectFrom(from, "127.0.0.1", port);
-    try {
-      const { session } = await clientHandshake(conn, { group: GROUPS[groupIndex]! });
-      return new TestClient(conn, session);
-    } catch (err) {
-      conn.close();
-      throw err;
+  static async connect(port: number, groupIndex = 0, from = "127.0.0.1"): Promise<TestClient> {
+    const pushes: ServerMessage[] = [];
+    const link = await Link.open(port, (m) => pushes.push(m), from, groupIndex);
+    return new TestClient(link, pushes);
+  }
+
+  get closed(): boolean {
+    return this.link.closed;
+  }
+
+  /** Sends a request and resolves with its response; fails if the connection ends first. */
+  async request(body: RequestBody): Promise<ServerMessage> {
+    return this.#answer(await this.link.request(body));
+  }
+
+  #answer(r: Outcome): ServerMessage {
+    if (r === "closed") {
+      throw new Error(`connection closed before the response (${this.link.closeReason})`);
     }
+    return r;
   }
 
-  async #readLoop(): Promise<void> {
-    try {
-      while (true) {
-        const plaintext = await this.session.receive();
-        if (plaintext === null) break;
-        const parsed = parseServerMessage(plaintext, (id) => this.#pending.get(id)?.code);
-        if (!parsed.ok) throw new Error(`server sent a malformed message: ${parsed.reason}`);
-        const m = parsed.value;
-        if ((m.code === "ACK" || m.code === "ERR") && m.id !== 0) {
-          const waiter = this.#pending.get(m.id);
-          this.#pending.delete(m.id);
-          waiter?.resolve(m);
-        } else {
-          this.pushes.push(m);
-        }
-      }
-      this.closeReason = "eof";
-    } catch (err) {
-      this.closeReason = String(err);
-    } finally {
-      this.closed = true;
-      for (const w of this.#pending.values()) w.resolve({ code: "BYE", reason: "shutdown" });
-      this.#pending.clear();
-    }
-  }
-
-  /** Sends a request and resolves with its response (ACK or ERR). */
-  request(body: RequestBody): Promise<ServerMessage> {
-    const id = this.#nextId++;
-    return new Promise((resolve) => {
-      this.#pending.set(id, { code: body.code, resolve });
-      this.session.send(encodeMessage({ ...body, id } as Request));
-    });
-  }
-
-  /** Sends raw plaintext as one record (for malformed-request tests). */
-  sendRaw(
+  /** Sends raw plaintext as one record; with `expect`, resolves with the response of that id. */
+  async sendRaw(
     plaintext: string | Uint8Array,
-    expectId?: { id: number; code: RequestCode },
-  ): Promise<ServerMessage> | void {
+    expect?: { id: number; code: RequestCode },
+  ): Promise<ServerMessage | undefined> {
     const bytes = typeof plaintext === "string" ? new TextEncoder().encode(plaintext) : plaintext;
-    if (!expectId) return this.session.send(bytes);
-    return new Promise((resolve) => {
-      this.#pending.set(expectId.id, { code: expectId.code, resolve });
-      this.session.send(bytes);
-    });
+    const answer = expect ? this.link.expect(expect.id, expect.code) : undefined;
+    this.link.sendRaw(bytes);
+    return answer && this.#answer(await answer);
   }
 
   dak(msg: string): void {
-    this.session.send(encodeMessage({ code: "DAK", msg }));
+    this.link.dak(msg);
   }
 
   /** Waits for a push matching `pred` (default: any of `code`), removing it from the list. */
@@ -170,25 +123,24 @@ export class TestClient {
         found = this.pushes.findIndex((m) =>
           m.code === code && pred(m as Extract<ServerMessage, { code: C }>)
         );
-        return found >= 0 || this.closed;
+        return found >= 0 || this.link.closed;
       },
       `a ${code} push`,
       ms,
     );
-    if (found < 0) throw new Error(`connection closed before a ${code} push (${this.closeReason})`);
+    if (found < 0) {
+      throw new Error(`connection closed before a ${code} push (${this.link.closeReason})`);
+    }
     return this.pushes.splice(found, 1)[0] as Extract<ServerMessage, { code: C }>;
   }
 
   /** Resolves once the server has closed the connection. */
-  async waitClosed(): Promise<void> {
-    await this.#reading;
+  waitClosed(): Promise<void> {
+    return this.link.done;
   }
 
-  async close(): Promise<void> {
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
-    await this.#reading;
+  close(): Promise<void> {
+    return this.link.close();
   }
 }
 
@@ -205,35 +157,9 @@ export async function loggedIn(port: number, user: string): Promise<TestClient> 
   return c;
 }
 
-/**
- * Reads from a raw connection until the server closes it; returns every byte it sent.
- * Fails if the server keeps it open longer than `ms`.
- */
+/** Reads a raw connection until the server closes it; fails if it stays open past `ms`. */
 export async function readUntilClosed(conn: Deno.Conn, ms = 5000): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(65536);
-  let fired = false;
-  const timer = setTimeout(() => {
-    fired = true;
-    conn.close();
-  }, ms);
-  try {
-    while (true) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-    }
-  } catch (err) {
-    // A reset counts as closed by the server; anything else (our timer's close) does not.
-    if (fired || !(err instanceof Deno.errors.ConnectionReset)) {
-      throw fired ? new Error(`server kept the connection open past ${ms} ms`) : err;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  if (fired) throw new Error(`server kept the connection open past ${ms} ms`);
-  try {
-    conn.close();
-  } catch { /* closed */ }
-  return concat(...chunks);
+  const bytes = await readToClose(conn, ms);
+  if (bytes === "open") throw new Error(`server kept the connection open past ${ms} ms`);
+  return bytes;
 }

@@ -1,10 +1,9 @@
 // Hostile input: nothing a client sends crashes the server or hurts other clients (issue 4 §7).
 import assert from "node:assert/strict";
-import { fromHex, GROUPS } from "../../crypto/mod.ts";
+import { fromHex } from "../../crypto/mod.ts";
 import { decodeHandshakeError, encodeClientHello } from "../../protocol/handshake.ts";
 import { encodeFrame } from "../../protocol/frame.ts";
-import { clientHandshake } from "../../protocol/session.ts";
-import type { Transport } from "../../protocol/channel.ts";
+import { holdingSession } from "../../tools/raw_conn.ts";
 import { handshakeVectors } from "../_vectors.ts";
 import { Prng } from "../../tools/prng.ts";
 import {
@@ -81,20 +80,7 @@ const png = (id: number) => new TextEncoder().encode(`PNG{"id":${id}}`);
 /** Handshakes over a transport that can hold back the client's records instead of sending them. */
 async function holding(t: TestServer) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
-  const held: Uint8Array[] = [];
-  let hold = false;
-  const transport: Transport = {
-    read: (p) => conn.read(p),
-    write: (p) => {
-      if (!hold) return conn.write(p);
-      held.push(p.slice());
-      return Promise.resolve(p.length);
-    },
-    close: () => conn.close(),
-  };
-  const { session } = await clientHandshake(transport, { group: GROUPS[0]! });
-  hold = true;
-  return { conn, held, session };
+  return { conn, ...(await holdingSession(conn)) };
 }
 
 Deno.test("a record with one bit flipped closes the connection with nothing sent back", async () => {

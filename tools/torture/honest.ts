@@ -2,7 +2,7 @@
 // reconnect and retry whatever was not acknowledged. The Ledger keeps what was acknowledged
 // and what was delivered, so the run can prove nothing was lost, doubled or reordered.
 import type { Deliver, ServerMessage } from "../../protocol/messages.ts";
-import { Link } from "./link.ts";
+import { Link } from "../link.ts";
 import { Prng } from "../prng.ts";
 
 /** One message an honest user wants delivered. */

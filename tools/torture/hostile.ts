@@ -1,13 +1,13 @@
 // Hostile clients for the torture run, each from its own loopback address, each checking the
 // server reacts as HSP/1 says: close (silently, or with ERR where §2.3 says so), refuse, throttle.
-import { concat, fromHex, GROUPS } from "../../crypto/mod.ts";
+import { fromHex } from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import { encodeFrame } from "../../protocol/frame.ts";
 import { decodeHandshakeError, encodeClientHello } from "../../protocol/handshake.ts";
-import { clientHandshake } from "../../protocol/session.ts";
 import { connectFrom } from "../node_transport.ts";
+import { holdingSession, readToClose } from "../raw_conn.ts";
 import type { Prng } from "../prng.ts";
-import { Link } from "./link.ts";
+import { Link } from "../link.ts";
 
 /** Invalid shares to send (the protocol's negative vectors, passed in by the caller). */
 export interface InvalidShare {
@@ -22,31 +22,6 @@ export interface AttackStats {
   /** Attempts the server answered exactly as the protocol says. */
   expected: number;
   anomalies: string[];
-}
-
-/** Reads until the server closes; the bytes it sent, or "open" if still open after `ms`. */
-async function readToClose(t: Transport, ms: number): Promise<Uint8Array | "open"> {
-  const chunks: Uint8Array[] = [];
-  const buf = new Uint8Array(16384);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    t.close();
-  }, ms);
-  try {
-    while (true) {
-      const n = await t.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-    }
-  } catch {
-    // reset by the server: closed
-  } finally {
-    clearTimeout(timer);
-  }
-  if (timedOut) return "open";
-  t.close();
-  return concat(...chunks);
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -193,24 +168,6 @@ export class InvalidShares extends Attack {
       ? true
       : `share "${v.why}" not answered bad_hello`;
   }
-}
-
-/** A session over a transport that can hold the client's records back instead of sending them. */
-async function holdingSession(t: Transport) {
-  const held: Uint8Array[] = [];
-  let hold = false;
-  const transport: Transport = {
-    read: (p) => t.read(p),
-    write: (p) => {
-      if (!hold) return t.write(p);
-      held.push(p.slice());
-      return Promise.resolve(p.length);
-    },
-    close: () => t.close(),
-  };
-  const { session } = await clientHandshake(transport, { group: GROUPS[0]! });
-  hold = true;
-  return { session, held };
 }
 
 /** Tampered, replayed and reordered records: closed with nothing sent back. */

@@ -21,7 +21,7 @@ import {
   RandomBytes,
   TruncatedFrame,
 } from "./hostile.ts";
-import { Link } from "./link.ts";
+import { Link } from "../link.ts";
 
 const HELP = `deno task torture [options]
 

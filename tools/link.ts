@@ -1,15 +1,16 @@
-// One HSP/1 connection for the harness: handshake, requests matched by id, pushes to a callback.
-import { GROUPS } from "../../crypto/mod.ts";
-import type { Transport } from "../../protocol/channel.ts";
+// One scripted HSP/1 connection for tests and harnesses: handshake, requests matched by id,
+// pushes to a callback. (The interactive client has its own, with reconnects and a UI.)
+import { GROUPS } from "../crypto/mod.ts";
+import type { Transport } from "../protocol/channel.ts";
 import {
   encodeMessage,
   parseServerMessage,
   type Request,
   type RequestCode,
   type ServerMessage,
-} from "../../protocol/messages.ts";
-import { clientHandshake, type SecureSession } from "../../protocol/session.ts";
-import { connectFrom } from "../node_transport.ts";
+} from "../protocol/messages.ts";
+import { clientHandshake, type SecureSession } from "../protocol/session.ts";
+import { connectFrom } from "./node_transport.ts";
 
 /** A request without its id (distributes over the union). */
 export type RequestBody = Request extends infer R ? R extends Request ? Omit<R, "id"> : never
@@ -34,17 +35,21 @@ export class Link {
     this.done = this.#read(onPush);
   }
 
-  /** Connects from `from` (a loopback address) to 127.0.0.1:`port` and handshakes. */
+  /**
+   * Connects from `from` (a loopback address) to 127.0.0.1:`port` and handshakes in the group
+   * with index `groupIndex` of GROUPS.
+   */
   static async open(
     port: number,
     onPush: (m: ServerMessage) => void,
     from = "127.0.0.1",
+    groupIndex = 0,
   ): Promise<Link> {
     const transport: Transport = from === "127.0.0.1"
       ? await Deno.connect({ hostname: "127.0.0.1", port })
       : await connectFrom(from, "127.0.0.1", port);
     try {
-      const { session } = await clientHandshake(transport, { group: GROUPS[0]! });
+      const { session } = await clientHandshake(transport, { group: GROUPS[groupIndex]! });
       return new Link(transport, session, onPush);
     } catch (err) {
       transport.close();
@@ -101,9 +106,15 @@ export class Link {
     });
   }
 
-  /** Sends raw plaintext as a record (hostile tests). */
+  /** Sends raw plaintext as one record (malformed-request tests). */
   sendRaw(plaintext: Uint8Array): void {
     if (!this.#closed) this.session.send(plaintext);
+  }
+
+  /** Resolves with the response that carries `id`, read as an answer to a `code` request. */
+  expect(id: number, code: RequestCode): Promise<Outcome> {
+    if (this.#closed) return Promise.resolve("closed");
+    return new Promise((resolve) => this.#pending.set(id, { code, resolve }));
   }
 
   dak(msg: string): void {
