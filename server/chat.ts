@@ -91,6 +91,8 @@ export function randomMessageId(): string {
 }
 
 type Reply = (message: ServerMessage) => void;
+/** Answers request `id` with ERR `error`; `retryMs` becomes retry_after_ms (rate_limited). */
+type Fail = (id: number, error: ErrorCode, message: string, retryMs?: number) => void;
 
 /** Handles every request of every peer; never throws for anything a client sends. */
 export class Chat {
@@ -164,7 +166,7 @@ export class Chat {
     const reply: Reply = (m) => {
       if (peer.open) peer.send(m);
     };
-    const fail = (id: number, error: ErrorCode, text: string, retry?: number) =>
+    const fail: Fail = (id, error, text, retry) =>
       reply({
         code: "ERR",
         id,
@@ -235,7 +237,7 @@ export class Chat {
     user: string,
     password: string,
     reply: Reply,
-    fail: (id: number, e: ErrorCode, m: string, r?: number) => void,
+    fail: Fail,
   ): Promise<void> {
     const now = this.#now();
     const wait = this.#signups.wait(peer.addr, now);
@@ -294,7 +296,7 @@ export class Chat {
     user: string,
     password: string,
     reply: Reply,
-    fail: (id: number, e: ErrorCode, m: string, r?: number) => void,
+    fail: Fail,
   ): Promise<void> {
     const wait = this.#loginWait(user, peer.addr, this.#now());
     if (wait > 0) return fail(id, "rate_limited", "too many failed logins; try again later", wait);
@@ -353,7 +355,7 @@ export class Chat {
     old: string,
     next: string,
     reply: Reply,
-    fail: (id: number, e: ErrorCode, m: string, r?: number) => void,
+    fail: Fail,
   ): Promise<void> {
     const user = peer.user!;
     const wait = this.#loginWait(user, peer.addr, this.#now());
@@ -401,7 +403,7 @@ export class Chat {
     text: string,
     cid: string | undefined,
     reply: Reply,
-    fail: (id: number, e: ErrorCode, m: string, r?: number) => void,
+    fail: Fail,
   ): Promise<void> {
     const from = peer.user!;
     // Everything up to the append is synchronous, so appends keep the order MSGs arrived in.
