@@ -254,14 +254,6 @@ await Promise.all(users.map((u) => u.stop()));
 expectedExit = true;
 server.child.kill("SIGTERM");
 const exitCode = await server.exited;
-if (Deno.env.get("TORTURE_DEBUG")) {
-  const closes = new Map<string, number>();
-  for (const l of server.stderr.lines) {
-    const m = l.match(/connection closed .*reason=("[^"]*"|\S+)/);
-    if (m) closes.set(m[1]!, (closes.get(m[1]!) ?? 0) + 1);
-  }
-  console.log(closes);
-}
 if (exitCode !== 0) failures.push(`graceful shutdown exited with ${exitCode}`);
 
 // ── Verdict ─────────────────────────────────────────────────────────────────────────────────
