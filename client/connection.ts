@@ -30,6 +30,11 @@ export const RECONNECT_BASE_MS = 500;
 export const RECONNECT_MAX_MS = 30_000;
 /** Message ids remembered to drop duplicates (§4.3: delivery is at least once). */
 export const SEEN_MESSAGES = 10_000;
+/**
+ * How long a MSG whose connection was lost before its answer keeps being sent again (same cid,
+ * so the server stores it once, §4.3) after each automatic re-login.
+ */
+export const RESEND_WINDOW_MS = 60_000;
 /** Time to flush queued records (DAKs) when the user closes the connection. */
 export const CLOSE_DRAIN_MS = 1_000;
 
@@ -161,6 +166,8 @@ export class Connection {
   #generation = 0;
   #retry: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
   #credentials: { user: string; password: string } | undefined;
+  /** Waiting for the next automatic re-login: true once it succeeds, false if it never will. */
+  #reloginWaiters: ((ok: boolean) => void)[] = [];
   readonly #seen = new Set<string>();
   #queuedRemaining = 0;
   #queuedWaiters: (() => void)[] = [];
@@ -226,7 +233,7 @@ export class Connection {
   async close(reason = "closed by you", report = true): Promise<void> {
     const wasActive = this.#link !== undefined || this.#state === "reconnecting";
     this.#cancelReconnect();
-    this.#credentials = undefined;
+    this.#forgetCredentials();
     const link = this.#link;
     if (link) {
       link.closing = true;
@@ -256,6 +263,51 @@ export class Connection {
     return this.#requestOn(link, body, REQUEST_TIMEOUT_MS);
   }
 
+  /**
+   * MSG with a fresh cid. If the connection is lost before the answer, the same MSG (same cid,
+   * so the server stores it once, §4.3) is sent again after each automatic re-login, for up to
+   * RESEND_WINDOW_MS; past that, or when no re-login can happen, the loss is the answer.
+   */
+  async sendMessage(to: string, text: string): Promise<Response> {
+    const cid = crypto.randomUUID();
+    const deadline = Date.now() + RESEND_WINDOW_MS;
+    while (true) {
+      try {
+        return await this.request({ code: "MSG", to, text, cid });
+      } catch (err) {
+        const lost = err instanceof ConnectionError &&
+          (err.code === "connection_lost" ||
+            (err.code === "not_connected" && this.#state === "reconnecting"));
+        const left = deadline - Date.now();
+        if (!lost || this.#credentials === undefined || left <= 0) throw err;
+        if (!(await this.#loggedInAgain(left))) throw err;
+      }
+    }
+  }
+
+  /** Resolves true at the next successful automatic re-login, false if none comes in `ms`. */
+  #loggedInAgain(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const settle = (ok: boolean) => {
+        clearTimeout(timer);
+        this.#reloginWaiters = this.#reloginWaiters.filter((w) => w !== settle);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => settle(false), ms);
+      this.#reloginWaiters.push(settle);
+    });
+  }
+
+  #settleRelogin(ok: boolean): void {
+    for (const settle of [...this.#reloginWaiters]) settle(ok);
+  }
+
+  /** Drops the in-memory credentials: no automatic re-login, so no resend, will follow. */
+  #forgetCredentials(): void {
+    this.#credentials = undefined;
+    this.#settleRelogin(false);
+  }
+
   /** LGN; on success the credentials are kept (in memory only) to log in again after a reconnect. */
   async login(user: string, password: string): Promise<Response> {
     const response = await this.request({ code: "LGN", user, password });
@@ -269,7 +321,7 @@ export class Connection {
   /** LGO; on success the credentials are forgotten. */
   async logout(): Promise<Response> {
     const response = await this.request({ code: "LGO" });
-    if (response.code === "ACK") this.#credentials = undefined;
+    if (response.code === "ACK") this.#forgetCredentials();
     return response;
   }
 
@@ -554,7 +606,7 @@ export class Connection {
     if (link.closing) return;
     if (link.bye === "logged_in_elsewhere" || link.bye === "logged_out_by_server") {
       // Logging in again would end the other session, which would end ours: never fight.
-      this.#credentials = undefined;
+      this.#forgetCredentials();
     }
     this.#state = "reconnecting";
     this.#options.events({ type: "disconnected", ...this.endpoint, reason, reconnect: true });
@@ -583,7 +635,7 @@ export class Connection {
         if (generation !== this.#generation) return;
         if (err instanceof ConnectionError && err.code === "key_mismatch") {
           this.#state = "idle";
-          this.#credentials = undefined;
+          this.#forgetCredentials();
           this.#options.events({
             type: "disconnected",
             ...this.endpoint,
@@ -626,10 +678,11 @@ export class Connection {
     if (response.code === "ACK" && response.request === "LGN") {
       this.#expectQueued(response.queued);
       events({ ...reloginAck(response), relogin: true });
+      this.#settleRelogin(true);
       return;
     }
     if (response.code === "ERR") {
-      if (response.error === "invalid_credentials") this.#credentials = undefined;
+      if (response.error === "invalid_credentials") this.#forgetCredentials();
       events({
         type: "error",
         context: "LGN",

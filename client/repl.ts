@@ -140,12 +140,8 @@ export class Repl {
         const connection = this.#requireConnection("MSG");
         if (connection === undefined) return;
         const { to, text } = command;
-        // A fresh cid per message: a resend after a lost ACK is not stored twice (§4.3).
-        const cid = crypto.randomUUID();
-        const response = await this.#ask(
-          "MSG",
-          () => connection.request({ code: "MSG", to, text, cid }),
-        );
+        // A fresh cid per message: sent again after a re-login, it is not stored twice (§4.3).
+        const response = await this.#ask("MSG", () => connection.sendMessage(to, text));
         if (response?.code === "ACK" && response.request === "MSG") {
           this.show({
             type: "ack",

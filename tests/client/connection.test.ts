@@ -265,3 +265,49 @@ Deno.test("backoffDelay() doubles per attempt up to the cap, jittered within its
   assert.equal(backoffDelay(40, () => 0), RECONNECT_MAX_MS / 2);
   assert.equal(backoffDelay(40, () => 0.999999), RECONNECT_MAX_MS);
 });
+
+Deno.test("a MSG whose connection drops before its ACK is sent again with the same cid after re-login", async () => {
+  const { connection, server: nth, event } = setup();
+  await connection.open();
+  const first = await nth(0);
+  const login = connection.login("alice", "password1");
+  const lgn = await first.request("LGN");
+  first.send({ code: "ACK", id: lgn.id, request: "LGN", user: "alice", queued: 0 });
+  await login;
+
+  const sending = connection.sendMessage("bob", "hello bob");
+  const msg = await first.request("MSG");
+  assert.ok(msg.cid !== undefined && msg.cid.length > 0, "every MSG carries a cid");
+  first.transport.close(); // gone before the ACK
+
+  const second = await nth(1);
+  const relogin = await second.request("LGN");
+  second.send({ code: "ACK", id: relogin.id, request: "LGN", user: "alice", queued: 0 });
+  // If sendMessage gave up instead of resending, fail rather than wait for a MSG forever.
+  const again = await Promise.race([
+    second.request("MSG"),
+    sending.then((r) => {
+      throw new Error(`sendMessage settled without resending: ${JSON.stringify(r)}`);
+    }),
+  ]);
+  assert.deepEqual([again.to, again.text, again.cid], ["bob", "hello bob", msg.cid]);
+  second.send({ code: "ACK", id: again.id, request: "MSG", msg: "m-1", ts: 1 });
+  const response = await sending;
+  assert.ok(response.code === "ACK" && response.request === "MSG" && response.msg === "m-1");
+  await event((e) => e.type === "ack" && e.request === "LGN" && e.relogin);
+  await connection.close();
+});
+
+Deno.test("a MSG lost with the connection fails when no re-login can follow (never logged in)", async () => {
+  const { connection, server: nth } = setup();
+  await connection.open();
+  const first = await nth(0);
+  const sending = connection.sendMessage("bob", "hello bob");
+  await first.request("MSG");
+  first.transport.close();
+  await assert.rejects(
+    sending,
+    (e) => e instanceof ConnectionError && e.code === "connection_lost",
+  );
+  await connection.close();
+});
