@@ -20,6 +20,8 @@ import type { State } from "../store/mod.ts";
 
 /** How often timeouts and throttles are swept: one timer for all connections. */
 const SWEEP_INTERVAL_MS = 250;
+/** Throttle tables are pruned less often: each prune walks every key they hold. */
+const THROTTLE_SWEEP_EVERY = 40;
 /** How long shutdown waits for BYEs to reach slow clients before closing anyway. */
 const SHUTDOWN_DRAIN_MS = 2000;
 
@@ -103,6 +105,7 @@ export class Server {
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #tasks = new Set<Promise<void>>();
   #nextId = 1;
+  #sweeps = 0;
   #accepting: Promise<void>;
   #stopping = false;
 
@@ -295,7 +298,7 @@ export class Server {
         c.bye("idle");
       }
     }
-    this.chat.sweep();
+    if (++this.#sweeps % THROTTLE_SWEEP_EVERY === 0) this.chat.sweep();
   }
 
   /**
