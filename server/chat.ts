@@ -90,6 +90,9 @@ export function randomMessageId(): string {
   return id;
 }
 
+/** Retry hint when a recipient's queue is full: they must log in and DAK first. */
+const QUEUE_FULL_RETRY_MS = 60_000;
+
 type Reply = (message: ServerMessage) => void;
 /** Answers request `id` with ERR `error`; `retryMs` becomes retry_after_ms (rate_limited). */
 type Fail = (id: number, error: ErrorCode, message: string, retryMs?: number) => void;
@@ -421,6 +424,14 @@ export class Chat {
     const wait = this.#bucket(peer).take(this.#now());
     if (wait > 0) return fail(id, "rate_limited", "sending too fast", wait);
     if (!this.state.users.has(to)) return fail(id, "unknown_user", `no user ${to}`);
+    if ((this.state.queues.get(to)?.size ?? 0) >= this.#o.limits.max_queued_per_recipient) {
+      return fail(
+        id,
+        "rate_limited",
+        `${to} has too many undelivered messages`,
+        QUEUE_FULL_RETRY_MS,
+      );
+    }
     // Built with its final shape: `delete` of an absent cid would put the object in V8's
     // dictionary mode, slowing every later read of it (encoding, evolve, DLV).
     const ts = this.#now();

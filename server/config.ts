@@ -23,6 +23,11 @@ export interface ServerLimits {
   msg_per_second: number;
   max_connections: number;
   max_connections_per_address: number;
+  /**
+   * Undelivered messages one recipient may have waiting; past it MSG to them is answered
+   * rate_limited, so senders cannot fill the server's memory through an account that never logs in.
+   */
+  max_queued_per_recipient: number;
   /** Password hashes running at once (one per core on this 2-core machine). */
   hash_concurrency: number;
   /** Hashes waiting for a slot before `rate_limited`. */
@@ -44,6 +49,7 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
   msg_per_second: L.MSG_PER_SECOND,
   max_connections: L.MAX_CONNECTIONS,
   max_connections_per_address: L.MAX_CONNECTIONS_PER_ADDRESS,
+  max_queued_per_recipient: 10_000,
   hash_concurrency: 2,
   hash_queue: 64,
 };

@@ -254,3 +254,28 @@ Deno.test("past the hash queue's cap a login is answered rate_limited at once", 
     await t.dispose();
   }
 });
+
+Deno.test("MSG to a recipient whose queue is full is refused rate_limited until they collect", async () => {
+  const t = await startServer({ limits: { max_queued_per_recipient: 3 } });
+  const alice = await loggedIn(t.port, "alice");
+  const bob = await loggedIn(t.port, "bob");
+  await bob.close();
+  try {
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await alice.request({ code: "MSG", to: "bob", text: `m${i}` })).code, "ACK");
+    }
+    const full = await alice.request({ code: "MSG", to: "bob", text: "one too many" });
+    assert.ok(full.code === "ERR" && full.error === "rate_limited" && full.retry_after_ms! > 0);
+    const again = await TestClient.connect(t.port);
+    await again.request({ code: "LGN", user: "bob", password: "password-bob" });
+    const first = await again.push("DLV");
+    again.dak(first.msg);
+    await again.request({ code: "PNG" }); // the DAK is taken in before the PNG is answered
+    await until(() => (t.server.chat.state.queues.get("bob")?.size ?? 0) < 3, "the DAK to land");
+    assert.equal((await alice.request({ code: "MSG", to: "bob", text: "fits again" })).code, "ACK");
+    await again.close();
+  } finally {
+    await alice.close();
+    await t.dispose();
+  }
+});
