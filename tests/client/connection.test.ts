@@ -107,6 +107,17 @@ function setup(
   return { connection, events, server, event };
 }
 
+/** Opens the connection and logs in as alice on the first scripted server, which it returns. */
+async function openLoggedIn(t: ReturnType<typeof setup>): Promise<ScriptedServer> {
+  await t.connection.open();
+  const server = await t.server(0);
+  const login = t.connection.login("alice", "password1");
+  const request = await server.request("LGN");
+  server.send({ code: "ACK", id: request.id, request: "LGN", user: "alice", queued: 0 });
+  await login;
+  return server;
+}
+
 Deno.test("responses are matched to requests by id, whatever their order", async () => {
   const { connection, server: nth } = setup();
   await connection.open();
@@ -155,13 +166,9 @@ Deno.test("a pushed message is shown once, then acknowledged with DAK, even when
 });
 
 Deno.test("a malformed server message closes the connection, which then reconnects and logs in again", async () => {
-  const { connection, server: nth, event } = setup();
-  await connection.open();
-  const server = await nth(0);
-  const login = connection.login("alice", "password1");
-  const request = await server.request("LGN");
-  server.send({ code: "ACK", id: request.id, request: "LGN", user: "alice", queued: 0 });
-  await login;
+  const t = setup();
+  const { connection, server: nth, event } = t;
+  const server = await openLoggedIn(t);
 
   server.sendRaw('ACK{"id":999}');
   const lost = await event((e) => e.type === "disconnected");
@@ -186,13 +193,9 @@ Deno.test("a malformed server message closes the connection, which then reconnec
 });
 
 Deno.test("after BYE logged_in_elsewhere the client reconnects but does not log in again", async () => {
-  const { connection, server: nth, event } = setup();
-  await connection.open();
-  const server = await nth(0);
-  const login = connection.login("alice", "password1");
-  const request = await server.request("LGN");
-  server.send({ code: "ACK", id: request.id, request: "LGN", user: "alice", queued: 0 });
-  await login;
+  const t = setup();
+  const { connection, server: nth, event } = t;
+  const server = await openLoggedIn(t);
 
   server.send({ code: "BYE", reason: "logged_in_elsewhere" });
   await event((e) => e.type === "bye");
@@ -267,13 +270,9 @@ Deno.test("backoffDelay() doubles per attempt up to the cap, jittered within its
 });
 
 Deno.test("a MSG whose connection drops before its ACK is sent again with the same cid after re-login", async () => {
-  const { connection, server: nth, event } = setup();
-  await connection.open();
-  const first = await nth(0);
-  const login = connection.login("alice", "password1");
-  const lgn = await first.request("LGN");
-  first.send({ code: "ACK", id: lgn.id, request: "LGN", user: "alice", queued: 0 });
-  await login;
+  const t = setup();
+  const { connection, server: nth, event } = t;
+  const first = await openLoggedIn(t);
 
   const sending = connection.sendMessage("bob", "hello bob");
   const msg = await first.request("MSG");
