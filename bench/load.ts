@@ -5,7 +5,14 @@
 // routing, no crypto, no JSON, no log) and TLS 1.3 handshakes (bench/tls_server.ts, rustls,
 // a self-signed RSA-2048 certificate made here). Prints a table, or one JSON object.
 import { parseArgs } from "node:util";
-import { hashPassword, TEST_ONLY_WEAK_PARAMS } from "../crypto/mod.ts";
+import {
+  CRYPTO_MODES,
+  type CryptoMode,
+  cryptoModeOf,
+  hashPassword,
+  selectCrypto,
+  TEST_ONLY_WEAK_PARAMS,
+} from "../crypto/mod.ts";
 import { type Event, openEventLog } from "../store/mod.ts";
 import { HspClient, hspHandshakeOnce, type LoadClient, RelayClient } from "./_clients.ts";
 import { formatSummary, InspectorProfiler, summarise } from "./_cpu_profile.ts";
@@ -44,6 +51,8 @@ Usage: deno task load [options]
   --connectors N        concurrent connect+handshake loops for handshakes/s (default 8)
   --text-bytes N        message text size (default 100)
   --fsync always|off    the server's log mode (default always)
+  --crypto MODE         auto | native | portable: the crypto engine of the server and of
+                        the generator's clients (default auto: OpenSSL over FFI if it loads)
   --profile PATH        write a V8 CPU profile of the server during saturation and latency
                         to PATH (.cpuprofile, opens in Chrome DevTools) and print a summary
   --server-v8-flags F   pass --v8-flags=F to the server (GC tuning experiments)
@@ -69,6 +78,7 @@ interface Options {
   connectors: number;
   textBytes: number;
   fsync: "always" | "off";
+  crypto: CryptoMode;
   profile: string | undefined;
   serverMain: string;
   serverV8Flags: string | undefined;
@@ -88,6 +98,7 @@ function parseOptions(args: string[]): Options | "help" {
       connectors: { type: "string", default: "8" },
       "text-bytes": { type: "string", default: "100" },
       fsync: { type: "string", default: "always" },
+      crypto: { type: "string", default: "auto" },
       profile: { type: "string" },
       "server-main": { type: "string", default: SERVER_MAIN },
       "server-v8-flags": { type: "string" },
@@ -111,6 +122,12 @@ function parseOptions(args: string[]): Options | "help" {
   if (values.fsync !== "always" && values.fsync !== "off") {
     throw new RangeError(`--fsync must be "always" or "off", got "${values.fsync}"`);
   }
+  const crypto = cryptoModeOf(values.crypto);
+  if (crypto === undefined) {
+    throw new RangeError(
+      `--crypto must be one of ${CRYPTO_MODES.join(", ")}, got "${values.crypto}"`,
+    );
+  }
   return {
     seconds: number("seconds", values.seconds, 0.1, 3600),
     clients: integer("clients", values.clients, 2, 10_000),
@@ -120,6 +137,7 @@ function parseOptions(args: string[]): Options | "help" {
     connectors: integer("connectors", values.connectors, 1, 1000),
     textBytes: integer("text-bytes", values["text-bytes"], 32, 16_384),
     fsync: values.fsync,
+    crypto,
     profile: values.profile,
     serverMain: values["server-main"],
     serverV8Flags: values["server-v8-flags"],
@@ -575,6 +593,8 @@ function serverArgs(dir: string, o: Options): string[] {
     `${dir}/events.log`,
     "--fsync",
     o.fsync,
+    "--crypto",
+    o.crypto,
     ...Object.entries(limits).flatMap(([k, v]) => ["--limit", `${k}=${v}`]),
   ];
 }
@@ -622,7 +642,7 @@ async function runServer(o: Options, dir: string): Promise<ServerRun> {
 
 // ─── Reporting ───────────────────────────────────────────────────────────────────────────────
 
-function environment(): Record<string, string | number> {
+function environment(crypto: string): Record<string, string | number> {
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/^model name\s*:\s*(.*)$/m)?.[1];
   const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
   const files = fileLimit();
@@ -634,6 +654,7 @@ function environment(): Record<string, string | number> {
     os: `${Deno.build.os} ${Deno.osRelease()}`,
     load_average_at_start: load,
     open_files_soft_limit: files.soft,
+    crypto_engine: crypto,
   };
 }
 
@@ -803,6 +824,7 @@ function table(rep: Report, o: Options): string {
   return [
     `hybrid-server load — ${e.cores} cores (${e.cpu}), Deno ${e.deno}, V8 ${e.v8}, ${e.os}, ` +
     `load average at start ${e.load_average_at_start}`,
+    `crypto engine (${e.crypto_engine})`,
     `server: fsync=${o.fsync}; msg_burst, msg_per_second, max_connections(_per_address) raised; ` +
     `${o.clients} clients x window ${o.window}, ${o.textBytes}-byte texts, ${o.seconds} s per phase`,
     "",
@@ -849,7 +871,10 @@ async function main(): Promise<void> {
     );
     Deno.exit(2);
   }
-  const env = environment();
+  // The generator's clients use the engine the server is told to use (a server whose native
+  // engine fails under --crypto native stops at start, so the two cannot silently differ).
+  const engine = selectCrypto(o.crypto);
+  const env = environment(`${o.crypto}: ${engine.engine}, ${engine.detail}`);
   const progress = (what: string) => {
     if (!o.json) console.error(`… ${what}`);
   };

@@ -1,6 +1,13 @@
 // Command-line flags of the client (node:util parseArgs), checked into Options or a usage error.
 import { parseArgs } from "node:util";
-import { type DhGroup, groupByName, GROUPS } from "../crypto/mod.ts";
+import {
+  CRYPTO_MODES,
+  type CryptoMode,
+  cryptoModeOf,
+  type DhGroup,
+  groupByName,
+  GROUPS,
+} from "../crypto/mod.ts";
 import { isUsername } from "../protocol/messages.ts";
 
 /** The client's version, printed by --version. */
@@ -22,6 +29,10 @@ export interface Options {
   readonly trace: boolean;
   readonly json: boolean;
   readonly noColor: boolean;
+  /** Engine for AES, HMAC, RSA and DH (crypto/engine.ts). */
+  readonly crypto: CryptoMode;
+  /** libcrypto for the native engine; undefined for the OS's usual name. */
+  readonly libcrypto: string | undefined;
 }
 
 export type ParsedArgs =
@@ -46,6 +57,9 @@ Options:
   --trace              show the handshake step by step and every record
   --json               print one JSON object per line for every event
   --no-color           no colors (also when NO_COLOR is set)
+  --crypto MODE        auto | native | portable (default auto, or HYBRID_CRYPTO): native is
+                       OpenSSL 3's libcrypto over FFI, portable is @noble + node:crypto
+  --libcrypto PATH     libcrypto for the native engine (default the OS's, or HYBRID_LIBCRYPTO)
   -h, --help           this help
   -V, --version        the version
 
@@ -54,8 +68,11 @@ line by line (the line after /signup or /login is the password); the exit status
 when every command succeeded.
 `;
 
-/** Parses the client's flags; never throws. */
-export function parseClientArgs(args: readonly string[]): ParsedArgs {
+/** Parses the client's flags (and HYBRID_CRYPTO, HYBRID_LIBCRYPTO from `env`); never throws. */
+export function parseClientArgs(
+  args: readonly string[],
+  env: (name: string) => string | undefined = () => undefined,
+): ParsedArgs {
   let values;
   try {
     ({ values } = parseArgs({
@@ -72,6 +89,8 @@ export function parseClientArgs(args: readonly string[]): ParsedArgs {
         trace: { type: "boolean" },
         json: { type: "boolean" },
         "no-color": { type: "boolean" },
+        crypto: { type: "string" },
+        libcrypto: { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -103,6 +122,16 @@ export function parseClientArgs(args: readonly string[]): ParsedArgs {
   if (values["known-hosts"] === "") {
     return { kind: "error", message: "--known-hosts needs a path" };
   }
+  const cryptoValue = values.crypto ?? env("HYBRID_CRYPTO") ?? "auto";
+  const crypto = cryptoModeOf(cryptoValue);
+  if (crypto === undefined) {
+    return {
+      kind: "error",
+      message: `--crypto ${cryptoValue} is not one of ${CRYPTO_MODES.join(", ")}`,
+    };
+  }
+  const libcrypto = values.libcrypto ?? env("HYBRID_LIBCRYPTO");
+  if (libcrypto === "") return { kind: "error", message: "--libcrypto needs a path" };
   return {
     kind: "run",
     options: {
@@ -115,6 +144,8 @@ export function parseClientArgs(args: readonly string[]): ParsedArgs {
       trace: values.trace ?? false,
       json: values.json ?? false,
       noColor: values["no-color"] ?? false,
+      crypto,
+      libcrypto,
     },
   };
 }

@@ -593,6 +593,7 @@ export class Connection {
   #lost(link: Link, reason: string): void {
     clearInterval(link.ping);
     this.#safeClose(link.transport);
+    link.session.dispose();
     for (const entry of link.pending.values()) {
       clearTimeout(entry.timer);
       if (!entry.settled) {

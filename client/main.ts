@@ -1,6 +1,7 @@
 // Entry point of the terminal client (`deno task client`): flags, then the REPL on a terminal
 // or on piped stdin. Exit status: 0 when every command succeeded, 1 if one failed, 2 for bad flags.
 import { join } from "node:path";
+import { NativeCryptoError, selectCrypto } from "../crypto/mod.ts";
 import { HELP, parseClientArgs, VERSION } from "./args.ts";
 import { complete } from "./commands.ts";
 import { configDir, loadHistory, MAX_HISTORY, saveHistory } from "./config.ts";
@@ -11,7 +12,8 @@ import { type LineInput, PipedInput, PlainScreen, type Screen, Terminal } from "
 
 /** Runs the client with `args`; resolves to the exit status. */
 export async function main(args: readonly string[]): Promise<number> {
-  const parsed = parseClientArgs(args);
+  const env = (name: string) => Deno.env.get(name);
+  const parsed = parseClientArgs(args, env);
   switch (parsed.kind) {
     case "help":
       console.log(HELP);
@@ -30,7 +32,13 @@ export async function main(args: readonly string[]): Promise<number> {
     }
   }
   const { options } = parsed;
-  const env = (name: string) => Deno.env.get(name);
+  try {
+    selectCrypto(options.crypto, options.libcrypto);
+  } catch (err) {
+    if (!(err instanceof NativeCryptoError)) throw err;
+    console.error(`hybrid-client: --crypto native: ${err.message}`);
+    return 2;
+  }
   let dir: string | undefined;
   try {
     dir = configDir(env);

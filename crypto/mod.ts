@@ -7,3 +7,5 @@ export * from "./hkdf.ts";
 export * from "./rsa.ts";
 export * from "./record.ts";
 export * from "./password.ts";
+export * from "./engine.ts";
+export * from "./native.ts";

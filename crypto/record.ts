@@ -1,23 +1,21 @@
 // The record layer of PROTOCOL §3: AES-256-CBC with a fresh random IV, then HMAC-SHA-256
 // over seq (u64) || IV || C — encrypt-then-MAC over an implicit sequence number.
-// AES and HMAC come from @noble (pure JS, audited): for chat-sized records (~100 B) they
-// measured faster here than node:crypto, whose per-call object setup dominates; see
-// bench/record_bench.ts for both side by side.
+// Two engines do the AES and HMAC work (crypto/engine.ts chooses): OpenSSL over FFI when a
+// program selects it, 4.7 µs per seal+open of 64 B and 6.9 µs at 1 KiB here, and @noble in
+// pure JS (audited, no permission needed), 12.7 µs and 70 µs. node:crypto was slower than
+// both for chat-sized records (44 µs at 64 B: per-call object setup); bench/record_bench.ts.
 //
 // Performance (issue #6): a connection seals and opens thousands of records with the same
-// keys, so RecordCipher prepares them once and seals in place into the record buffer: the AES
-// key schedules (`cbc()` expands the key on every call; noble's `unsafe` block functions are
-// an internal API, so the version is pinned in deno.lock and the record vectors in tests/
-// catch any change) and the HMAC inner and outer pad states (cloned per record instead of
-// hashing both pads again). Record crypto was 47% of the server's busy time under
-// bench/load.ts. Measured on this 2-core machine: seal+open of 64 B 43.0 µs with cbc() +
-// hmac.create() per record, 10.3 µs through a RecordCipher (bench/record_bench.ts, same run);
-// server CPU per delivered message 145 µs → 83 µs, delivered msgs/s 8,450 → 12,800
-// (bench/load.ts A/B, two runs each).
+// keys, so RecordCipher prepares them once per direction and seals in place into the record
+// buffer. Record crypto was 47% of the server's busy time under bench/load.ts; preparing keys
+// once took seal+open of 64 B from 43.0 µs to 10.3 µs and server CPU per delivered message
+// from 145 µs to 83 µs (bench/load.ts A/B, two runs each).
 import { unsafe } from "@noble/ciphers/aes.js";
 import { type _HMAC, hmac } from "@noble/hashes/hmac.js";
 import { type _SHA256, sha256 } from "@noble/hashes/sha2.js";
 import { constantTimeEqual } from "./bytes.ts";
+import { activeNative } from "./engine.ts";
+import type { NativeCbc, NativeCrypto, NativeHmac } from "./native.ts";
 
 /**
  * A record failed to open (§3). Deliberately one vague message: which check failed
@@ -66,55 +64,47 @@ function words(bytes: Uint8Array): Uint32Array {
 }
 
 /**
- * One direction's keys prepared for many records: seal() and open() of §3 without redoing
- * the AES key schedule or the HMAC pads per record. Not safe to share between concurrent
- * users, which JS never has; the caller supplies the sequence numbers (see RecordLayer).
+ * The cipher and MAC work of one direction, with its keys prepared once. The record shape
+ * around it (padding, layout, MAC comparison, one failure) is RecordCipher's, for both engines.
  */
-export class RecordCipher {
+interface DirectionEngine {
+  /** CBC-encrypts record[16, end) in place, record[0, 16) being the IV. */
+  encrypt(record: Uint8Array, end: number): void;
+  /** CBC-decrypts record[16, end) into `out` (end − 16 bytes), record[0, 16) being the IV. */
+  decrypt(record: Uint8Array, end: number, out: Uint8Array): void;
+  /** HMAC(mac, seq || ivAndC) into the 32 bytes of `out`. */
+  mac(seq: Uint8Array, ivAndC: Uint8Array, out: Uint8Array): void;
+  dispose(): void;
+}
+
+/**
+ * Portable engine, @noble in JS. AES key schedules are expanded once (`cbc()` expands the key
+ * on every call; noble's `unsafe` block functions are an internal API, so the version is
+ * pinned in deno.lock and the record vectors in tests/ catch any change), and the HMAC inner
+ * and outer pad states are cloned per record instead of hashing both pads again.
+ */
+class PortableEngine implements DirectionEngine {
   readonly #encKey: Uint8Array;
   #encSchedule: Uint32Array | undefined;
   #decSchedule: Uint32Array | undefined;
   /** HMAC after absorbing the key pads; each record's MAC starts from a copy of it. */
   readonly #macBase: _HMAC<_SHA256>;
   #macWork: _HMAC<_SHA256> | undefined;
-  readonly #seq = new Uint8Array(SEQ_LENGTH);
-  readonly #seqView = new DataView(this.#seq.buffer);
-  readonly #tag = new Uint8Array(MAC_LENGTH);
 
   constructor(keys: DirectionKeys) {
-    checkKeys(keys);
     this.#encKey = keys.enc.slice();
     this.#macBase = hmac.create(sha256, keys.mac);
   }
 
-  /** HMAC(mac, seq || IV || C) into `out`; `ivAndC` is IV || C, contiguous in a record. */
-  #mac(seq: number, ivAndC: Uint8Array, out: Uint8Array): void {
-    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`bad sequence number ${seq}`);
-    this.#seqView.setUint32(0, Math.floor(seq / 2 ** 32));
-    this.#seqView.setUint32(4, seq >>> 0);
+  mac(seq: Uint8Array, ivAndC: Uint8Array, out: Uint8Array): void {
     const h = this.#macWork = this.#macBase._cloneInto(this.#macWork);
-    h.update(this.#seq);
+    h.update(seq);
     h.update(ivAndC);
     h.digestInto(out);
   }
 
-  /**
-   * seal (§3): IV || AES-256-CBC(enc, IV, PKCS#7(plaintext)) || HMAC(mac, seq || IV || C).
-   * `iv` is injectable for known-answer tests only; by default it is 16 fresh CSPRNG bytes.
-   */
-  seal(seq: number, plaintext: Uint8Array, iv?: Uint8Array): Uint8Array {
-    if (iv !== undefined && iv.length !== IV_LENGTH) {
-      throw new RangeError(`IV must be ${IV_LENGTH} bytes`);
-    }
-    const padded = (plaintext.length & ~(BLOCK - 1)) + BLOCK;
-    const end = IV_LENGTH + padded;
-    const record = new Uint8Array(end + MAC_LENGTH);
-    if (iv === undefined) crypto.getRandomValues(record.subarray(0, IV_LENGTH));
-    else record.set(iv, 0);
-    // PKCS#7: 1 to 16 bytes, each holding the count.
-    record.set(plaintext, IV_LENGTH);
-    record.fill(padded - plaintext.length, IV_LENGTH + plaintext.length, end);
-    // CBC in place: each block is XORed with the previous ciphertext block (the IV first).
+  encrypt(record: Uint8Array, end: number): void {
+    // Each block is XORed with the previous ciphertext block (the IV first).
     const xk = this.#encSchedule ??= unsafe.expandKeyLE(this.#encKey);
     const w = words(record);
     let s0 = w[0]!, s1 = w[1]!, s2 = w[2]!, s3 = w[3]!;
@@ -131,6 +121,122 @@ export class RecordCipher {
       w[i + 2] = s2;
       w[i + 3] = s3;
     }
+  }
+
+  decrypt(record: Uint8Array, end: number, out: Uint8Array): void {
+    // Frame bodies are fresh arrays (aligned); copy anything else so it can be read as words.
+    const aligned = record.byteOffset % 4 === 0 ? record : record.slice(0, end);
+    const w = words(aligned.subarray(0, end));
+    const o = words(out);
+    const xk = this.#decSchedule ??= unsafe.expandKeyDecLE(this.#encKey);
+    let p0 = w[0]!, p1 = w[1]!, p2 = w[2]!, p3 = w[3]!;
+    for (let i = IV_LENGTH >>> 2, j = 0; i < w.length; i += 4, j += 4) {
+      const c0 = w[i]!, c1 = w[i + 1]!, c2 = w[i + 2]!, c3 = w[i + 3]!;
+      const d = unsafe.decrypt(xk, c0, c1, c2, c3);
+      o[j] = d.s0 ^ p0;
+      o[j + 1] = d.s1 ^ p1;
+      o[j + 2] = d.s2 ^ p2;
+      o[j + 3] = d.s3 ^ p3;
+      p0 = c0;
+      p1 = c1;
+      p2 = c2;
+      p3 = c3;
+    }
+  }
+
+  dispose(): void {
+    this.#encKey.fill(0);
+    this.#encSchedule?.fill(0);
+    this.#decSchedule?.fill(0);
+  }
+}
+
+/**
+ * Native engine, OpenSSL over FFI (see native.ts for the figures): one EVP cipher context per
+ * use and one HMAC context, made when first needed and freed by dispose().
+ */
+class NativeEngine implements DirectionEngine {
+  readonly #native: NativeCrypto;
+  readonly #encKey: Uint8Array;
+  #encryptor: NativeCbc | undefined;
+  #decryptor: NativeCbc | undefined;
+  readonly #hmac: NativeHmac;
+
+  constructor(native: NativeCrypto, keys: DirectionKeys) {
+    this.#native = native;
+    this.#encKey = keys.enc.slice();
+    this.#hmac = native.hmac(keys.mac);
+  }
+
+  mac(seq: Uint8Array, ivAndC: Uint8Array, out: Uint8Array): void {
+    this.#hmac.macInto(out, seq, ivAndC);
+  }
+
+  encrypt(record: Uint8Array, end: number): void {
+    const body = record.subarray(IV_LENGTH, end);
+    this.#encryptor ??= this.#native.cbc(this.#encKey, true);
+    this.#encryptor.run(record.subarray(0, IV_LENGTH), body, body);
+  }
+
+  decrypt(record: Uint8Array, end: number, out: Uint8Array): void {
+    this.#decryptor ??= this.#native.cbc(this.#encKey, false);
+    this.#decryptor.run(record.subarray(0, IV_LENGTH), record.subarray(IV_LENGTH, end), out);
+  }
+
+  dispose(): void {
+    this.#encKey.fill(0);
+    this.#encryptor?.dispose();
+    this.#decryptor?.dispose();
+    this.#hmac.dispose();
+  }
+}
+
+/**
+ * One direction's keys prepared for many records: seal() and open() of §3 without redoing
+ * the key setup per record, on the engine selected when it was made (engine.ts). Not safe
+ * to share between concurrent users, which JS never has; the caller supplies the sequence
+ * numbers (see RecordLayer). dispose() wipes the keys and frees native state.
+ */
+export class RecordCipher {
+  readonly #engine: DirectionEngine;
+  #disposed = false;
+  readonly #seq = new Uint8Array(SEQ_LENGTH);
+  readonly #seqView = new DataView(this.#seq.buffer);
+  readonly #tag = new Uint8Array(MAC_LENGTH);
+
+  constructor(keys: DirectionKeys) {
+    checkKeys(keys);
+    const native = activeNative();
+    this.#engine = native ? new NativeEngine(native, keys) : new PortableEngine(keys);
+  }
+
+  /** HMAC(mac, seq || IV || C) into `out`; `ivAndC` is IV || C, contiguous in a record. */
+  #mac(seq: number, ivAndC: Uint8Array, out: Uint8Array): void {
+    if (this.#disposed) throw new TypeError("record cipher used after dispose()");
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`bad sequence number ${seq}`);
+    this.#seqView.setUint32(0, Math.floor(seq / 2 ** 32));
+    this.#seqView.setUint32(4, seq >>> 0);
+    this.#engine.mac(this.#seq, ivAndC, out);
+  }
+
+  /**
+   * seal (§3): IV || AES-256-CBC(enc, IV, PKCS#7(plaintext)) || HMAC(mac, seq || IV || C).
+   * `iv` is injectable for known-answer tests only; by default it is 16 fresh CSPRNG bytes.
+   */
+  seal(seq: number, plaintext: Uint8Array, iv?: Uint8Array): Uint8Array {
+    if (iv !== undefined && iv.length !== IV_LENGTH) {
+      throw new RangeError(`IV must be ${IV_LENGTH} bytes`);
+    }
+    if (this.#disposed) throw new TypeError("record cipher used after dispose()");
+    const padded = (plaintext.length & ~(BLOCK - 1)) + BLOCK;
+    const end = IV_LENGTH + padded;
+    const record = new Uint8Array(end + MAC_LENGTH);
+    if (iv === undefined) crypto.getRandomValues(record.subarray(0, IV_LENGTH));
+    else record.set(iv, 0);
+    // PKCS#7: 1 to 16 bytes, each holding the count.
+    record.set(plaintext, IV_LENGTH);
+    record.fill(padded - plaintext.length, IV_LENGTH + plaintext.length, end);
+    this.#engine.encrypt(record, end);
     this.#mac(seq, record.subarray(0, end), record.subarray(end));
     return record;
   }
@@ -147,31 +253,21 @@ export class RecordCipher {
     const end = record.length - MAC_LENGTH;
     this.#mac(seq, record.subarray(0, end), this.#tag);
     if (!constantTimeEqual(record.subarray(end), this.#tag)) throw new RecordError();
-    // Frame bodies are fresh arrays (aligned); copy anything else so it can be read as words.
-    const aligned = record.byteOffset % 4 === 0 ? record : record.slice();
-    const w = words(aligned.subarray(0, end));
     const out = new Uint8Array(end - IV_LENGTH);
-    const o = words(out);
-    const xk = this.#decSchedule ??= unsafe.expandKeyDecLE(this.#encKey);
-    let p0 = w[0]!, p1 = w[1]!, p2 = w[2]!, p3 = w[3]!;
-    for (let i = IV_LENGTH >>> 2, j = 0; i < w.length; i += 4, j += 4) {
-      const c0 = w[i]!, c1 = w[i + 1]!, c2 = w[i + 2]!, c3 = w[i + 3]!;
-      const d = unsafe.decrypt(xk, c0, c1, c2, c3);
-      o[j] = d.s0 ^ p0;
-      o[j + 1] = d.s1 ^ p1;
-      o[j + 2] = d.s2 ^ p2;
-      o[j + 3] = d.s3 ^ p3;
-      p0 = c0;
-      p1 = c1;
-      p2 = c2;
-      p3 = c3;
-    }
+    this.#engine.decrypt(record, end, out);
     // PKCS#7 removal; the MAC already held, so this check is no padding oracle.
     const pad = out[out.length - 1]!;
     let bad = pad === 0 || pad > BLOCK ? 1 : 0;
     for (let i = out.length - pad; i < out.length && !bad; i++) bad |= out[i]! ^ pad;
     if (bad) throw new RecordError();
     return out.subarray(0, out.length - pad);
+  }
+
+  /** Wipes the keys and frees any native state; the cipher must not be used afterwards. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#engine.dispose();
   }
 }
 
@@ -186,7 +282,12 @@ export function seal(
   plaintext: Uint8Array,
   iv?: Uint8Array,
 ): Uint8Array {
-  return new RecordCipher(keys).seal(seq, plaintext, iv);
+  const cipher = new RecordCipher(keys);
+  try {
+    return cipher.seal(seq, plaintext, iv);
+  } finally {
+    cipher.dispose();
+  }
 }
 
 /**
@@ -195,5 +296,10 @@ export function seal(
  * peer learns nothing about which check failed (no padding or timing oracle).
  */
 export function open(keys: DirectionKeys, seq: number, record: Uint8Array): Uint8Array {
-  return new RecordCipher(keys).open(seq, record);
+  const cipher = new RecordCipher(keys);
+  try {
+    return cipher.open(seq, record);
+  } finally {
+    cipher.dispose();
+  }
 }

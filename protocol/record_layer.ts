@@ -49,4 +49,10 @@ export class RecordLayer {
     this.#receiveSeq++;
     return plaintext;
   }
+
+  /** Wipes both directions' keys and frees native state; the layer is unusable afterwards. */
+  dispose(): void {
+    this.#sealer.dispose();
+    this.#opener.dispose();
+  }
 }

@@ -93,6 +93,14 @@ export class SecureSession {
     return plaintext;
   }
 
+  /**
+   * Wipes the record keys and frees their native state once the connection is over; later
+   * sends and receives throw. Sessions never disposed are freed when collected.
+   */
+  dispose(): void {
+    this.#records.dispose();
+  }
+
   /** Records sealed and opened so far. */
   get counts(): { sent: number; received: number } {
     return { sent: this.#records.sent, received: this.#records.received };

@@ -2,6 +2,7 @@
 // defaults. Pure: returns a Config or throws a UsageError naming the bad value.
 import { parseArgs } from "node:util";
 import * as L from "../protocol/limits.ts";
+import { CRYPTO_MODES, type CryptoMode, cryptoModeOf } from "../crypto/mod.ts";
 
 /** Limits and timeouts of PROTOCOL §5, plus the server's own bounds. */
 export interface ServerLimits {
@@ -68,6 +69,10 @@ export interface Config {
   jsonLogs: boolean;
   /** FOR TESTS ONLY: cheap password hashing. */
   insecureFastHash: boolean;
+  /** Engine for AES, HMAC, RSA and DH (crypto/engine.ts). */
+  crypto: CryptoMode;
+  /** libcrypto to load for the native engine; undefined for the OS's usual name. */
+  libcrypto: string | undefined;
   limits: ServerLimits;
 }
 
@@ -87,6 +92,11 @@ Options (each also read from the environment variable shown):
                             (HYBRID_KEY, default server_key.pem beside the log)
   --fsync always|off        sync each append before acknowledging (HYBRID_FSYNC, default always);
                             off is for benchmarks only and loses data on power failure
+  --crypto auto|native|portable
+                            engine for AES, HMAC, RSA and DH (HYBRID_CRYPTO, default auto):
+                            native is OpenSSL 3's libcrypto over FFI (needs --allow-ffi, 3-6x
+                            faster), portable is @noble + node:crypto; auto takes native if it loads
+  --libcrypto PATH          libcrypto for the native engine (HYBRID_LIBCRYPTO, default the OS's)
   --repair                  on mid-log corruption keep a backup and truncate at the first bad record
   --max-connections N       connections in all (HYBRID_MAX_CONNECTIONS, default ${L.MAX_CONNECTIONS})
   --max-connections-per-address N
@@ -136,6 +146,8 @@ export function parseConfig(
         key: { type: "string" },
         fsync: { type: "string" },
         repair: { type: "boolean" },
+        crypto: { type: "string" },
+        libcrypto: { type: "string" },
         "max-connections": { type: "string" },
         "max-connections-per-address": { type: "string" },
         limit: { type: "string", multiple: true },
@@ -164,6 +176,16 @@ export function parseConfig(
   if (fsync !== "always" && fsync !== "off") {
     throw new UsageError(`--fsync must be "always" or "off", got "${fsync}"`);
   }
+
+  const cryptoValue = v.crypto ?? env.HYBRID_CRYPTO ?? "auto";
+  const crypto = cryptoModeOf(cryptoValue);
+  if (crypto === undefined) {
+    throw new UsageError(
+      `--crypto must be one of ${CRYPTO_MODES.join(", ")}, got "${cryptoValue}"`,
+    );
+  }
+  const libcrypto = v.libcrypto ?? env.HYBRID_LIBCRYPTO;
+  if (libcrypto === "") throw new UsageError("--libcrypto must not be empty");
 
   const limits: ServerLimits = { ...DEFAULT_LIMITS };
   const overrides = [
@@ -205,6 +227,8 @@ export function parseConfig(
     trace: v.trace ?? truthy(env.HYBRID_TRACE),
     jsonLogs: v["json-logs"] ?? truthy(env.HYBRID_JSON_LOGS),
     insecureFastHash: v["insecure-fast-hash"] ?? truthy(env.HYBRID_INSECURE_FAST_HASH),
+    crypto,
+    libcrypto,
     limits,
   };
 }

@@ -1,6 +1,12 @@
 // `deno task server`: parses the command line, replays the event log, loads or creates the
 // identity key, serves HSP/1, and shuts down gracefully on SIGINT/SIGTERM.
-import { loadOrCreateIdentity, PASSWORD_PARAMS, TEST_ONLY_WEAK_PARAMS } from "../crypto/mod.ts";
+import {
+  loadOrCreateIdentity,
+  NativeCryptoError,
+  PASSWORD_PARAMS,
+  selectCrypto,
+  TEST_ONLY_WEAK_PARAMS,
+} from "../crypto/mod.ts";
 import { openEventLog, StoreCorruptError, StoreError } from "../store/mod.ts";
 import { HELP, parseConfig, UsageError } from "./config.ts";
 import { Logger } from "./logger.ts";
@@ -37,6 +43,13 @@ async function main(): Promise<void> {
   }
   if (config.insecureFastHash) {
     logger.warn("INSECURE FAST PASSWORD HASHING: for tests only, never for real users");
+  }
+  try {
+    const engine = selectCrypto(config.crypto, config.libcrypto);
+    logger.info("crypto engine", { engine: engine.engine, detail: engine.detail });
+  } catch (err) {
+    if (err instanceof NativeCryptoError) fail(`--crypto native: ${err.message}`);
+    throw err;
   }
 
   let opened;

@@ -229,6 +229,7 @@ export class Server {
         : c.closeReason || `error: ${(err as Error)?.message ?? String(err)}`;
     } finally {
       c.close(c.closeReason || reason);
+      c.session?.dispose();
       this.chat.disconnected(c);
       this.#connections.delete(c);
       const n = (this.#perAddress.get(c.addr) ?? 1) - 1;

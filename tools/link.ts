@@ -89,6 +89,7 @@ export class Link {
       try {
         this.transport.close();
       } catch { /* closed */ }
+      this.session.dispose();
     }
   }
 

@@ -15,8 +15,9 @@ import {
   validateShare,
 } from "../../crypto/mod.ts";
 import { handshakeVectors } from "../_vectors.ts";
+import { testEachEngine } from "../_engines.ts";
 
-Deno.test("generateKeyPair() reproduces both shares of every handshake vector", () => {
+testEachEngine("generateKeyPair() reproduces both shares of every handshake vector", () => {
   for (const v of handshakeVectors.handshakes) {
     const group = groupById(v.group)!;
     assert.equal(
@@ -30,7 +31,7 @@ Deno.test("generateKeyPair() reproduces both shares of every handshake vector", 
   }
 });
 
-Deno.test("sharedSecret() gives the vector's Z from either side, at len(p) bytes", () => {
+testEachEngine("sharedSecret() gives the vector's Z from either side, at len(p) bytes", () => {
   for (const v of handshakeVectors.handshakes) {
     const group = groupById(v.group)!;
     const client = generateKeyPair(group, fromHex(v.client_private_hex));
@@ -40,7 +41,7 @@ Deno.test("sharedSecret() gives the vector's Z from either side, at len(p) bytes
   }
 });
 
-Deno.test("fresh key pairs agree in all three groups and match BigInt exponentiation", () => {
+testEachEngine("fresh key pairs agree in all three groups and match BigInt exponentiation", () => {
   for (const group of GROUPS) {
     const a = generateKeyPair(group);
     const b = generateKeyPair(group);
@@ -51,7 +52,7 @@ Deno.test("fresh key pairs agree in all three groups and match BigInt exponentia
   }
 });
 
-Deno.test("randomExponent() has exactly the protocol's minimum bit length per group", () => {
+testEachEngine("randomExponent() has exactly the protocol's minimum bit length per group", () => {
   for (const group of GROUPS) {
     for (let i = 0; i < 20; i++) {
       assert.equal(bytesToBigInt(randomExponent(group)).toString(2).length, group.exponentBits);
@@ -64,22 +65,25 @@ Deno.test("randomExponent() has exactly the protocol's minimum bit length per gr
   ]);
 });
 
-Deno.test("every invalid share vector is refused by validateShare() and sharedSecret()", () => {
-  for (const v of handshakeVectors.invalid_shares) {
-    const group = groupById(v.group)!;
-    assert.throws(() => validateShare(group, fromHex(v.share)), DhError, v.why);
-    assert.throws(() => sharedSecret(generateKeyPair(group), fromHex(v.share)), DhError, v.why);
-  }
-});
+testEachEngine(
+  "every invalid share vector is refused by validateShare() and sharedSecret()",
+  () => {
+    for (const v of handshakeVectors.invalid_shares) {
+      const group = groupById(v.group)!;
+      assert.throws(() => validateShare(group, fromHex(v.share)), DhError, v.why);
+      assert.throws(() => sharedSecret(generateKeyPair(group), fromHex(v.share)), DhError, v.why);
+    }
+  },
+);
 
-Deno.test("validateShare() accepts 2 and p - 2, the edges of 1 < Y < p - 1", () => {
+testEachEngine("validateShare() accepts 2 and p - 2, the edges of 1 < Y < p - 1", () => {
   for (const group of GROUPS) {
     validateShare(group, encodeShare(group, 2n));
     validateShare(group, encodeShare(group, group.p - 2n));
   }
 });
 
-Deno.test("sharedSecret() refuses the order-2 share p - 1, which would force Z to 1", () => {
+testEachEngine("sharedSecret() refuses the order-2 share p - 1, which would force Z to 1", () => {
   // For a safe prime p, Y = p - 1 is the only element of order 2; it is refused before
   // exponentiation. An even exponent maps p - 1 to 1, which the Z check would refuse too.
   const group = GROUPS[0]!;
@@ -91,7 +95,7 @@ Deno.test("sharedSecret() refuses the order-2 share p - 1, which would force Z t
   );
 });
 
-Deno.test("generateKeyPair() refuses an exponent outside 2 <= x < p - 1", () => {
+testEachEngine("generateKeyPair() refuses an exponent outside 2 <= x < p - 1", () => {
   const group = GROUPS[0]!;
   assert.throws(() => generateKeyPair(group, new Uint8Array([1])), RangeError);
   assert.throws(() => generateKeyPair(group, encodeShare(group, group.p - 1n)), RangeError);

@@ -2,8 +2,9 @@
 import assert from "node:assert/strict";
 import { fromHex, open, RecordError, seal, toHex } from "../../crypto/mod.ts";
 import { recordKeys, recordVectors } from "../_vectors.ts";
+import { testEachEngine } from "../_engines.ts";
 
-Deno.test("seal() reproduces every record vector byte for byte", () => {
+testEachEngine("seal() reproduces every record vector byte for byte", () => {
   for (const v of recordVectors.records) {
     assert.equal(toHex(seal(recordKeys, v.seq, fromHex(v.plaintext), fromHex(v.iv))), v.record);
     // The frame is the record behind its u32 length.
@@ -11,13 +12,13 @@ Deno.test("seal() reproduces every record vector byte for byte", () => {
   }
 });
 
-Deno.test("open() recovers the plaintext of every record vector", () => {
+testEachEngine("open() recovers the plaintext of every record vector", () => {
   for (const v of recordVectors.records) {
     assert.equal(toHex(open(recordKeys, v.seq, fromHex(v.record))), v.plaintext);
   }
 });
 
-Deno.test("open() refuses every negative record vector with the same RecordError", () => {
+testEachEngine("open() refuses every negative record vector with the same RecordError", () => {
   for (const v of recordVectors.negative) {
     assert.throws(
       () => open(recordKeys, v.seq, fromHex(v.record)),
@@ -27,7 +28,7 @@ Deno.test("open() refuses every negative record vector with the same RecordError
   }
 });
 
-Deno.test("open() refuses a record whose MAC is one bit off, at every bit of the tag", () => {
+testEachEngine("open() refuses a record whose MAC is one bit off, at every bit of the tag", () => {
   const v = recordVectors.records[5]!;
   const good = fromHex(v.record);
   for (let bit = 0; bit < 256; bit++) {
@@ -37,7 +38,7 @@ Deno.test("open() refuses a record whose MAC is one bit off, at every bit of the
   }
 });
 
-Deno.test("seal() draws a fresh IV for every record", () => {
+testEachEngine("seal() draws a fresh IV for every record", () => {
   const plaintext = new TextEncoder().encode('PNG{"id":1}');
   const a = seal(recordKeys, 0, plaintext);
   const b = seal(recordKeys, 0, plaintext);
@@ -45,7 +46,7 @@ Deno.test("seal() draws a fresh IV for every record", () => {
   assert.equal(toHex(open(recordKeys, 0, a)), toHex(plaintext));
 });
 
-Deno.test("seal() and open() round trip every length from 0 to 100 bytes and 16 KiB", () => {
+testEachEngine("seal() and open() round trip every length from 0 to 100 bytes and 16 KiB", () => {
   for (const n of [...Array(101).keys(), 16384]) {
     const plaintext = crypto.getRandomValues(new Uint8Array(n));
     const record = seal(recordKeys, n, plaintext);
@@ -54,7 +55,7 @@ Deno.test("seal() and open() round trip every length from 0 to 100 bytes and 16 
   }
 });
 
-Deno.test("seal() refuses keys and IVs of the wrong size", () => {
+testEachEngine("seal() refuses keys and IVs of the wrong size", () => {
   assert.throws(
     () => seal({ enc: new Uint8Array(16), mac: recordKeys.mac }, 0, new Uint8Array(1)),
     RangeError,
@@ -62,7 +63,7 @@ Deno.test("seal() refuses keys and IVs of the wrong size", () => {
   assert.throws(() => seal(recordKeys, 0, new Uint8Array(1), new Uint8Array(8)), RangeError);
 });
 
-Deno.test("open() refuses records below IV + one block + MAC and with a partial block", () => {
+testEachEngine("open() refuses records below IV + one block + MAC and with a partial block", () => {
   // The vectors' short records are 63 bytes; check the 64-byte floor and block rule directly.
   for (const n of [0, 16, 48, 63, 65, 79]) {
     assert.throws(() => open(recordKeys, 0, new Uint8Array(n)), RecordError, `${n} bytes`);

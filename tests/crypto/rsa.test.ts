@@ -14,6 +14,7 @@ import {
   verifyServerSignature,
 } from "../../crypto/mod.ts";
 import { handshakeVectors, testIdentity, testKeyPem } from "../_vectors.ts";
+import { testEachEngine } from "../_engines.ts";
 
 const binary = (bytes: Uint8Array) => String.fromCharCode(...bytes);
 
@@ -31,7 +32,7 @@ function forgeVerifies(spkiDer: Uint8Array, message: Uint8Array, signature: Uint
   return publicKey.verify(md.digest().bytes(), binary(signature), pss);
 }
 
-Deno.test("the test key's SPKI DER and fingerprint match the vectors", () => {
+testEachEngine("the test key's SPKI DER and fingerprint match the vectors", () => {
   for (const v of handshakeVectors.handshakes) {
     assert.equal(toHex(testIdentity.spkiDer), v.server_spki_der);
     assert.equal(testIdentity.fingerprint, v.server_fingerprint);
@@ -40,22 +41,28 @@ Deno.test("the test key's SPKI DER and fingerprint match the vectors", () => {
   assert.ok(!testIdentity.fingerprint.endsWith("="));
 });
 
-Deno.test("the vectors' example signatures verify, and so do fresh ones (here and in node-forge)", () => {
-  for (const v of handshakeVectors.handshakes) {
-    const message = fromHex(v.signed_message);
-    assert.equal(
-      verifyServerSignature(testIdentity.spkiDer, message, fromHex(v.example_signature)).valid,
-      true,
-    );
-    const fresh = testIdentity.sign(message);
-    assert.equal(fresh.length, 256);
-    assert.equal(verifyServerSignature(testIdentity.spkiDer, message, fresh).valid, true);
-    assert.equal(forgeVerifies(testIdentity.spkiDer, message, fresh), true);
-    assert.equal(forgeVerifies(testIdentity.spkiDer, message, fromHex(v.example_signature)), true);
-  }
-});
+testEachEngine(
+  "the vectors' example signatures verify, and so do fresh ones (here and in node-forge)",
+  () => {
+    for (const v of handshakeVectors.handshakes) {
+      const message = fromHex(v.signed_message);
+      assert.equal(
+        verifyServerSignature(testIdentity.spkiDer, message, fromHex(v.example_signature)).valid,
+        true,
+      );
+      const fresh = testIdentity.sign(message);
+      assert.equal(fresh.length, 256);
+      assert.equal(verifyServerSignature(testIdentity.spkiDer, message, fresh).valid, true);
+      assert.equal(forgeVerifies(testIdentity.spkiDer, message, fresh), true);
+      assert.equal(
+        forgeVerifies(testIdentity.spkiDer, message, fromHex(v.example_signature)),
+        true,
+      );
+    }
+  },
+);
 
-Deno.test("a signature one bit off, or over another message, does not verify", () => {
+testEachEngine("a signature one bit off, or over another message, does not verify", () => {
   const v = handshakeVectors.handshakes[0]!;
   const message = fromHex(v.signed_message);
   const sig = fromHex(v.example_signature);
@@ -72,7 +79,7 @@ Deno.test("a signature one bit off, or over another message, does not verify", (
   );
 });
 
-Deno.test("verifyServerSignature() refuses garbage DER and RSA keys below 2048 bits", () => {
+testEachEngine("verifyServerSignature() refuses garbage DER and RSA keys below 2048 bits", () => {
   assert.throws(
     () =>
       verifyServerSignature(
@@ -91,24 +98,27 @@ Deno.test("verifyServerSignature() refuses garbage DER and RSA keys below 2048 b
   );
 });
 
-Deno.test("loadOrCreateIdentity() creates a 0600 PKCS#8 key once, then loads the same key", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/server_key.pem`;
-    const first = await loadOrCreateIdentity(path);
-    assert.equal(first.created, true);
-    assert.equal(first.identity.bits, 2048);
-    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
-    assert.match(await Deno.readTextFile(path), /^-----BEGIN PRIVATE KEY-----/);
-    const second = await loadOrCreateIdentity(path);
-    assert.equal(second.created, false);
-    assert.equal(second.identity.fingerprint, first.identity.fingerprint);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+testEachEngine(
+  "loadOrCreateIdentity() creates a 0600 PKCS#8 key once, then loads the same key",
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/server_key.pem`;
+      const first = await loadOrCreateIdentity(path);
+      assert.equal(first.created, true);
+      assert.equal(first.identity.bits, 2048);
+      assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+      assert.match(await Deno.readTextFile(path), /^-----BEGIN PRIVATE KEY-----/);
+      const second = await loadOrCreateIdentity(path);
+      assert.equal(second.created, false);
+      assert.equal(second.identity.fingerprint, first.identity.fingerprint);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
-Deno.test("loadIdentity() names the file when it is not a key", async () => {
+testEachEngine("loadIdentity() names the file when it is not a key", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/bad.pem`, "not a key");
@@ -121,12 +131,12 @@ Deno.test("loadIdentity() names the file when it is not a key", async () => {
   }
 });
 
-Deno.test("identityFromPem() refuses an RSA key below 2048 bits", () => {
+testEachEngine("identityFromPem() refuses an RSA key below 2048 bits", () => {
   const small = forge.pki.rsa.generateKeyPair({ bits: 1024, e: 0x10001 });
   assert.throws(() => identityFromPem(forge.pki.privateKeyToPem(small.privateKey)), /1024 bits/);
   assert.equal(identityFromPem(testKeyPem).fingerprint, testIdentity.fingerprint);
 });
 
-Deno.test("generateIdentity() refuses fewer than 2048 bits", () => {
+testEachEngine("generateIdentity() refuses fewer than 2048 bits", () => {
   assert.throws(() => generateIdentity(1024), RangeError);
 });

@@ -13,6 +13,7 @@ import {
 } from "../../protocol/handshake.ts";
 import { HandshakeError } from "../../protocol/errors.ts";
 import { type HandshakeVector, handshakeVectors, testIdentity } from "../_vectors.ts";
+import { testEachEngine } from "../_engines.ts";
 
 function vectorClient(v: HandshakeVector, trace?: (e: HandshakeTrace) => void) {
   return new ClientHandshake({
@@ -31,49 +32,55 @@ function vectorServer(v: HandshakeVector) {
   });
 }
 
-Deno.test("the client's ClientHello equals every vector's byte for byte", () => {
+testEachEngine("the client's ClientHello equals every vector's byte for byte", () => {
   for (const v of handshakeVectors.handshakes) {
     assert.equal(toHex(vectorClient(v).hello()), v.client_hello);
   }
 });
 
-Deno.test("the server answers every vector's ClientHello with its unsigned ServerHello and keys", () => {
-  for (const v of handshakeVectors.handshakes) {
-    const out = vectorServer(v).respond(fromHex(v.client_hello));
-    assert.ok(out.ok);
-    const reply = toHex(out.reply);
-    assert.ok(reply.startsWith(v.server_hello_unsigned), v.group_name);
-    // The rest is sig_len (u16) || a fresh PSS signature of the modulus' size.
-    assert.equal(
-      reply.slice(v.server_hello_unsigned.length, v.server_hello_unsigned.length + 4),
-      "0100",
-    );
-    assert.equal(reply.length, v.server_hello_unsigned.length + 4 + 512);
-    assert.equal(toHex(out.transcriptHash), v.transcript_hash);
-    assert.equal(toHex(out.keys.receive.enc), v.c2s_enc);
-    assert.equal(toHex(out.keys.receive.mac), v.c2s_mac);
-    assert.equal(toHex(out.keys.send.enc), v.s2c_enc);
-    assert.equal(toHex(out.keys.send.mac), v.s2c_mac);
-  }
-});
+testEachEngine(
+  "the server answers every vector's ClientHello with its unsigned ServerHello and keys",
+  () => {
+    for (const v of handshakeVectors.handshakes) {
+      const out = vectorServer(v).respond(fromHex(v.client_hello));
+      assert.ok(out.ok);
+      const reply = toHex(out.reply);
+      assert.ok(reply.startsWith(v.server_hello_unsigned), v.group_name);
+      // The rest is sig_len (u16) || a fresh PSS signature of the modulus' size.
+      assert.equal(
+        reply.slice(v.server_hello_unsigned.length, v.server_hello_unsigned.length + 4),
+        "0100",
+      );
+      assert.equal(reply.length, v.server_hello_unsigned.length + 4 + 512);
+      assert.equal(toHex(out.transcriptHash), v.transcript_hash);
+      assert.equal(toHex(out.keys.receive.enc), v.c2s_enc);
+      assert.equal(toHex(out.keys.receive.mac), v.c2s_mac);
+      assert.equal(toHex(out.keys.send.enc), v.s2c_enc);
+      assert.equal(toHex(out.keys.send.mac), v.s2c_mac);
+    }
+  },
+);
 
-Deno.test("the client accepts every vector's ServerHello and derives the vector's keys", () => {
-  for (const v of handshakeVectors.handshakes) {
-    const client = vectorClient(v);
-    client.hello();
-    const result = client.finish(fromHex(v.server_hello));
-    assert.equal(toHex(result.transcriptHash), v.transcript_hash);
-    assert.equal(result.fingerprint, v.server_fingerprint);
-    assert.equal(toHex(result.serverKey), v.server_spki_der);
-    assert.equal(toHex(result.keys.send.enc), v.c2s_enc);
-    assert.equal(toHex(result.keys.send.mac), v.c2s_mac);
-    assert.equal(toHex(result.keys.receive.enc), v.s2c_enc);
-    assert.equal(toHex(result.keys.receive.mac), v.s2c_mac);
-    assert.equal(client.state, "done");
-  }
-});
+testEachEngine(
+  "the client accepts every vector's ServerHello and derives the vector's keys",
+  () => {
+    for (const v of handshakeVectors.handshakes) {
+      const client = vectorClient(v);
+      client.hello();
+      const result = client.finish(fromHex(v.server_hello));
+      assert.equal(toHex(result.transcriptHash), v.transcript_hash);
+      assert.equal(result.fingerprint, v.server_fingerprint);
+      assert.equal(toHex(result.serverKey), v.server_spki_der);
+      assert.equal(toHex(result.keys.send.enc), v.c2s_enc);
+      assert.equal(toHex(result.keys.send.mac), v.c2s_mac);
+      assert.equal(toHex(result.keys.receive.enc), v.s2c_enc);
+      assert.equal(toHex(result.keys.receive.mac), v.s2c_mac);
+      assert.equal(client.state, "done");
+    }
+  },
+);
 
-Deno.test("fresh handshakes in all three groups agree on the keys", () => {
+testEachEngine("fresh handshakes in all three groups agree on the keys", () => {
   for (const group of GROUPS) {
     const client = new ClientHandshake({ group });
     const out = new ServerHandshake({ identity: testIdentity }).respond(client.hello());
@@ -84,7 +91,7 @@ Deno.test("fresh handshakes in all three groups agree on the keys", () => {
   }
 });
 
-Deno.test("the server answers each invalid share vector with ERR bad_hello", () => {
+testEachEngine("the server answers each invalid share vector with ERR bad_hello", () => {
   for (const v of handshakeVectors.invalid_shares) {
     const group = groupById(v.group)!;
     const hello = encodeClientHello({
@@ -99,7 +106,7 @@ Deno.test("the server answers each invalid share vector with ERR bad_hello", () 
   }
 });
 
-Deno.test("the client refuses a ServerHello carrying each invalid share", () => {
+testEachEngine("the client refuses a ServerHello carrying each invalid share", () => {
   const v = handshakeVectors.handshakes[0]!;
   const shareAt = 6 + 32;
   for (const bad of handshakeVectors.invalid_shares) {
@@ -112,41 +119,47 @@ Deno.test("the client refuses a ServerHello carrying each invalid share", () => 
   }
 });
 
-Deno.test("the server answers a wrong version with unsupported_version and an unknown group with unsupported_group", () => {
-  const v = handshakeVectors.handshakes[0]!;
-  const wrongVersion = fromHex(v.client_hello);
-  wrongVersion[3] = 2;
-  const out1 = new ServerHandshake({ identity: testIdentity }).respond(wrongVersion);
-  assert.equal(decodeHandshakeError(out1.reply)?.code, "unsupported_version");
-  const wrongGroup = fromHex(v.client_hello);
-  wrongGroup[5] = 0x03; // 0x0103 is ffdhe6144, not offered
-  const out2 = new ServerHandshake({ identity: testIdentity }).respond(wrongGroup);
-  assert.equal(decodeHandshakeError(out2.reply)?.code, "unsupported_group");
-  const limited = new ServerHandshake({ identity: testIdentity, groups: [GROUPS[1]!] });
-  assert.equal(
-    decodeHandshakeError(limited.respond(fromHex(v.client_hello)).reply)?.code,
-    "unsupported_group",
-  );
-});
+testEachEngine(
+  "the server answers a wrong version with unsupported_version and an unknown group with unsupported_group",
+  () => {
+    const v = handshakeVectors.handshakes[0]!;
+    const wrongVersion = fromHex(v.client_hello);
+    wrongVersion[3] = 2;
+    const out1 = new ServerHandshake({ identity: testIdentity }).respond(wrongVersion);
+    assert.equal(decodeHandshakeError(out1.reply)?.code, "unsupported_version");
+    const wrongGroup = fromHex(v.client_hello);
+    wrongGroup[5] = 0x03; // 0x0103 is ffdhe6144, not offered
+    const out2 = new ServerHandshake({ identity: testIdentity }).respond(wrongGroup);
+    assert.equal(decodeHandshakeError(out2.reply)?.code, "unsupported_group");
+    const limited = new ServerHandshake({ identity: testIdentity, groups: [GROUPS[1]!] });
+    assert.equal(
+      decodeHandshakeError(limited.respond(fromHex(v.client_hello)).reply)?.code,
+      "unsupported_group",
+    );
+  },
+);
 
-Deno.test("the server answers every truncation and extension of a ClientHello with ERR, never a throw", () => {
-  const hello = fromHex(handshakeVectors.handshakes[0]!.client_hello);
-  for (let n = 0; n < hello.length; n++) {
-    const out = new ServerHandshake({ identity: testIdentity }).respond(hello.subarray(0, n));
-    assert.equal(out.ok, false);
-    assert.ok(decodeHandshakeError(out.reply), `truncated at ${n}`);
-  }
-  const longer = new Uint8Array(hello.length + 1);
-  longer.set(hello);
-  assert.equal(
-    decodeHandshakeError(new ServerHandshake({ identity: testIdentity }).respond(longer).reply)
-      ?.code,
-    "bad_hello",
-  );
-  assert.equal(decodeClientHello(hello).share.length, 256);
-});
+testEachEngine(
+  "the server answers every truncation and extension of a ClientHello with ERR, never a throw",
+  () => {
+    const hello = fromHex(handshakeVectors.handshakes[0]!.client_hello);
+    for (let n = 0; n < hello.length; n++) {
+      const out = new ServerHandshake({ identity: testIdentity }).respond(hello.subarray(0, n));
+      assert.equal(out.ok, false);
+      assert.ok(decodeHandshakeError(out.reply), `truncated at ${n}`);
+    }
+    const longer = new Uint8Array(hello.length + 1);
+    longer.set(hello);
+    assert.equal(
+      decodeHandshakeError(new ServerHandshake({ identity: testIdentity }).respond(longer).reply)
+        ?.code,
+      "bad_hello",
+    );
+    assert.equal(decodeClientHello(hello).share.length, 256);
+  },
+);
 
-Deno.test("the client refuses a ServerHello cut or extended at any length", () => {
+testEachEngine("the client refuses a ServerHello cut or extended at any length", () => {
   const v = handshakeVectors.handshakes[0]!;
   const body = fromHex(v.server_hello);
   const lengths = [
@@ -171,20 +184,23 @@ Deno.test("the client refuses a ServerHello cut or extended at any length", () =
   }
 });
 
-Deno.test("the client refuses a ServerHello with any single bit flipped in its signed part or signature", () => {
-  const v = handshakeVectors.handshakes[0]!;
-  const body = fromHex(v.server_hello);
-  // Version, group, random, share, key and signature bytes; every one is covered by a check.
-  for (const at of [3, 5, 6, 40, 300, 320, 400, body.length - 1]) {
-    const bad = body.slice();
-    bad[at]! ^= 0x01;
-    const client = vectorClient(v);
-    client.hello();
-    assert.throws(() => client.finish(bad), HandshakeError, `byte ${at}`);
-  }
-});
+testEachEngine(
+  "the client refuses a ServerHello with any single bit flipped in its signed part or signature",
+  () => {
+    const v = handshakeVectors.handshakes[0]!;
+    const body = fromHex(v.server_hello);
+    // Version, group, random, share, key and signature bytes; every one is covered by a check.
+    for (const at of [3, 5, 6, 40, 300, 320, 400, body.length - 1]) {
+      const bad = body.slice();
+      bad[at]! ^= 0x01;
+      const client = vectorClient(v);
+      client.hello();
+      assert.throws(() => client.finish(bad), HandshakeError, `byte ${at}`);
+    }
+  },
+);
 
-Deno.test("the client reports a server's ERR frame as a HandshakeError with its code", () => {
+testEachEngine("the client reports a server's ERR frame as a HandshakeError with its code", () => {
   const client = new ClientHandshake({ group: GROUPS[0]! });
   client.hello();
   assert.throws(
@@ -197,7 +213,7 @@ Deno.test("the client reports a server's ERR frame as a HandshakeError with its 
   });
 });
 
-Deno.test("each side refuses to run out of order", () => {
+testEachEngine("each side refuses to run out of order", () => {
   const client = new ClientHandshake({ group: GROUPS[0]! });
   assert.throws(() => client.finish(new Uint8Array(1)), TypeError);
   client.hello();
@@ -207,7 +223,7 @@ Deno.test("each side refuses to run out of order", () => {
   assert.throws(() => server.respond(new Uint8Array(1)), TypeError);
 });
 
-Deno.test("the trace shows each step and short key ids, never a key", () => {
+testEachEngine("the trace shows each step and short key ids, never a key", () => {
   const v = handshakeVectors.handshakes[0]!;
   const events: HandshakeTrace[] = [];
   const client = vectorClient(v, (e) => events.push(e));

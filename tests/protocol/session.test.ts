@@ -8,6 +8,7 @@ import { encodeHandshakeError } from "../../protocol/handshake.ts";
 import { clientHandshake, type RecordTrace, serverHandshake } from "../../protocol/session.ts";
 import { testIdentity } from "../_vectors.ts";
 import { pipe } from "../_pipe.ts";
+import { testEachEngine } from "../_engines.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const read = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
@@ -31,30 +32,36 @@ async function converse(clientSide: Transport, serverSide: Transport, groupIndex
   return { client, server };
 }
 
-Deno.test("a full handshake and records flow both ways over an in-memory pipe, in every group", async () => {
-  for (let g = 0; g < GROUPS.length; g++) {
-    const [a, b] = pipe();
-    await converse(a, b, g);
-    a.close();
-  }
-});
+testEachEngine(
+  "a full handshake and records flow both ways over an in-memory pipe, in every group",
+  async () => {
+    for (let g = 0; g < GROUPS.length; g++) {
+      const [a, b] = pipe();
+      await converse(a, b, g);
+      a.close();
+    }
+  },
+);
 
-Deno.test("a full handshake and records flow both ways over a loopback TCP socket", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const accepted = listener.accept();
-  const clientConn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  const serverConn = await accepted;
-  try {
-    const { server } = await converse(clientConn, serverConn, 0);
-    clientConn.close();
-    assert.equal(await server.session.receive(), null);
-  } finally {
-    serverConn.close();
-    listener.close();
-  }
-});
+testEachEngine(
+  "a full handshake and records flow both ways over a loopback TCP socket",
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted = listener.accept();
+    const clientConn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    const serverConn = await accepted;
+    try {
+      const { server } = await converse(clientConn, serverConn, 0);
+      clientConn.close();
+      assert.equal(await server.session.receive(), null);
+    } finally {
+      serverConn.close();
+      listener.close();
+    }
+  },
+);
 
-Deno.test("a replayed record is refused by the receiver", async () => {
+testEachEngine("a replayed record is refused by the receiver", async () => {
   const [a, b] = pipe();
   // Capture the client's bytes by wrapping its transport.
   const written: Uint8Array[] = [];
@@ -78,28 +85,34 @@ Deno.test("a replayed record is refused by the receiver", async () => {
   a.close();
 });
 
-Deno.test("the server answers a bad ClientHello with an ERR frame and a HandshakeError", async () => {
-  const [a, b] = pipe();
-  const writer = new FrameWriter(a);
-  const reader = new FrameReader(a);
-  writer.send(text("CHL\x01\x01\x00too short"));
-  await assert.rejects(serverHandshake(b, { identity: testIdentity }), HandshakeError);
-  assert.equal(read(await reader.next())?.slice(0, 23), 'ERR{"code":"bad_hello",');
-  a.close();
-});
+testEachEngine(
+  "the server answers a bad ClientHello with an ERR frame and a HandshakeError",
+  async () => {
+    const [a, b] = pipe();
+    const writer = new FrameWriter(a);
+    const reader = new FrameReader(a);
+    writer.send(text("CHL\x01\x01\x00too short"));
+    await assert.rejects(serverHandshake(b, { identity: testIdentity }), HandshakeError);
+    assert.equal(read(await reader.next())?.slice(0, 23), 'ERR{"code":"bad_hello",');
+    a.close();
+  },
+);
 
-Deno.test("the server refuses a ClientHello frame above 8192 bytes before reading it", async () => {
-  const [a, b] = pipe();
-  const header = new Uint8Array([0, 0, 0x20, 0x01]); // 8193
-  await a.write(header);
-  await assert.rejects(
-    serverHandshake(b, { identity: testIdentity }),
-    (e) => e instanceof ProtocolError && e.code === "frame_too_large",
-  );
-  a.close();
-});
+testEachEngine(
+  "the server refuses a ClientHello frame above 8192 bytes before reading it",
+  async () => {
+    const [a, b] = pipe();
+    const header = new Uint8Array([0, 0, 0x20, 0x01]); // 8193
+    await a.write(header);
+    await assert.rejects(
+      serverHandshake(b, { identity: testIdentity }),
+      (e) => e instanceof ProtocolError && e.code === "frame_too_large",
+    );
+    a.close();
+  },
+);
 
-Deno.test("the client surfaces a server's ERR and a server that hangs up", async () => {
+testEachEngine("the client surfaces a server's ERR and a server that hangs up", async () => {
   const [a, b] = pipe();
   const serving = (async () => {
     const reader = new FrameReader(b);
@@ -120,7 +133,7 @@ Deno.test("the client surfaces a server's ERR and a server that hangs up", async
   await hangup;
 });
 
-Deno.test("checkPin can refuse the server before any record is sent", async () => {
+testEachEngine("checkPin can refuse the server before any record is sent", async () => {
   const [a, b] = pipe();
   const serving = serverHandshake(b, { identity: testIdentity });
   await assert.rejects(
@@ -137,7 +150,7 @@ Deno.test("checkPin can refuse the server before any record is sent", async () =
   assert.equal(await server!.session.receive(), null);
 });
 
-Deno.test("record traces name code, sizes, IV and seq in both directions", async () => {
+testEachEngine("record traces name code, sizes, IV and seq in both directions", async () => {
   const [a, b] = pipe();
   const events: RecordTrace[] = [];
   const [client, server] = await Promise.all([

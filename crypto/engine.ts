@@ -1,0 +1,63 @@
+// Which engine does the heavy primitives: "native" (OpenSSL's libcrypto over FFI, see
+// native.ts) or "portable" (@noble and node:crypto, needing no permission and no library).
+// Programs choose once at start-up; library code asks activeNative() when it sets up keys.
+import { loadNativeCrypto, type NativeCrypto, NativeCryptoError } from "./native.ts";
+
+/** `auto` takes native when it loads and passes its self-test, else portable. */
+export type CryptoMode = "auto" | "native" | "portable";
+export const CRYPTO_MODES: readonly CryptoMode[] = ["auto", "native", "portable"];
+
+/** The mode named by a flag's value, or undefined if it names none. */
+export function cryptoModeOf(value: string): CryptoMode | undefined {
+  return CRYPTO_MODES.find((mode) => mode === value);
+}
+
+/** The engine in use, said in a sentence for logs and `--help` output. */
+export interface CryptoEngineInfo {
+  readonly engine: "native" | "portable";
+  readonly detail: string;
+}
+
+const PORTABLE = "@noble AES/HMAC, node:crypto RSA-PSS and DH";
+
+/** Until a program selects, the portable engine: library use needs no FFI permission. */
+let active: NativeCrypto | null = null;
+/** Loaded libraries by path (the empty string for the OS default), so reselecting is cheap. */
+const loaded = new Map<string, NativeCrypto>();
+
+/**
+ * Selects the engine for keys set up from now on (sessions already open keep theirs).
+ * `native` throws NativeCryptoError when libcrypto cannot be used; `auto` falls back and says
+ * why. FFI is tried only when already permitted, so a program never stops at a prompt.
+ */
+export function selectCrypto(mode: CryptoMode, library?: string): CryptoEngineInfo {
+  if (mode === "portable") {
+    active = null;
+    return { engine: "portable", detail: PORTABLE };
+  }
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      throw new NativeCryptoError("FFI is not permitted (run with --allow-ffi)");
+    }
+    const key = library ?? "";
+    let native = loaded.get(key);
+    if (native === undefined) {
+      native = loadNativeCrypto(library);
+      loaded.set(key, native);
+    }
+    active = native;
+    return { engine: "native", detail: `${native.version} (libcrypto over FFI)` };
+  } catch (err) {
+    if (mode === "native") throw err;
+    active = null;
+    return {
+      engine: "portable",
+      detail: `${PORTABLE}; native unavailable: ${(err as Error).message}`,
+    };
+  }
+}
+
+/** The native engine if selected, else null (use the portable code). */
+export function activeNative(): NativeCrypto | null {
+  return active;
+}
