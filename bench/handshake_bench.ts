@@ -2,7 +2,8 @@
 // to a ClientHello, and the client's hello() + finish() of one ServerHello. Baseline: the
 // public-key work of a TLS 1.3 handshake with an RSA-2048 certificate on node:crypto
 // (X25519 key share and agreement, plus the RSA-PSS signature or its verification).
-// A third group splits the server's ffdhe2048 cost into its parts.
+// A third group splits the server's ffdhe2048 cost into its parts. Each of ours runs on both
+// engines (native: OpenSSL over FFI; portable: node:crypto), selected inside the timed function.
 //
 //   deno bench --allow-all bench/handshake_bench.ts
 import {
@@ -19,11 +20,19 @@ import {
   GROUPS,
   keySchedule,
   randomExponent,
+  selectCrypto,
   sharedSecret,
 } from "../crypto/mod.ts";
 import { ClientHandshake, ServerHandshake, signedMessage } from "../protocol/handshake.ts";
 
 const identity = await generateIdentity();
+const ENGINES = ["native", "portable"] as const;
+type Engine = typeof ENGINES[number];
+/** `fn` run with `engine` selected (selection is a map lookup once the library is loaded). */
+const on = (engine: Engine, fn: () => void) => () => {
+  selectCrypto(engine);
+  fn();
+};
 const message = signedMessage(crypto.getRandomValues(new Uint8Array(32)));
 
 /** What a TLS 1.3 server does per handshake in public-key crypto: X25519 + one RSA-PSS sign. */
@@ -66,23 +75,25 @@ for (const group of GROUPS) {
   if (!outcome.ok) throw outcome.error;
   const reply = outcome.reply;
 
-  Deno.bench({
-    name: `ServerHandshake.respond ${group.name}`,
-    group: "handshake, server side",
-    fn: () => {
-      const result = new ServerHandshake({ identity }).respond(hello);
-      if (!result.ok) throw result.error;
-    },
-  });
-  Deno.bench({
-    name: `ClientHandshake hello+finish ${group.name}`,
-    group: "handshake, client side",
-    fn: () => {
-      const client = new ClientHandshake({ group, privateExponent, random });
-      client.hello();
-      client.finish(reply);
-    },
-  });
+  for (const engine of ENGINES) {
+    Deno.bench({
+      name: `ServerHandshake.respond ${group.name}, ${engine}`,
+      group: "handshake, server side",
+      fn: on(engine, () => {
+        const result = new ServerHandshake({ identity }).respond(hello);
+        if (!result.ok) throw result.error;
+      }),
+    });
+    Deno.bench({
+      name: `ClientHandshake hello+finish ${group.name}, ${engine}`,
+      group: "handshake, client side",
+      fn: on(engine, () => {
+        const client = new ClientHandshake({ group, privateExponent, random });
+        client.hello();
+        client.finish(reply);
+      }),
+    });
+  }
 }
 
 // Where the server's ffdhe2048 milliseconds go.
@@ -90,28 +101,30 @@ const ffdhe2048 = GROUPS[0]!;
 const clientPair = generateKeyPair(ffdhe2048);
 const serverPair = generateKeyPair(ffdhe2048);
 const z = sharedSecret(serverPair, clientPair.share);
-Deno.bench({
-  name: "RSA-2048 PSS sign (ServerIdentity.sign)",
-  group: "ffdhe2048 server parts",
-  baseline: true,
-  fn: () => {
-    identity.sign(message);
-  },
-});
-Deno.bench({
-  name: "DH key pair: 2^x mod p (node:crypto DiffieHellman)",
-  group: "ffdhe2048 server parts",
-  fn: () => {
-    generateKeyPair(ffdhe2048);
-  },
-});
-Deno.bench({
-  name: "DH shared secret: validate Y, Y^x mod p",
-  group: "ffdhe2048 server parts",
-  fn: () => {
-    sharedSecret(serverPair, clientPair.share);
-  },
-});
+for (const engine of ENGINES) {
+  Deno.bench({
+    name: `RSA-2048 PSS sign (ServerIdentity.sign), ${engine}`,
+    group: "ffdhe2048 server parts",
+    baseline: engine === "portable",
+    fn: on(engine, () => {
+      identity.sign(message);
+    }),
+  });
+  Deno.bench({
+    name: `DH key pair: 2^x mod p, ${engine}`,
+    group: "ffdhe2048 server parts",
+    fn: on(engine, () => {
+      generateKeyPair(ffdhe2048);
+    }),
+  });
+  Deno.bench({
+    name: `DH shared secret: validate Y, Y^x mod p, ${engine}`,
+    group: "ffdhe2048 server parts",
+    fn: on(engine, () => {
+      sharedSecret(serverPair, clientPair.share);
+    }),
+  });
+}
 Deno.bench({
   name: "HKDF key schedule (noble)",
   group: "ffdhe2048 server parts",

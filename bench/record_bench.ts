@@ -1,8 +1,8 @@
 // Micro benchmark of the §3 record layer: seal then open one record of 64 B, 1 KiB and 16 KiB,
 // through crypto/record.ts (noble, pure JS: the one-shot functions, and a connection's
-// RecordLayer with keys prepared once), beside the same construction on node:crypto
-// (createCipheriv + createHmac, native), the baseline, and noble set up per record as
-// record.ts did before issue #6.
+// RecordLayer with keys prepared once) on each engine (native: OpenSSL over FFI; portable:
+// noble), beside the same construction on node:crypto (createCipheriv + createHmac), the
+// baseline, and noble set up per record as record.ts did before issue #6.
 //
 //   deno bench --allow-all bench/record_bench.ts
 import {
@@ -15,7 +15,14 @@ import {
 import { cbc } from "@noble/ciphers/aes.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { constantTimeEqual, IV_LENGTH, MAC_LENGTH, open, seal } from "../crypto/mod.ts";
+import {
+  constantTimeEqual,
+  IV_LENGTH,
+  MAC_LENGTH,
+  open,
+  seal,
+  selectCrypto,
+} from "../crypto/mod.ts";
 import { RecordLayer } from "../protocol/record_layer.ts";
 
 const SIZES = [["64 B", 64], ["1 KiB", 1024], ["16 KiB", 16 * 1024]] as const;
@@ -125,13 +132,18 @@ for (const [label, size] of SIZES) {
     },
   });
   // The server's path: one RecordLayer per direction of a connection, sequence numbers moving.
-  const sender = new RecordLayer({ send: keys, receive: keys });
-  const receiver = new RecordLayer({ send: keys, receive: keys });
-  Deno.bench({
-    name: `RecordLayer seal+open ${label}`,
-    group,
-    fn: () => {
-      receiver.open(sender.seal(plaintext));
-    },
-  });
+  // Each layer keeps the engine selected when it was made.
+  for (const engine of ["native", "portable"] as const) {
+    selectCrypto(engine);
+    const sender = new RecordLayer({ send: keys, receive: keys });
+    const receiver = new RecordLayer({ send: keys, receive: keys });
+    selectCrypto("portable");
+    Deno.bench({
+      name: `RecordLayer seal+open, ${engine} engine ${label}`,
+      group,
+      fn: () => {
+        receiver.open(sender.seal(plaintext));
+      },
+    });
+  }
 }
