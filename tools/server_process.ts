@@ -53,10 +53,10 @@ export interface ServerProcess {
 /** Runs the server with `args`; waits for `listening on` unless `waitListening` is false. */
 export async function runServer(
   args: string[],
-  options: { waitListening?: boolean; env?: Record<string, string> } = {},
+  options: { waitListening?: boolean; env?: Record<string, string>; permissions?: string[] } = {},
 ): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...(options.permissions ?? ["-A"]), MAIN, ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -22,6 +22,7 @@ Deno.test("parseClientArgs() defaults to 127.0.0.1:5002 with ffdhe2048 and nothi
   assert.equal(o.user, undefined);
   assert.equal(o.knownHosts, undefined);
   assert.deepEqual([o.acceptNewKey, o.trace, o.json, o.noColor], [false, false, false, false]);
+  assert.deepEqual([o.crypto, o.libcrypto], ["auto", undefined]);
 });
 
 Deno.test("parseClientArgs() reads every flag", () => {
@@ -39,6 +40,10 @@ Deno.test("parseClientArgs() reads every flag", () => {
     "--trace",
     "--json",
     "--no-color",
+    "--crypto",
+    "portable",
+    "--libcrypto",
+    "/opt/ssl/libcrypto.so.3",
   ]);
   assert.equal(o.host, "chat.example");
   assert.equal(o.port, 6000);
@@ -46,6 +51,7 @@ Deno.test("parseClientArgs() reads every flag", () => {
   assert.equal(o.user, "alice");
   assert.equal(o.knownHosts, "/tmp/kh");
   assert.deepEqual([o.acceptNewKey, o.trace, o.json, o.noColor], [true, true, true, true]);
+  assert.deepEqual([o.crypto, o.libcrypto], ["portable", "/opt/ssl/libcrypto.so.3"]);
   assert.equal(options(["--host", "[::1]"]).host, "::1");
   assert.deepEqual(parseClientArgs(["--help"]), { kind: "help" });
   assert.deepEqual(parseClientArgs(["-h"]), { kind: "help" });
@@ -61,4 +67,14 @@ Deno.test("parseClientArgs() names the flag and the value it refuses", () => {
   assert.match(error(["--host", "a b"]), /is not a host name/);
   assert.match(error(["--bogus"]), /bogus/);
   assert.match(error(["positional"]), /positional/);
+  assert.equal(error(["--crypto", "fast"]), "--crypto fast is not one of auto, native, portable");
+  assert.equal(error(["--libcrypto="]), "--libcrypto needs a path");
+});
+
+Deno.test("parseClientArgs() takes the engine from HYBRID_CRYPTO when no flag gives it", () => {
+  const env = (name: string) => ({ HYBRID_CRYPTO: "native" } as Record<string, string>)[name];
+  const parsed = parseClientArgs([], env);
+  assert.equal(parsed.kind === "run" && parsed.options.crypto, "native");
+  const flagWins = parseClientArgs(["--crypto", "auto"], env);
+  assert.equal(flagWins.kind === "run" && flagWins.options.crypto, "auto");
 });

@@ -75,3 +75,19 @@ Deno.test("--help and --version are recognised", () => {
   assert.equal(parseConfig(["--help"], {}), "help");
   assert.equal(parseConfig(["-V"], {}), "version");
 });
+
+Deno.test("--crypto and --libcrypto choose the engine (default auto), also from HYBRID_CRYPTO", () => {
+  assert.deepEqual([parse([]).crypto, parse([]).libcrypto], ["auto", undefined]);
+  const env = { HYBRID_CRYPTO: "portable", HYBRID_LIBCRYPTO: "/opt/ssl/libcrypto.so.3" };
+  assert.deepEqual([parse([], env).crypto, parse([], env).libcrypto], [
+    "portable",
+    "/opt/ssl/libcrypto.so.3",
+  ]);
+  assert.equal(parse(["--crypto", "native"], env).crypto, "native");
+  assert.throws(
+    () => parseConfig(["--crypto", "fast"], {}),
+    (e) =>
+      e instanceof UsageError && /--crypto must be one of auto, native, portable/.test(e.message),
+  );
+  assert.throws(() => parseConfig(["--libcrypto", ""], {}), UsageError);
+});
