@@ -220,7 +220,8 @@ export class RelayClient implements LoadClient {
 export async function hspHandshakeOnce(port: number, group: DhGroup = GROUPS[0]!): Promise<void> {
   const conn = await connectTcp(port);
   try {
-    await clientHandshake(conn, { group });
+    const { session } = await clientHandshake(conn, { group });
+    session.dispose();
   } finally {
     conn.close();
   }

@@ -223,6 +223,8 @@ class CpuWindow {
 interface HandshakeResult {
   perSecond: number;
   serverCpuMs: number;
+  /** CPU of everything but the server per handshake: the clients (this process or a child). */
+  clientCpuMs: number;
   failed: number;
 }
 
@@ -246,8 +248,14 @@ async function handshakeWindow(
   const { done, failed } = counts();
   const n = done - d0;
   const wall = performance.now() - t0;
-  const { serverMs } = cpu.end();
-  return { perSecond: n / (wall / 1000), serverCpuMs: n > 0 ? serverMs / n : NaN, failed };
+  const use = cpu.end();
+  const clientMs = ((use.generatorPct + use.otherPct) / 100) * wall;
+  return {
+    perSecond: n / (wall / 1000),
+    serverCpuMs: n > 0 ? use.serverMs / n : NaN,
+    clientCpuMs: n > 0 ? clientMs / n : NaN,
+    failed,
+  };
 }
 
 /** `connectors` loops of connect + handshake + close in this process. */
@@ -708,6 +716,8 @@ function report(
     tls_handshakes_per_s: round(tls.perSecond, 1),
     server_cpu_ms_per_handshake: round(s.handshakes.serverCpuMs, 3),
     tls_server_cpu_ms_per_handshake: round(tls.serverCpuMs, 3),
+    client_cpu_ms_per_handshake: round(s.handshakes.clientCpuMs, 3),
+    tls_client_cpu_ms_per_handshake: round(tls.clientCpuMs, 3),
     server_peak_rss_mib: round(s.peakRss / MIB, 1),
     baseline_relay_peak_rss_mib: round(r.peakRss / MIB, 1),
     rss_per_idle_session_kib: round(s.idle.perSession / KIB, 1),
@@ -798,6 +808,13 @@ function table(rep: Report, o: Options): string {
       `${fmt(rep.tls_server_cpu_ms_per_handshake, 2)} ms TLS 1.3`,
       ratio(rep.server_cpu_ms_per_handshake, rep.tls_server_cpu_ms_per_handshake),
       "<= 3 ms",
+    ],
+    [
+      "client CPU per handshake",
+      `${fmt(rep.client_cpu_ms_per_handshake, 2)} ms`,
+      `${fmt(rep.tls_client_cpu_ms_per_handshake, 2)} ms TLS 1.3`,
+      ratio(rep.client_cpu_ms_per_handshake, rep.tls_client_cpu_ms_per_handshake),
+      "",
     ],
     [
       "server peak RSS",

@@ -285,6 +285,7 @@ export class NativeCrypto {
   readonly #bnCtx: Pointer;
   /** Montgomery contexts per modulus (hex), made once: the three RFC 7919 groups in practice. */
   readonly #mont = new Map<string, { p: Pointer; mont: Pointer }>();
+  readonly #montByArray = new WeakMap<Uint8Array, { p: Pointer; mont: Pointer }>();
   /** Public keys set up for verification, oldest first. */
   readonly #verifiers = new Map<string, NativeRsaVerifier>();
 
@@ -367,6 +368,9 @@ export class NativeCrypto {
   }
 
   #montgomery(modulus: Uint8Array): { p: Pointer; mont: Pointer } {
+    // By array first (a group passes the same pBytes every time), then by value.
+    const known = this.#montByArray.get(modulus);
+    if (known !== undefined) return known;
     const id = toHex(modulus);
     let entry = this.#mont.get(id);
     if (entry === undefined) {
@@ -379,6 +383,7 @@ export class NativeCrypto {
       entry = { p, mont };
       this.#mont.set(id, entry);
     }
+    this.#montByArray.set(modulus, entry);
     return entry;
   }
 }

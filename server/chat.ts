@@ -46,6 +46,8 @@ export interface Peer {
 /** Where events go: resolves once the event is durable (written and, by default, synced). */
 export interface EventSink {
   append(event: Event): Promise<void>;
+  /** Like append, for events nobody waits on: written with the next commit (see EventLog). */
+  appendDeferred(event: Event): Promise<void>;
 }
 
 export interface ChatOptions {
@@ -161,6 +163,16 @@ export class Chat {
   /** Appends an event and applies it to the projection once durable, in log order. */
   async #commit(event: Event): Promise<void> {
     await this.#o.store.append(event);
+    evolve(this.#o.state, event);
+  }
+
+  /**
+   * #commit for an event no reply waits on (a delivery receipt, a failed login): it rides the
+   * next group commit instead of forcing a sync of its own. Until it is durable the state does
+   * not show it, so at worst a message is delivered again (§4: at least once).
+   */
+  async #commitDeferred(event: Event): Promise<void> {
+    await this.#o.store.appendDeferred(event);
     evolve(this.#o.state, event);
   }
 
@@ -288,7 +300,7 @@ export class Chat {
     this.#userTotalFailures.recordFailure(user, now);
     this.#addrFailures.recordFailure(peer.addr, now);
     this.#o.logger.warn("login failed", { conn: peer.id, addr: peer.addr, user });
-    this.#commit({ type: "login_failed", ts: now, user, addr: peer.addr }).catch((err) =>
+    this.#commitDeferred({ type: "login_failed", ts: now, user, addr: peer.addr }).catch((err) =>
       this.#o.logger.error("append failed", { event: "login_failed", error: String(err) })
     );
   }
@@ -464,7 +476,7 @@ export class Chat {
     const key = `${user}\0${msg}`;
     if (this.state.queues.get(user)?.get(msg) === undefined || this.#pendingDaks.has(key)) return;
     this.#pendingDaks.add(key);
-    this.#commit({ type: "message_delivered", ts: this.#now(), msg, user })
+    this.#commitDeferred({ type: "message_delivered", ts: this.#now(), msg, user })
       .catch((err) =>
         this.#o.logger.error("append failed", { event: "message_delivered", error: String(err) })
       )

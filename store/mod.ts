@@ -49,6 +49,7 @@ export {
   recordAt,
 } from "./record_format.ts";
 export {
+  DEFERRED_COMMIT_MS,
   type EventLog,
   type FsyncMode,
   LOG_FILE_MODE,

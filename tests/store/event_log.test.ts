@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  DEFERRED_COMMIT_MS,
   type Event,
   HEADER_BYTES,
   openEventLog,
@@ -108,6 +109,56 @@ Deno.test("appendMany() writes its events together and in order", async () => {
     await log.close();
     const msgs = (await eventsIn(path)).map((e) => (e as { msg: string }).msg);
     assert.deepEqual(msgs, ["m1", "m2", "m3", "m4", "m5"]);
+  });
+});
+
+Deno.test("appendDeferred() rides the next append's commit, in order, without a sync of its own", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const { log } = await openEventLog(path);
+    const deferred = log.appendDeferred(message(1));
+    await log.append(message(2));
+    await deferred;
+    assert.equal(log.stats.batches, 1);
+    assert.equal(log.stats.appends, 2);
+    await log.close();
+    const msgs = (await eventsIn(path)).map((e) => (e as { msg: string }).msg);
+    assert.deepEqual(msgs, ["m1", "m2"]);
+  });
+});
+
+Deno.test("appendDeferred() alone is committed after DEFERRED_COMMIT_MS, also when queued during a sync", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const { log } = await openEventLog(path);
+    const started = performance.now();
+    await log.appendDeferred(message(1));
+    assert.ok(performance.now() - started >= DEFERRED_COMMIT_MS - 1);
+    assert.equal(log.stats.batches, 1);
+    // Queued while an urgent append's write is in flight (one microtask after append(), the
+    // commit has taken its batch; the write cannot finish before the next event-loop turn):
+    // not written by that commit, but by the timer armed when it ends.
+    const urgent = log.append(message(2));
+    await Promise.resolve();
+    const late = log.appendDeferred(message(3));
+    await urgent;
+    assert.equal(log.stats.appends, 2);
+    await late;
+    assert.equal(log.stats.appends, 3);
+    assert.equal(log.stats.batches, 3);
+    await log.close();
+    assert.equal((await eventsIn(path)).length, 3);
+  });
+});
+
+Deno.test("close() writes deferred appends too, and none is left waiting on a timer", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const { log } = await openEventLog(path);
+    const pending = Array.from({ length: 5 }, (_, n) => log.appendDeferred(message(n)));
+    await log.close();
+    await Promise.all(pending);
+    assert.equal((await eventsIn(path)).length, 5);
   });
 });
 
