@@ -2,7 +2,16 @@
 // (HMAC-SHA256), RFC 5869 (HKDF-SHA256).
 import assert from "node:assert/strict";
 import { cbc } from "@noble/ciphers/aes.js";
-import { fromHex, hkdfExpand, hkdfExtract, hmacSha256, seal, toHex } from "../../crypto/mod.ts";
+import {
+  fromHex,
+  hkdfExpand,
+  hkdfExtract,
+  hmacSha256,
+  loadNativeCrypto,
+  seal,
+  toHex,
+} from "../../crypto/mod.ts";
+import { NATIVE_SKIPPED } from "../_engines.ts";
 
 const ascii = (s: string) => new TextEncoder().encode(s);
 const fill = (n: number, b: number) => new Uint8Array(n).fill(b);
@@ -74,6 +83,24 @@ const RFC4231: { key: Uint8Array; data: Uint8Array; mac: string }[] = [
 
 Deno.test("hmacSha256 matches RFC 4231 test cases 1-4, 6 and 7", () => {
   for (const { key, data, mac } of RFC4231) assert.equal(toHex(hmacSha256(key, data)), mac);
+});
+
+Deno.test({
+  name: "the native engine's HMAC matches RFC 4231 1-4, 6 and 7, over one part and over two",
+  ignore: NATIVE_SKIPPED,
+  fn: () => {
+    const native = loadNativeCrypto();
+    for (const { key, data, mac } of RFC4231) {
+      const hmac = native.hmac(key);
+      const out = new Uint8Array(32);
+      hmac.macInto(out, data);
+      assert.equal(toHex(out), mac);
+      hmac.macInto(out, data.subarray(0, 5), data.subarray(5));
+      assert.equal(toHex(out), mac);
+      hmac.dispose();
+      assert.throws(() => hmac.macInto(out, data), TypeError);
+    }
+  },
 });
 
 Deno.test("hmacSha256 over several parts equals HMAC over their concatenation", () => {
