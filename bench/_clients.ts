@@ -3,12 +3,7 @@
 // behind one small interface so every load pattern runs unchanged against either server.
 import { type DhGroup, GROUPS } from "../crypto/mod.ts";
 import { FrameReader, FrameWriter } from "../protocol/channel.ts";
-import {
-  encodeMessage,
-  parseServerMessage,
-  type Request,
-  type RequestCode,
-} from "../protocol/messages.ts";
+import { parseServerMessage, type Request, type RequestCode } from "../protocol/messages.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
 import { parseRelayFrame, relayLogin, relayMessage } from "./plain_relay.ts";
 
@@ -90,7 +85,7 @@ export class HspClient implements LoadClient {
   #request(request: Request): number {
     const id = this.#nextId++;
     this.#pending.set(id, request.code);
-    this.#session.send(encodeMessage({ ...request, id }));
+    this.#session.sendMessage({ ...request, id });
     return id;
   }
 
@@ -118,7 +113,7 @@ export class HspClient implements LoadClient {
             break;
           }
           case "DLV":
-            this.#session.send(encodeMessage({ code: "DAK", msg: m.msg }));
+            this.#session.sendMessage({ code: "DAK", msg: m.msg });
             this.onDeliver(m.text);
             break;
           case "BYE":

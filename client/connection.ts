@@ -8,7 +8,6 @@ import { CLIENT_PING_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS } from "../protocol/limit
 import {
   type Ack,
   type ByeReason,
-  encodeMessage,
   parseServerMessage,
   type Request,
   type RequestCode,
@@ -451,7 +450,7 @@ export class Connection {
       }, timeoutMs);
       link.pending.set(id, entry);
       try {
-        link.session.send(encodeMessage({ ...body, id } as Request));
+        link.session.sendMessage({ ...body, id } as Request);
       } catch (err) {
         // The writer failed: the connection is going; the read loop reports it.
         clearTimeout(entry.timer);
@@ -541,7 +540,7 @@ export class Connection {
           });
         }
         // Shown (or shown before): the server may drop it from the queue (§4.2).
-        link.session.send(encodeMessage({ code: "DAK", msg: message.msg }));
+        link.session.sendMessage({ code: "DAK", msg: message.msg });
         return;
       }
       case "BYE":

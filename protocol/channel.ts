@@ -5,7 +5,10 @@ import { FrameDecoder } from "./frame.ts";
 import { FRAME_HEADER, MAX_FRAME } from "./limits.ts";
 import { ProtocolError } from "./errors.ts";
 
-/** The slice of a Deno.Conn that framing needs. */
+/**
+ * The slice of a Deno.Conn that framing needs. `write` must be done with `p` once its promise
+ * resolves (the writer reuses the buffer), as a socket write is.
+ */
 export interface Transport {
   read(p: Uint8Array): Promise<number | null>;
   write(p: Uint8Array): Promise<number>;
@@ -27,6 +30,13 @@ export const FIRST_READ_CHUNK = 2 * 1024;
  * never reads cannot make the server buffer without bound (§5's bounded memory).
  */
 export const MAX_PENDING_WRITE = 4 * MAX_FRAME;
+/** Smallest write buffer a writer allocates; most batches of chat-sized frames fit. */
+export const FIRST_WRITE_BUFFER = 1024;
+/**
+ * A written buffer up to this size is kept for the next batch, so a busy connection does not
+ * allocate per write (a fresh Uint8Array costs 0.4–1 µs in Deno); larger ones are let go.
+ */
+export const MAX_KEPT_WRITE_BUFFER = 16 * 1024;
 
 /** Reads frames off a transport; `next()` resolves to a body, or null at a clean end of stream. */
 export class FrameReader {
@@ -71,13 +81,19 @@ export class FrameReader {
 }
 
 /**
- * Sends frames in order. `send()` never waits: frames queued while a write is in flight go
- * out together in the next write (fewer syscalls under load). `drained()` resolves once all
- * queued bytes are written. A peer that lets MAX_PENDING_WRITE bytes pile up is cut off.
+ * Sends frames in order. `send()` and `reserve()` never wait: frames queued while a write is in
+ * flight go out together in the next write (fewer syscalls under load). `drained()` resolves
+ * once all queued bytes are written. A peer that lets MAX_PENDING_WRITE bytes pile up is cut
+ * off. Frames are laid out, headers included, in one buffer per write as they are queued.
  */
 export class FrameWriter {
   readonly #transport: Transport;
-  #pending: Uint8Array[] = [];
+  /** Frames queued for the next write, headers included, in #buffer[0, #fill). */
+  #buffer: Uint8Array | undefined;
+  #fill = 0;
+  /** The last written buffer, reused for the next batch. */
+  #spare: Uint8Array | undefined;
+  /** Bytes queued or being written. */
   #pendingBytes = 0;
   #writing: Promise<void> | undefined;
   #error: unknown;
@@ -99,22 +115,54 @@ export class FrameWriter {
 
   /** Queues one frame (body behind its u32 length); throws if the writer has failed. */
   send(body: Uint8Array): void {
+    this.reserve(body.length).set(body);
+  }
+
+  /**
+   * Queues a frame of `length` bytes and returns the place of its body in the write buffer,
+   * for the caller to fill at once (the record layer seals straight into it): before its next
+   * `reserve()` or `send()`, and before awaiting anything. Throws like `send()`.
+   */
+  reserve(length: number): Uint8Array {
     if (this.#error !== undefined) throw this.#error;
-    if (body.length < 1 || body.length > MAX_FRAME) {
-      throw new RangeError(
-        `frame body of ${body.length} bytes is outside 1..MAX_FRAME (${MAX_FRAME})`,
-      );
+    if (!Number.isInteger(length) || length < 1 || length > MAX_FRAME) {
+      throw new RangeError(`frame body of ${length} bytes is outside 1..MAX_FRAME (${MAX_FRAME})`);
     }
-    this.#pending.push(body);
-    this.#pendingBytes += FRAME_HEADER + body.length;
-    if (this.#pendingBytes > MAX_PENDING_WRITE) {
+    const size = FRAME_HEADER + length;
+    if (this.#pendingBytes + size > MAX_PENDING_WRITE) {
       this.#error = new ProtocolError(
         "slow_reader",
-        `peer left ${this.#pendingBytes} bytes unread (limit ${MAX_PENDING_WRITE})`,
+        `peer left ${this.#pendingBytes + size} bytes unread (limit ${MAX_PENDING_WRITE})`,
       );
       throw this.#error;
     }
+    const buffer = this.#room(size);
+    const at = this.#fill;
+    buffer[at] = length >>> 24;
+    buffer[at + 1] = (length >>> 16) & 0xff;
+    buffer[at + 2] = (length >>> 8) & 0xff;
+    buffer[at + 3] = length & 0xff;
+    this.#fill = at + size;
+    this.#pendingBytes += size;
     this.#writing ??= this.#flush();
+    return buffer.subarray(at + FRAME_HEADER, at + size);
+  }
+
+  /** The write buffer with room for `size` more bytes: the current one, the spare, or a bigger one. */
+  #room(size: number): Uint8Array {
+    const need = this.#fill + size;
+    if (this.#buffer !== undefined && this.#buffer.length >= need) return this.#buffer;
+    if (this.#buffer === undefined && this.#spare !== undefined && this.#spare.length >= need) {
+      this.#buffer = this.#spare;
+      this.#spare = undefined;
+      return this.#buffer;
+    }
+    const grown = new Uint8Array(
+      Math.max(need, FIRST_WRITE_BUFFER, 2 * (this.#buffer?.length ?? 0)),
+    );
+    if (this.#buffer !== undefined) grown.set(this.#buffer.subarray(0, this.#fill));
+    this.#buffer = grown;
+    return grown;
   }
 
   /** Resolves when every queued frame has been written; rejects with the write error. */
@@ -124,38 +172,31 @@ export class FrameWriter {
   }
 
   /**
-   * Writes everything pending, headers included, as one buffer per write, until nothing is left.
-   * The first write waits one microtask so that every frame sent in the same turn of the event
-   * loop joins it: a group commit that resolves many MSGs at once sends each connection its
-   * ACKs and DLVs in one write instead of one write and then the rest. Headers are written
-   * straight into that buffer, instead of a 4-byte array and a DataView per frame. Under
-   * bench/load.ts (100 clients, window 8, fsync always) server CPU per delivered message went
-   * from 83 µs to 71 µs and delivered msgs/s from 12,800 to 14,300 (A/B, two runs each).
+   * Writes everything queued as one buffer per write, until nothing is left. The first write
+   * waits one microtask so that every frame sent in the same turn of the event loop joins it:
+   * a group commit that resolves many MSGs at once sends each connection its ACKs and DLVs in
+   * one write instead of one write and then the rest. Under bench/load.ts (100 clients,
+   * window 8, fsync always) server CPU per delivered message went from 83 µs to 71 µs and
+   * delivered msgs/s from 12,800 to 14,300 (A/B, two runs each).
    */
   async #flush(): Promise<void> {
     try {
       await undefined;
-      while (this.#pending.length > 0) {
-        const bodies = this.#pending;
-        this.#pending = [];
-        let length = 0;
-        for (const body of bodies) length += FRAME_HEADER + body.length;
-        const bytes = new Uint8Array(length);
-        const view = new DataView(bytes.buffer);
-        let at = 0;
-        for (const body of bodies) {
-          view.setUint32(at, body.length);
-          bytes.set(body, at + FRAME_HEADER);
-          at += FRAME_HEADER + body.length;
-        }
+      while (this.#fill > 0) {
+        const buffer = this.#buffer!;
+        const length = this.#fill;
+        this.#buffer = undefined;
+        this.#fill = 0;
         let done = 0;
-        while (done < length) done += await this.#transport.write(bytes.subarray(done));
+        while (done < length) done += await this.#transport.write(buffer.subarray(done, length));
         this.#pendingBytes -= length;
         this.bytesWritten += length;
+        if (buffer.length <= MAX_KEPT_WRITE_BUFFER) this.#spare = buffer;
       }
     } catch (err) {
       this.#error ??= err;
-      this.#pending = [];
+      this.#buffer = undefined;
+      this.#fill = 0;
       this.#pendingBytes = 0;
     } finally {
       this.#writing = undefined;

@@ -172,13 +172,35 @@ export type ServerMessage = Response | Deliver | Bye;
 const encoder = new TextEncoder();
 // fatal: invalid UTF-8 is a bad request, not U+FFFD. ignoreBOM keeps a BOM, which JSON refuses.
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+// The same without `fatal`: 135 ns instead of 396 ns for a chat-sized body in Deno here.
+const lenientDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/**
+ * UTF-8 to text, or undefined for invalid UTF-8. The lenient decoder runs first; only a U+FFFD
+ * in its output can mean invalid input (or a U+FFFD that was sent), and then the strict one
+ * decides.
+ */
+function decodeUtf8(bytes: Uint8Array): string | undefined {
+  const text = lenientDecoder.decode(bytes);
+  if (!text.includes("\uFFFD")) return text;
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Encodes a message of either direction as `code || JSON`. Only the fields of §4 are written, in a
  * fixed order; the input is trusted (the types give its shape, the parsers check the values).
  */
 export function encodeMessage(m: ClientMessage | ServerMessage): Uint8Array {
-  return encoder.encode(m.code + JSON.stringify(wireBody(m)));
+  return encoder.encode(messageText(m));
+}
+
+/** The text that encodeMessage() encodes as UTF-8: the code, then the JSON body. */
+export function messageText(m: ClientMessage | ServerMessage): string {
+  return m.code + JSON.stringify(wireBody(m));
 }
 
 function wireBody(m: ClientMessage | ServerMessage): Record<string, unknown> {
@@ -596,12 +618,8 @@ function isClientCode(code: string): code is ClientCode {
 /** The JSON object after the code (decoded once), or what is wrong with it. */
 function readBody(plaintext: Uint8Array): Record<string, unknown> | string {
   if (plaintext.length < 3) return "message is shorter than its 3-letter code";
-  let text: string;
-  try {
-    text = decoder.decode(plaintext.subarray(3));
-  } catch {
-    return "body is not valid UTF-8";
-  }
+  const text = decodeUtf8(plaintext.subarray(3));
+  if (text === undefined) return "body is not valid UTF-8";
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -2,7 +2,8 @@
 // §3 records carrying §4 messages. The shells (server/, client/) add sockets, timeouts and
 // the request logic; this file owns the order of bytes on the wire.
 import { toHex } from "../crypto/mod.ts";
-import { IV_LENGTH, MAC_LENGTH } from "../crypto/record.ts";
+import { IV_LENGTH, MAC_LENGTH, sealedLength } from "../crypto/record.ts";
+import { type ClientMessage, messageText, type ServerMessage } from "./messages.ts";
 import { FrameReader, FrameWriter, type Transport } from "./channel.ts";
 import {
   ClientHandshake,
@@ -32,6 +33,13 @@ export interface RecordTrace {
 
 export type RecordTraceSink = (event: RecordTrace) => void;
 
+const encoder = new TextEncoder();
+/**
+ * Where sendMessage() encodes a message before sealing it: shared, since JS runs one send at
+ * a time and the seal copies it out at once. A fresh array per message cost about 1 µs.
+ */
+const scratch = new Uint8Array(MAX_FRAME);
+
 function traceOf(
   direction: "send" | "receive",
   seq: number,
@@ -53,6 +61,7 @@ function traceOf(
 /** Records in both directions over one transport, after a completed handshake. */
 export class SecureSession {
   readonly #records: RecordLayer;
+  #disposed = false;
   readonly reader: FrameReader;
   readonly writer: FrameWriter;
   /** Set to receive a trace event per record; may be changed at any time. */
@@ -71,12 +80,29 @@ export class SecureSession {
     reader.decoder.maxFrame = MAX_FRAME;
   }
 
-  /** Seals `plaintext` as the next record and queues it (never waits; see FrameWriter). */
+  /**
+   * Seals `plaintext` as the next record and queues it (never waits; see FrameWriter). The
+   * record is sealed straight into the writer's buffer, with no array of its own.
+   */
   send(plaintext: Uint8Array): void {
+    if (this.#disposed) throw new TypeError("session used after dispose()");
     const seq = this.#records.sent;
-    const record = this.#records.seal(plaintext);
+    this.#records.assertCanSeal();
+    const record = this.writer.reserve(sealedLength(plaintext.length));
+    this.#records.sealInto(plaintext, record);
     this.trace?.(traceOf("send", seq, plaintext, record));
-    this.writer.send(record);
+  }
+
+  /** Sends a §4 message: its UTF-8 text is encoded into a shared scratch buffer, then sealed. */
+  sendMessage(message: ClientMessage | ServerMessage): void {
+    const text = messageText(message);
+    // A UTF-8 encoding is at most 3 bytes per UTF-16 unit; longer texts take the slow path.
+    if (text.length * 3 > scratch.length) {
+      this.send(encoder.encode(text));
+      return;
+    }
+    const { written } = encoder.encodeInto(text, scratch);
+    this.send(scratch.subarray(0, written));
   }
 
   /**
@@ -88,7 +114,8 @@ export class SecureSession {
     const record = await this.reader.next();
     if (record === null) return null;
     const seq = this.#records.received;
-    const plaintext = this.#records.open(record);
+    // The frame body is ours alone: it is decrypted where it lies, and the plaintext is a view.
+    const plaintext = this.#records.openInPlace(record);
     this.trace?.(traceOf("receive", seq, plaintext, record));
     return plaintext;
   }
@@ -98,6 +125,7 @@ export class SecureSession {
    * sends and receives throw. Sessions never disposed are freed when collected.
    */
   dispose(): void {
+    this.#disposed = true;
     this.#records.dispose();
   }
 

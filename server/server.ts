@@ -5,7 +5,6 @@ import { HandshakeError, ProtocolError, RecordError } from "../protocol/errors.t
 import type { HandshakeTrace } from "../protocol/handshake.ts";
 import {
   type ByeReason,
-  encodeMessage,
   needsLogin,
   parseClientMessage,
   type ServerMessage,
@@ -63,7 +62,7 @@ class Connection implements Peer {
   send(message: ServerMessage): void {
     if (this.phase !== "open" || !this.session) return;
     try {
-      this.session.send(encodeMessage(message));
+      this.session.sendMessage(message);
     } catch (err) {
       // The peer stopped reading (slow_reader) or the socket failed: let it go.
       this.close(err instanceof ProtocolError ? err.code : "write failed");

@@ -38,7 +38,7 @@ class Side implements Transport {
 
   write(p: Uint8Array): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("pipe closed"));
-    this.peer.deliver(p);
+    this.peer.deliver(p.slice()); // a transport is done with `p` when its write resolves
     return Promise.resolve(p.length);
   }
 

@@ -3,7 +3,6 @@
 import { GROUPS } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
 import {
-  encodeMessage,
   parseServerMessage,
   type Request,
   type RequestCode,
@@ -99,7 +98,7 @@ export class Link {
     return new Promise((resolve) => {
       this.#pending.set(id, { code: body.code, resolve });
       try {
-        this.session.send(encodeMessage({ ...body, id } as Request));
+        this.session.sendMessage({ ...body, id } as Request);
       } catch {
         this.#pending.delete(id);
         resolve("closed");
@@ -121,7 +120,7 @@ export class Link {
   dak(msg: string): void {
     if (this.#closed) return;
     try {
-      this.session.send(encodeMessage({ code: "DAK", msg }));
+      this.session.sendMessage({ code: "DAK", msg });
     } catch { /* closing */ }
   }
 

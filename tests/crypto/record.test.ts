@@ -1,6 +1,14 @@
 // Record layer (PROTOCOL §3) against records.json, both directions, plus negative vectors.
 import assert from "node:assert/strict";
-import { fromHex, open, RecordError, seal, toHex } from "../../crypto/mod.ts";
+import {
+  fromHex,
+  open,
+  RecordCipher,
+  RecordError,
+  seal,
+  sealedLength,
+  toHex,
+} from "../../crypto/mod.ts";
 import { recordKeys, recordVectors } from "../_vectors.ts";
 import { testEachEngine } from "../_engines.ts";
 
@@ -69,3 +77,33 @@ testEachEngine("open() refuses records below IV + one block + MAC and with a par
     assert.throws(() => open(recordKeys, 0, new Uint8Array(n)), RecordError, `${n} bytes`);
   }
 });
+
+testEachEngine(
+  "open() leaves the record as it was; openInPlace() decrypts inside it, or leaves it untouched when the MAC fails",
+  () => {
+    const cipher = new RecordCipher(recordKeys);
+    const plaintext = new TextEncoder().encode('DLV{"msg":"m1","from":"a","to":"b","text":"hi"}');
+    const record = cipher.seal(3, plaintext);
+    const before = toHex(record);
+    assert.equal(toHex(cipher.open(3, record)), toHex(plaintext));
+    assert.equal(toHex(record), before);
+    const tampered = record.slice();
+    tampered[20]! ^= 1;
+    const tamperedHex = toHex(tampered);
+    assert.throws(() => cipher.openInPlace(3, tampered), RecordError);
+    assert.equal(toHex(tampered), tamperedHex);
+    const view = cipher.openInPlace(3, record);
+    assert.equal(view.buffer, record.buffer);
+    assert.equal(view.byteOffset, record.byteOffset + 16);
+    assert.equal(toHex(view), toHex(plaintext));
+    // sealInto() writes exactly sealedLength() bytes and refuses any other size.
+    const into = new Uint8Array(sealedLength(plaintext.length));
+    cipher.sealInto(4, plaintext, into);
+    assert.equal(toHex(cipher.open(4, into)), toHex(plaintext));
+    assert.throws(
+      () => cipher.sealInto(5, plaintext, new Uint8Array(into.length + 16)),
+      RangeError,
+    );
+    cipher.dispose();
+  },
+);

@@ -58,3 +58,29 @@ Deno.test("a stream that ends inside a frame is a ProtocolError, between frames 
     (e) => e instanceof ProtocolError && e.code === "truncated_frame",
   );
 });
+
+Deno.test("frames filled through reserve() arrive intact, across buffer growth and buffer reuse", async () => {
+  const [a, b] = pipe();
+  const writer = new FrameWriter(a);
+  const reader = new FrameReader(b);
+  const frame = (round: number, i: number) =>
+    new TextEncoder().encode(`round ${round} frame ${i} `.repeat(1 + (i % 7)));
+  // Round 0 grows the first buffer several times in one turn; later rounds reuse the buffer
+  // of the write before, which must not disturb bytes already handed to the transport.
+  for (let round = 0; round < 4; round++) {
+    const count = round === 0 ? 200 : 20;
+    for (let i = 0; i < count; i++) {
+      const body = frame(round, i);
+      if (i % 2 === 0) writer.reserve(body.length).set(body);
+      else writer.send(body);
+    }
+    await writer.drained();
+    for (let i = 0; i < count; i++) {
+      assert.deepEqual(await reader.next(), frame(round, i), `round ${round}, frame ${i}`);
+    }
+  }
+  assert.equal(writer.pendingBytes, 0);
+  assert.throws(() => writer.reserve(0), RangeError);
+  a.close();
+  assert.equal(await reader.next(), null);
+});

@@ -174,6 +174,21 @@ Deno.test("parseClientMessage() accepts the id range's ends, 1 and 2^31 - 1", ()
   assert.deepEqual(accepted(parseClientMessage(bytes(`PNG{"id":1e0}`))), { code: "PNG", id: 1 });
 });
 
+Deno.test("parseClientMessage() takes a U+FFFD that was sent, and refuses the bytes that decode to one", () => {
+  const sent = parseClientMessage(
+    new TextEncoder().encode('MSG{"id":1,"to":"bob","text":"\uFFFD replacement"}'),
+  );
+  assert.ok(sent.ok && sent.value.code === "MSG" && sent.value.text === "\uFFFD replacement");
+  const invalid = new Uint8Array([
+    ...new TextEncoder().encode('MSG{"id":1,"to":"bob","text":"'),
+    0xc3,
+    0x28,
+    ...new TextEncoder().encode('"}'),
+  ]);
+  const refused = parseClientMessage(invalid);
+  assert.ok(!refused.ok && refused.error.error === "bad_request");
+});
+
 Deno.test("parseClientMessage() refuses bodies that are not a UTF-8 JSON object", () => {
   const bodies: (string | Uint8Array)[] = [
     "",

@@ -5,6 +5,7 @@ import { GROUPS } from "../../crypto/mod.ts";
 import { FrameReader, FrameWriter, type Transport } from "../../protocol/channel.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../../protocol/errors.ts";
 import { encodeHandshakeError } from "../../protocol/handshake.ts";
+import { encodeMessage } from "../../protocol/messages.ts";
 import { clientHandshake, type RecordTrace, serverHandshake } from "../../protocol/session.ts";
 import { testIdentity } from "../_vectors.ts";
 import { pipe } from "../_pipe.ts";
@@ -171,3 +172,22 @@ testEachEngine("record traces name code, sizes, IV and seq in both directions", 
   assert.equal(events[0]!.iv.length, 32);
   a.close();
 });
+
+testEachEngine(
+  "sendMessage() sends what encodeMessage() encodes, short or too long for the shared scratch",
+  async () => {
+    const [a, b] = pipe();
+    const [client, server] = await Promise.all([
+      clientHandshake(a, { group: GROUPS[0]! }),
+      serverHandshake(b, { identity: testIdentity }),
+    ]);
+    assert.ok(server);
+    // 22,000 UTF-16 units could need 66,000 bytes: more than the scratch, so the slow path.
+    for (const t of ["hi ✓", "é".repeat(10), "x".repeat(22_000)]) {
+      const message = { code: "MSG" as const, id: 7, to: "bob", text: t };
+      client.session.sendMessage(message);
+      assert.deepEqual(await server.session.receive(), encodeMessage(message));
+    }
+    a.close();
+  },
+);

@@ -22,6 +22,7 @@ import {
   TruncatedFrame,
 } from "./hostile.ts";
 import { Link } from "../link.ts";
+import { CRYPTO_MODES, cryptoModeOf, selectCrypto } from "../../crypto/mod.ts";
 
 const HELP = `deno task torture [options]
 
@@ -29,6 +30,8 @@ const HELP = `deno task torture [options]
   --seed S         seed for every random choice (default 1)
   --users N        honest users (default 8)
   --rss-cap-mib M  the server's RSS must stay under M MiB during the hostile phase (default 256)
+  --crypto MODE    auto | native | portable: the engine of the server and of the clients
+                   here (default auto)
   --keep           keep the temporary directory (log, key) for inspection
   -h, --help       this help
 
@@ -43,6 +46,7 @@ const { values: flags } = parseArgs({
     users: { type: "string", default: "8" },
     "rss-cap-mib": { type: "string", default: "256" },
     keep: { type: "boolean", default: false },
+    crypto: { type: "string", default: "auto" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -67,6 +71,13 @@ for (
   }
 }
 
+const cryptoMode = cryptoModeOf(flags.crypto);
+if (cryptoMode === undefined) {
+  console.error(`torture: --crypto must be one of ${CRYPTO_MODES.join(", ")}`);
+  Deno.exit(2);
+}
+const engine = selectCrypto(cryptoMode);
+
 const rng = new Prng(seed);
 const dir = await Deno.makeTempDir({ prefix: "hybrid-torture-" });
 const logPath = `${dir}/events.log`;
@@ -75,9 +86,12 @@ const say = (line: string) =>
   console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const started = performance.now();
+say(`crypto engine here and in the server: ${cryptoMode} (${engine.engine}: ${engine.detail})`);
 
 // ── The server, restartable on a fixed port ────────────────────────────────────────────────
 const SERVER_FLAGS = [
+  "--crypto",
+  cryptoMode,
   "--insecure-fast-hash",
   "--limit",
   "msg_burst=200",
