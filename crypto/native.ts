@@ -104,14 +104,26 @@ export class NativeCryptoError extends Error {
 
 /** Frees native memory of handles their owner forgot to dispose(), once they are collected. */
 const leaks = new FinalizationRegistry<() => void>((free) => free());
+let liveHandles = 0;
+
+/** Native objects (cipher contexts, keys) made and not yet freed: tests check nothing leaks. */
+export function liveNativeHandles(): number {
+  return liveHandles;
+}
 
 /** A native resource with an explicit dispose() and a collection-time safety net. */
 abstract class Handle {
   #free: (() => void) | undefined;
 
   protected constructor(free: () => void) {
-    this.#free = free;
-    leaks.register(this, free, this);
+    liveHandles++;
+    // Either dispose() or the registry calls this, never both (dispose() unregisters first).
+    const counted = () => {
+      liveHandles--;
+      free();
+    };
+    this.#free = counted;
+    leaks.register(this, counted, this);
   }
 
   protected get live(): boolean {
