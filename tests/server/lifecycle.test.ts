@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { runServer, runTestServer } from "../../tools/server_process.ts";
 import { loggedIn, TestClient } from "./_harness.ts";
+import { NATIVE_SKIPPED } from "../_engines.ts";
 
 Deno.test("--help and --version print and exit 0; a bad flag exits 2 naming it", async () => {
   const help = await runServer(["--help"], { waitListening: false });
@@ -20,49 +21,54 @@ Deno.test("--help and --version print and exit 0; a bad flag exits 2 naming it",
   assert.match(unknown.stderr.text, /bogus/);
 });
 
-Deno.test("the server says which crypto engine it uses, and --crypto native stops with the reason when it cannot be had", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hybrid-engine-" });
-  try {
-    const log = ["--port", "0", "--log", `${dir}/events.log`];
-    const auto = await runServer(log);
-    auto.child.kill("SIGTERM");
-    assert.equal(await auto.exited, 0);
-    assert.match(
-      auto.stderr.text + auto.stdout.text,
-      /crypto engine engine=native detail="OpenSSL 3/,
-    );
-    // `deno task server`'s permissions without --allow-ffi: auto falls back and says why.
-    const permissions = [
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-sys",
-    ];
-    const noFfi = await runServer(log, { permissions });
-    noFfi.child.kill("SIGTERM");
-    assert.equal(await noFfi.exited, 0);
-    assert.match(noFfi.stderr.text + noFfi.stdout.text, /engine=portable .*FFI is not permitted/);
-    const refused = await runServer([...log, "--crypto", "native"], {
-      permissions,
-      waitListening: false,
-    });
-    assert.equal(await refused.exited, 1);
-    assert.match(
-      refused.stderr.text,
-      /--crypto native: FFI is not permitted \(run with --allow-ffi\)/,
-    );
-    const missing = await runServer(
-      [...log, "--crypto", "native", "--libcrypto", `${dir}/none.so`],
-      {
+Deno.test({
+  name:
+    "the server says which crypto engine it uses, and --crypto native stops with the reason when it cannot be had",
+  ignore: NATIVE_SKIPPED,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "hybrid-engine-" });
+    try {
+      const log = ["--port", "0", "--log", `${dir}/events.log`];
+      const auto = await runServer(log);
+      auto.child.kill("SIGTERM");
+      assert.equal(await auto.exited, 0);
+      assert.match(
+        auto.stderr.text + auto.stdout.text,
+        /crypto engine engine=native detail="OpenSSL 3/,
+      );
+      // `deno task server`'s permissions without --allow-ffi: auto falls back and says why.
+      const permissions = [
+        "--allow-net",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        "--allow-sys",
+      ];
+      const noFfi = await runServer(log, { permissions });
+      noFfi.child.kill("SIGTERM");
+      assert.equal(await noFfi.exited, 0);
+      assert.match(noFfi.stderr.text + noFfi.stdout.text, /engine=portable .*FFI is not permitted/);
+      const refused = await runServer([...log, "--crypto", "native"], {
+        permissions,
         waitListening: false,
-      },
-    );
-    assert.equal(await missing.exited, 1);
-    assert.match(missing.stderr.text, /--crypto native: cannot load libcrypto \(.*none\.so/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+      });
+      assert.equal(await refused.exited, 1);
+      assert.match(
+        refused.stderr.text,
+        /--crypto native: FFI is not permitted \(run with --allow-ffi\)/,
+      );
+      const missing = await runServer(
+        [...log, "--crypto", "native", "--libcrypto", `${dir}/none.so`],
+        {
+          waitListening: false,
+        },
+      );
+      assert.equal(await missing.exited, 1);
+      assert.match(missing.stderr.text, /--crypto native: cannot load libcrypto \(.*none\.so/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
 
 Deno.test("SIGTERM shuts down gracefully: BYE shutdown, exit 0, and every acknowledged message survives a restart", async () => {
