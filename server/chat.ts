@@ -21,6 +21,7 @@ import {
   type Event,
   evolve,
   type MessageSent,
+  type QueuedMessage,
   queuedFor,
   rememberedCid,
   type State,
@@ -118,8 +119,8 @@ export class Chat {
   readonly #pendingSignups = new Set<string>();
   /** `from\0cid` of MSGs whose event is not yet durable: a retry waits for the first. */
   readonly #pendingCids = new Map<string, Promise<{ msg: string; ts: number } | undefined>>();
-  /** `user\0msg` of DAKs being written, so a repeated DAK is not logged twice. */
-  readonly #pendingDaks = new Set<string>();
+  /** Queued messages whose DAK is being written, so a repeated DAK is not logged twice. */
+  readonly #pendingDaks = new WeakSet<QueuedMessage>();
   readonly #dummyHash: string;
 
   constructor(options: ChatOptions) {
@@ -452,7 +453,7 @@ export class Chat {
       ? { type: "message_sent", ts, msg, from, to, text }
       : { type: "message_sent", ts, msg, from, to, text, cid };
     const committing = this.#commit(event);
-    const key = `${from}\0${cid}`;
+    const key = cid === undefined ? "" : `${from}\0${cid}`;
     if (cid !== undefined) {
       this.#pendingCids.set(
         key,
@@ -473,14 +474,14 @@ export class Chat {
 
   #deliveryAck(peer: Peer, msg: string): void {
     const user = peer.user!;
-    const key = `${user}\0${msg}`;
-    if (this.state.queues.get(user)?.get(msg) === undefined || this.#pendingDaks.has(key)) return;
-    this.#pendingDaks.add(key);
+    const queued = this.state.queues.get(user)?.get(msg);
+    if (queued === undefined || this.#pendingDaks.has(queued)) return;
+    this.#pendingDaks.add(queued);
     this.#commitDeferred({ type: "message_delivered", ts: this.#now(), msg, user })
       .catch((err) =>
         this.#o.logger.error("append failed", { event: "message_delivered", error: String(err) })
       )
-      .finally(() => this.#pendingDaks.delete(key));
+      .finally(() => this.#pendingDaks.delete(queued));
   }
 
   /** Forgets a closed connection. */

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { fingerprint, fromBase64 } from "../../crypto/mod.ts";
 import { INVALID_CREDENTIALS_MESSAGE } from "../../protocol/messages.ts";
 import { testIdentity } from "../_vectors.ts";
-import { loggedIn, startServer, TestClient } from "./_harness.ts";
+import { loggedIn, startServer, TestClient, until } from "./_harness.ts";
+import { readEventLog } from "../../store/mod.ts";
 
 Deno.test("PNG and GSR answer before login; GSR gives the server key and its fingerprint", async () => {
   const t = await startServer();
@@ -181,6 +182,34 @@ Deno.test("a DLV never DAKed is pushed again at the next login; a DAKed one is n
     await alice.close();
     await t.dispose();
   }
+});
+
+Deno.test("a DAK sent twice before it is written is logged once", async () => {
+  const t = await startServer();
+  const alice = await loggedIn(t.port, "alice");
+  const bob = await loggedIn(t.port, "bob");
+  try {
+    await alice.request({ code: "MSG", to: "bob", text: "once" });
+    const dlv = await bob.push("DLV", (m) => m.text === "once");
+    bob.dak(dlv.msg);
+    bob.dak(dlv.msg);
+    await bob.request({ code: "PNG" }); // both DAKs taken in
+    await until(() => (t.server.chat.state.queues.get("bob")?.size ?? 0) === 0, "the DAK to land");
+    bob.dak(dlv.msg); // after it landed: nothing queued, nothing written
+    await bob.request({ code: "PNG" });
+  } finally {
+    await alice.close();
+    await bob.close();
+    await t.stop();
+  }
+  const delivered: string[] = [];
+  await readEventLog(t.logPath, {
+    onEvent: (e) => {
+      if (e.type === "message_delivered") delivered.push(e.msg);
+    },
+  });
+  assert.equal(delivered.length, 1);
+  await t.dispose();
 });
 
 Deno.test("a MSG retried with the same cid is stored once and gets the first ACK again", async () => {
