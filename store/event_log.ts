@@ -6,7 +6,12 @@ import { type Damage, inspectHeader, scanRecords } from "./_scan.ts";
 import { StoreCorruptError, StoreError } from "./errors.ts";
 import type { Event } from "./events.ts";
 import { evolve, initialState, type State } from "./projection.ts";
-import { decodeHeader, encodeHeader, encodeRecord, HEADER_BYTES } from "./record_format.ts";
+import {
+  decodeHeader,
+  encodeHeader,
+  encodeRecordTransient,
+  HEADER_BYTES,
+} from "./record_format.ts";
 
 /**
  * `always`: an append resolves once its bytes are written and synced (`syncData`), the
@@ -16,6 +21,10 @@ export type FsyncMode = "always" | "off";
 
 /** The largest write one group commit makes; further appends wait for the next one. */
 export const MAX_BATCH_BYTES = 8 << 20;
+/** First size of the buffer appends are encoded into; it doubles as needed. */
+const FIRST_BATCH_BUFFER = 16 * 1024;
+/** A written batch buffer up to this size is reused for a later batch; larger ones are let go. */
+const MAX_KEPT_BATCH_BUFFER = 1 << 20;
 /**
  * Longest wait of a deferred append (see `appendDeferred`) for another append's group commit
  * before it gets one of its own.
@@ -291,7 +300,8 @@ async function openLocked(path: string): Promise<{ file: Deno.FsFile; created: b
 }
 
 interface Pending {
-  bytes: Uint8Array;
+  /** Bytes of this append in the batch buffer, which holds the queue's appends in order. */
+  bytes: number;
   events: number;
   /** Starts a group commit (false for appendDeferred). */
   urgent: boolean;
@@ -305,6 +315,14 @@ class FileEventLog implements EventLog {
   #file: Deno.FsFile;
   #size: number;
   #queue: Pending[] = [];
+  /**
+   * The queued appends' records, back to back in #buffer[0, #fill): each is encoded straight
+   * into it (no array per event), and the buffer is written as it is. The last written buffer
+   * is kept as #spare for the next batch.
+   */
+  #buffer: Uint8Array = new Uint8Array(FIRST_BATCH_BUFFER);
+  #fill = 0;
+  #spare: Uint8Array | undefined;
   #flushing: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #failure: StoreError | undefined;
@@ -349,14 +367,19 @@ class FileEventLog implements EventLog {
     }
     if (this.#failure) return Promise.reject(this.#failure);
     if (events.length === 0) return Promise.resolve();
-    let bytes: Uint8Array;
+    const start = this.#fill;
     try {
-      bytes = concat(events.map((e) => encodeRecord(e, this.#salt)));
+      for (const event of events) {
+        const record = encodeRecordTransient(event, this.#salt);
+        this.#room(record.length).set(record, this.#fill);
+        this.#fill += record.length;
+      }
     } catch (e) {
+      this.#fill = start; // nothing of a refused append is kept
       return Promise.reject(e);
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#queue.push({ bytes, events: events.length, urgent, resolve, reject });
+    this.#queue.push({ bytes: this.#fill - start, events: events.length, urgent, resolve, reject });
     if (urgent) {
       this.#urgent++;
       this.#flushing ??= this.#flush();
@@ -382,7 +405,7 @@ class FileEventLog implements EventLog {
       all = false;
       const batch = this.#takeBatch();
       for (const p of batch) if (p.urgent) this.#urgent--;
-      const bytes = concat(batch.map((p) => p.bytes));
+      const bytes = this.#takeBytes(batch);
       try {
         await writeAll(this.#file, bytes);
         if (this.fsync === "always") await this.#file.syncData();
@@ -395,10 +418,14 @@ class FileEventLog implements EventLog {
         );
         for (const p of [...batch, ...this.#queue.splice(0)]) p.reject(this.#failure);
         this.#urgent = 0;
+        this.#fill = 0;
         break;
       }
       this.#size += bytes.length;
       this.#stats.batches++;
+      if (bytes.buffer.byteLength <= MAX_KEPT_BATCH_BUFFER) {
+        this.#spare = new Uint8Array(bytes.buffer);
+      }
       for (const p of batch) {
         this.#stats.appends += p.events;
         p.resolve();
@@ -413,11 +440,39 @@ class FileEventLog implements EventLog {
     }
   }
 
+  /** The batch buffer with room for `length` more bytes (grown by doubling, contents kept). */
+  #room(length: number): Uint8Array {
+    const need = this.#fill + length;
+    if (need > this.#buffer.length) {
+      const grown = new Uint8Array(Math.max(need, 2 * this.#buffer.length));
+      grown.set(this.#buffer.subarray(0, this.#fill));
+      this.#buffer = grown;
+    }
+    return this.#buffer;
+  }
+
+  /**
+   * The bytes of `batch` (the first appends of the queue), handed over for writing: the rest
+   * of the buffer, if any, moves to a fresh one (the spare when it fits) for the next batch.
+   */
+  #takeBytes(batch: readonly Pending[]): Uint8Array {
+    let length = 0;
+    for (const p of batch) length += p.bytes;
+    const taken = this.#buffer;
+    const rest = this.#fill - length;
+    const spare = this.#spare !== undefined && this.#spare.length >= rest ? this.#spare : undefined;
+    this.#spare = undefined;
+    this.#buffer = spare ?? new Uint8Array(Math.max(FIRST_BATCH_BUFFER, rest));
+    this.#buffer.set(taken.subarray(length, this.#fill));
+    this.#fill = rest;
+    return taken.subarray(0, length);
+  }
+
   #takeBatch(): Pending[] {
     let n = 0;
     let bytes = 0;
     while (n < this.#queue.length) {
-      bytes += this.#queue[n]!.bytes.length;
+      bytes += this.#queue[n]!.bytes;
       if (n > 0 && bytes > MAX_BATCH_BYTES) break;
       n++;
     }
@@ -443,17 +498,4 @@ class FileEventLog implements EventLog {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

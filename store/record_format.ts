@@ -136,6 +136,14 @@ function varintBytes(n: number): number {
  * malformed event, RangeError if its payload would exceed MAX_PAYLOAD_BYTES.
  */
 export function encodeRecord(event: Event, salt: number): Uint8Array {
+  return encodeRecordTransient(event, salt).slice();
+}
+
+/**
+ * encodeRecord() without the copy: the record is a view of a buffer shared by every call, valid
+ * until the next one. For the event log, which copies it into its batch at once.
+ */
+export function encodeRecordTransient(event: Event, salt: number): Uint8Array {
   assertEvent(event); // only schema fields are read below: a stray property is never written
   const e = event as unknown as Record<string, unknown>;
   const type = event.type;
@@ -165,8 +173,8 @@ export function encodeRecord(event: Event, salt: number): Uint8Array {
       );
     }
   }
-  // Built in a reused scratch buffer sized for the worst case (3 UTF-8 bytes per unit), then
-  // copied out at its exact size: allocating the worst case per record doubled append time.
+  // Built in a reused scratch buffer sized for the worst case (3 UTF-8 bytes per unit); the
+  // caller copies it out: allocating the worst case per record doubled append time.
   const worst = RECORD_HEADER_BYTES + fixed + text.length * 3;
   const record = worst <= encodeScratch.length ? encodeScratch : new Uint8Array(worst);
   const view = record === encodeScratch ? encodeScratchView : new DataView(record.buffer);
@@ -199,7 +207,7 @@ export function encodeRecord(event: Event, salt: number): Uint8Array {
   }
   view.setUint32(4, length);
   view.setUint32(0, (crc32c(record, 4, p) ^ salt) >>> 0);
-  return record.slice(0, p);
+  return record.subarray(0, p);
 }
 
 /** The big-endian f64 at `bytes[p..p + 8)`. */

@@ -4,6 +4,7 @@ import {
   DEFERRED_COMMIT_MS,
   type Event,
   HEADER_BYTES,
+  MAX_BATCH_BYTES,
   openEventLog,
   readEventLog,
   replay,
@@ -159,6 +160,27 @@ Deno.test("close() writes deferred appends too, and none is left waiting on a ti
     await log.close();
     await Promise.all(pending);
     assert.equal((await eventsIn(path)).length, 5);
+  });
+});
+
+Deno.test("appends queued past MAX_BATCH_BYTES go out in several commits, every byte in order", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const { log } = await openEventLog(path);
+    // 12 records of ~900 KiB in one turn: more than one batch's worth, so a commit takes the
+    // first appends and the rest of the buffer moves on to the next.
+    const big = (n: number) => message(n, "alice", "bob", `${n}`.padEnd(900 * 1024, "x"));
+    await Promise.all(Array.from({ length: 12 }, (_, n) => log.append(big(n))));
+    assert.ok(log.stats.batches >= 2, `${log.stats.batches} commits`);
+    await log.append(message(12));
+    await log.close();
+    const events = await eventsIn(path);
+    assert.equal(events.length, 13);
+    events.forEach((e, n) => {
+      const expected = n < 12 ? big(n) : message(12);
+      assert.deepEqual(e, expected, `event ${n}`);
+    });
+    assert.ok(MAX_BATCH_BYTES < 12 * 900 * 1024);
   });
 });
 
