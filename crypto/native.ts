@@ -168,6 +168,13 @@ export class NativeCbc extends Handle {
     if (iv.length !== 16 || input.length % 16 !== 0 || output.length !== input.length) {
       throw new RangeError(`CBC needs a 16-byte IV and whole blocks, got ${input.length} bytes`);
     }
+    // OpenSSL allows in place (the same bytes) or apart, never a partial overlap.
+    if (
+      input.buffer === output.buffer && input.byteOffset !== output.byteOffset &&
+      Math.abs(input.byteOffset - output.byteOffset) < input.length
+    ) {
+      throw new RangeError("CBC input and output overlap without being the same bytes");
+    }
     const s = this.#s;
     // A null key keeps the expanded key; only the IV is reset for the next record.
     if (

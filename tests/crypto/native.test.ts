@@ -138,3 +138,17 @@ test("native refuses a library that is missing or is not libcrypto; auto falls b
   assert.equal(auto.engine, "portable");
   assert.match(auto.detail, /native unavailable: cannot load libcrypto/);
 });
+
+test("native CBC refuses input and output that overlap without being the same bytes", () => {
+  const cbc = loadNativeCrypto().cbc(new Uint8Array(32), true);
+  try {
+    const buffer = new Uint8Array(64);
+    const iv = new Uint8Array(16);
+    assert.throws(() => cbc.run(iv, buffer.subarray(0, 32), buffer.subarray(16, 48)), RangeError);
+    cbc.run(iv, buffer.subarray(0, 32), buffer.subarray(0, 32)); // in place
+    cbc.run(iv, buffer.subarray(0, 32), buffer.subarray(32, 64)); // apart
+    assert.throws(() => cbc.run(iv, buffer.subarray(0, 24), buffer.subarray(24, 48)), RangeError);
+  } finally {
+    cbc.dispose();
+  }
+});
