@@ -15,7 +15,7 @@
 // Review notes: every length handed to C is the length of the buffer passed with it, output
 // buffers are sized before the call and every return code is checked; secret BIGNUMs are
 // freed with BN_clear_free; contexts holding keys are freed by dispose() or, as a safety net,
-// when their owner is garbage collected. MAC comparison and padding checks stay in JS
+// when their owner is garbage collected (liveNativeHandles() lets tests count them). MAC comparison and padding checks stay in JS
 // (crypto/record.ts), so both engines refuse records through the same single failure.
 import { bytesToBigInt, fromHex, toHex } from "./bytes.ts";
 

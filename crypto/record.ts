@@ -1,8 +1,8 @@
 // The record layer of PROTOCOL §3: AES-256-CBC with a fresh random IV, then HMAC-SHA-256
 // over seq (u64) || IV || C — encrypt-then-MAC over an implicit sequence number.
 // Two engines do the AES and HMAC work (crypto/engine.ts chooses): OpenSSL over FFI when a
-// program selects it, 4.7 µs per seal+open of 64 B and 6.9 µs at 1 KiB here, and @noble in
-// pure JS (audited, no permission needed), 12.7 µs and 70 µs. node:crypto was slower than
+// program selects it, 3.8 µs per seal+open of 64 B and 9.1 µs at 1 KiB here, and @noble in
+// pure JS (audited, no permission needed), 9.0 µs and 77 µs. node:crypto was slower than
 // both for chat-sized records (44 µs at 64 B: per-call object setup); bench/record_bench.ts.
 //
 // Performance (issue #6): a connection seals and opens thousands of records with the same
@@ -162,8 +162,9 @@ class PortableEngine implements DirectionEngine {
 }
 
 /**
- * Native engine, OpenSSL over FFI (see native.ts for the figures): one EVP cipher context per
- * use and one HMAC context, made when first needed and freed by dispose().
+ * Native engine, OpenSSL over FFI (see native.ts for the figures): an EVP cipher context per
+ * use (sealing, opening), made when first needed and freed by dispose(), and the HMAC's pad
+ * states on OpenSSL's SHA-256.
  */
 class NativeEngine implements DirectionEngine {
   readonly #native: NativeCrypto;
