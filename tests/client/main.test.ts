@@ -33,6 +33,24 @@ Deno.test("--version and --help print and exit 0; a bad flag exits 2 with a hint
   assert.match(bad.stderr, /--group ffdhe1024 is not one of ffdhe2048, ffdhe3072, ffdhe4096/);
 });
 
+Deno.test("--crypto native without FFI permission, or without the library, exits 2 saying why", async () => {
+  const noFfi = ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
+  const refused = await run(["run", ...noFfi, CLIENT, "--crypto", "native", "--version"]);
+  // --version answers before any engine is chosen; a run needs the engine first.
+  assert.equal(refused.code, 0);
+  const denied = await run(["run", ...noFfi, CLIENT, "--crypto", "native"]);
+  assert.equal(denied.code, 2);
+  assert.match(denied.stderr, /--crypto native: FFI is not permitted \(run with --allow-ffi\)/);
+  const missing = await run(
+    ["run", "-A", CLIENT, "--crypto", "native", "--libcrypto", "/nonexistent/libcrypto.so.3"],
+  );
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /--crypto native: cannot load libcrypto \(\/nonexistent/);
+  const badMode = await run(["run", "-A", CLIENT, "--crypto", "fastest"]);
+  assert.equal(badMode.code, 2);
+  assert.match(badMode.stderr, /--crypto fastest is not one of auto, native, portable/);
+});
+
 Deno.test("a server that is not there is reported, and the script's status is 1", async () => {
   await using dir = await tempDir();
   // A port that was free a moment ago: nothing listens on it now.
