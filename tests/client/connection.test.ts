@@ -9,7 +9,7 @@ import {
   RECONNECT_MAX_MS,
 } from "../../client/connection.ts";
 import type { ClientEvent } from "../../client/events.ts";
-import { GROUPS } from "../../crypto/mod.ts";
+import { GROUPS, liveNativeHandles, selectCrypto } from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import {
   type ClientMessage,
@@ -19,7 +19,8 @@ import {
   type RequestCode,
   type ServerMessage,
 } from "../../protocol/messages.ts";
-import { type SecureSession, serverHandshake } from "../../protocol/session.ts";
+import { clientHandshake, type SecureSession, serverHandshake } from "../../protocol/session.ts";
+import { NATIVE_SKIPPED } from "../_engines.ts";
 import { pipe } from "../_pipe.ts";
 import { testIdentity } from "../_vectors.ts";
 
@@ -309,4 +310,34 @@ Deno.test("a MSG lost with the connection fails when no re-login can follow (nev
     (e) => e instanceof ConnectionError && e.code === "connection_lost",
   );
   await connection.close();
+});
+
+Deno.test({
+  name: "a closed connection frees its native cipher contexts",
+  ignore: NATIVE_SKIPPED,
+  fn: async () => {
+    selectCrypto("native");
+    try {
+      // A first handshake leaves the identity's signing key and the parsed server key in
+      // OpenSSL for the process's life; counting starts after it.
+      const [a, b] = pipe();
+      const [warmClient, warmServer] = await Promise.all([
+        clientHandshake(a, { group: GROUPS[0]! }),
+        serverHandshake(b, { identity: testIdentity }),
+      ]);
+      warmClient.session.dispose();
+      warmServer!.session.dispose();
+      a.close();
+      const before = liveNativeHandles();
+      const t = setup();
+      const server = await openLoggedIn(t);
+      // LGN sealed and opened, its ACK sealed and opened: two contexts on each side.
+      assert.equal(liveNativeHandles(), before + 4);
+      await t.connection.close();
+      server.session.dispose();
+      assert.equal(liveNativeHandles(), before);
+    } finally {
+      selectCrypto("portable");
+    }
+  },
 });
