@@ -61,6 +61,11 @@ export interface CompactOptions {
   now?: () => number;
   /** Replay progress of the old log, as for `openEventLog`. */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
+  /**
+   * How the old file gets its backup name; default `Deno.link`. Tests pass one that fails, as
+   * on a file system without hard links, to reach the copying fallback.
+   */
+  link?: (from: string, to: string) => Promise<void>;
 }
 
 /** What `compactLog` did. */
@@ -116,7 +121,7 @@ export async function compactLog(
     }
     backupPath = await freshSibling(path, "bak", ts);
     try {
-      await Deno.link(path, backupPath); // the old file itself, under a second name
+      await (options.link ?? Deno.link)(path, backupPath); // the old file, under a second name
     } catch (e) {
       if (e instanceof Deno.errors.AlreadyExists) throw e;
       await durableCopy(path, backupPath, LOG_FILE_MODE); // a file system without hard links

@@ -89,6 +89,32 @@ Deno.test("compactLog() swaps in a smaller log with the same projection and keep
   });
 });
 
+Deno.test("compactLog() copies the old log to its backup where hard links fail", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    const history = randomHistory(prng(12), 2000);
+    await writeLog(path, history);
+    const before = await Deno.readFile(path);
+    let tried = 0;
+    const report = await compactLog(path, {
+      now: () => 1_800_000_000_000,
+      link: () => {
+        tried++;
+        return Promise.reject(new Deno.errors.NotSupported("no hard links here"));
+      },
+    });
+    assert.equal(tried, 1);
+    // A copy, not a second name: its own inode, the old bytes, owner-only mode.
+    assert.deepEqual(await Deno.readFile(report.backupPath), before);
+    const backup = await Deno.stat(report.backupPath);
+    assert.equal(backup.nlink, 1);
+    assert.equal(backup.mode! & 0o777, 0o600);
+    const { log, state } = await openEventLog(path);
+    await log.close();
+    assert.deepEqual(snapshot(state), snapshot(replay(history)));
+  });
+});
+
 Deno.test("a compacted log takes appends and compacts again to the same projection", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "events.log");
