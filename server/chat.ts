@@ -21,8 +21,8 @@ import {
   type Event,
   evolve,
   type MessageSent,
-  type QueuedMessage,
   queuedFor,
+  type QueuedMessage,
   rememberedCid,
   type State,
 } from "../store/mod.ts";
