@@ -261,15 +261,18 @@ export class NativeHmac {
   }
 }
 
-/** An RSA private key inside OpenSSL, set up for RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32). */
-export class NativeRsaSigner extends Handle {
-  readonly #s: Symbols;
-  readonly #ctx: Pointer;
-  readonly #size: number;
-  readonly #length = new BigUint64Array(1);
+/**
+ * An RSA key inside OpenSSL (PKCS#8 private or SPKI public DER) with a context set up once for
+ * RSASSA-PSS (SHA-256, MGF1-SHA-256, the given salt length): signing or verifying.
+ */
+abstract class PssKey extends Handle {
+  protected readonly s: Symbols;
+  protected readonly ctx: Pointer;
+  /** Bytes of a signature under this key. */
+  protected readonly size: number;
 
-  constructor(s: Symbols, pkcs8Der: Uint8Array, saltLength: number) {
-    const pkey = readKey(s, pkcs8Der, "private");
+  protected constructor(s: Symbols, der: Uint8Array, kind: "private" | "public", salt: number) {
+    const pkey = readKey(s, der, kind);
     const ctx = s.EVP_PKEY_CTX_new(pkey, null);
     if (ctx === null) {
       s.EVP_PKEY_free(pkey);
@@ -279,23 +282,33 @@ export class NativeRsaSigner extends Handle {
       s.EVP_PKEY_CTX_free(ctx);
       s.EVP_PKEY_free(pkey);
     });
-    this.#s = s;
-    this.#ctx = ctx;
-    this.#size = s.EVP_PKEY_get_size(pkey);
-    if (s.EVP_PKEY_sign_init(ctx) !== 1 || !setPss(s, ctx, saltLength) || this.#size <= 0) {
+    this.s = s;
+    this.ctx = ctx;
+    this.size = s.EVP_PKEY_get_size(pkey);
+    const init = kind === "private" ? s.EVP_PKEY_sign_init(ctx) : s.EVP_PKEY_verify_init(ctx);
+    if (init !== 1 || !setPss(s, ctx, salt) || this.size <= 0) {
       this.dispose();
-      throw fail(s, "EVP_PKEY_sign_init");
+      throw fail(s, `setting up the ${kind} key for RSA-PSS`);
     }
+  }
+}
+
+/** An RSA private key inside OpenSSL, set up for RSASSA-PSS signatures. */
+export class NativeRsaSigner extends PssKey {
+  readonly #length = new BigUint64Array(1);
+
+  constructor(s: Symbols, pkcs8Der: Uint8Array, saltLength: number) {
+    super(s, pkcs8Der, "private", saltLength);
   }
 
   /** The PSS signature of a SHA-256 `digest` (OpenSSL draws the salt and blinds the key). */
   signDigest(digest: Uint8Array): Uint8Array {
     if (!this.live) throw new TypeError("signer used after dispose()");
     if (digest.length !== 32) throw new RangeError("RSA-PSS signs a 32-byte SHA-256 digest");
-    const signature = new Uint8Array(this.#size);
+    const signature = new Uint8Array(this.size);
     this.#length[0] = BigInt(signature.length);
-    const s = this.#s;
-    if (s.EVP_PKEY_sign(this.#ctx, signature, this.#length, digest, BigInt(digest.length)) !== 1) {
+    const s = this.s;
+    if (s.EVP_PKEY_sign(this.ctx, signature, this.#length, digest, BigInt(digest.length)) !== 1) {
       throw fail(s, "EVP_PKEY_sign");
     }
     const length = Number(this.#length[0]);
@@ -304,34 +317,16 @@ export class NativeRsaSigner extends Handle {
   }
 }
 
-/** An RSA public key inside OpenSSL, set up to verify RSASSA-PSS (SHA-256, MGF1-SHA-256). */
-class NativeRsaVerifier extends Handle {
-  readonly #s: Symbols;
-  readonly #ctx: Pointer;
-
+/** An RSA public key inside OpenSSL, set up to verify RSASSA-PSS signatures. */
+class NativeRsaVerifier extends PssKey {
   constructor(s: Symbols, spkiDer: Uint8Array, saltLength: number) {
-    const pkey = readKey(s, spkiDer, "public");
-    const ctx = s.EVP_PKEY_CTX_new(pkey, null);
-    if (ctx === null) {
-      s.EVP_PKEY_free(pkey);
-      throw fail(s, "EVP_PKEY_CTX_new");
-    }
-    super(() => {
-      s.EVP_PKEY_CTX_free(ctx);
-      s.EVP_PKEY_free(pkey);
-    });
-    this.#s = s;
-    this.#ctx = ctx;
-    if (s.EVP_PKEY_verify_init(ctx) !== 1 || !setPss(s, ctx, saltLength)) {
-      this.dispose();
-      throw fail(s, "EVP_PKEY_verify_init");
-    }
+    super(s, spkiDer, "public", saltLength);
   }
 
   verifyDigest(digest: Uint8Array, signature: Uint8Array): boolean {
-    const s = this.#s;
+    const s = this.s;
     const result = s.EVP_PKEY_verify(
-      this.#ctx,
+      this.ctx,
       signature,
       BigInt(signature.length),
       digest,
