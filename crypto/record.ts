@@ -224,7 +224,6 @@ export class RecordCipher {
 
   /** HMAC(mac, seq || IV || C) into `out`; `ivAndC` is IV || C, contiguous in a record. */
   #mac(seq: number, ivAndC: Uint8Array, out: Uint8Array): void {
-    if (this.#disposed) throw new TypeError("record cipher used after dispose()");
     if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`bad sequence number ${seq}`);
     this.#seqView.setUint32(0, Math.floor(seq / 2 ** 32));
     this.#seqView.setUint32(4, seq >>> 0);
@@ -285,6 +284,7 @@ export class RecordCipher {
    * bodies. A record that fails its MAC is left untouched.
    */
   openInPlace(seq: number, record: Uint8Array): Uint8Array {
+    if (this.#disposed) throw new TypeError("record cipher used after dispose()");
     if (record.length < MIN_RECORD || (record.length - IV_LENGTH - MAC_LENGTH) % BLOCK !== 0) {
       throw new RecordError();
     }
