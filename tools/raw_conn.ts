@@ -1,8 +1,22 @@
 // Raw-connection helpers for tests and the torture harness: read until the server hangs up,
 // and a session whose records are held back so they can be tampered with, replayed or reordered.
-import { concat, GROUPS } from "../crypto/mod.ts";
+import { concat, fromHex, GROUPS } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
+import { encodeFrame } from "../protocol/frame.ts";
+import { encodeClientHello } from "../protocol/handshake.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
+
+/** The framed ClientHello a client sends to offer `shareHex` in group `groupId` (§2.1). */
+export function helloFrameWithShare(groupId: number, shareHex: string): Uint8Array {
+  return encodeFrame(
+    encodeClientHello({
+      version: 1,
+      groupId,
+      random: new Uint8Array(32),
+      share: fromHex(shareHex),
+    }),
+  );
+}
 
 /**
  * Reads until the server closes the connection and returns every byte it sent, or "open" if it

@@ -1,9 +1,7 @@
 // Hostile input: nothing a client sends crashes the server or hurts other clients (issue 4 §7).
 import assert from "node:assert/strict";
-import { fromHex } from "../../crypto/mod.ts";
-import { decodeHandshakeError, encodeClientHello } from "../../protocol/handshake.ts";
-import { encodeFrame } from "../../protocol/frame.ts";
-import { holdingSession } from "../../tools/raw_conn.ts";
+import { decodeHandshakeError } from "../../protocol/handshake.ts";
+import { helloFrameWithShare, holdingSession } from "../../tools/raw_conn.ts";
 import { handshakeVectors } from "../_vectors.ts";
 import { Prng } from "../../tools/prng.ts";
 import {
@@ -59,13 +57,7 @@ Deno.test("every invalid share vector gets ERR bad_hello and a close", async () 
   try {
     for (const v of handshakeVectors.invalid_shares) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
-      const hello = encodeClientHello({
-        version: 1,
-        groupId: v.group,
-        random: new Uint8Array(32),
-        share: fromHex(v.share),
-      });
-      await conn.write(encodeFrame(hello));
+      await conn.write(helloFrameWithShare(v.group, v.share));
       const reply = await readUntilClosed(conn);
       assert.equal(decodeHandshakeError(reply.subarray(4))?.code, "bad_hello", v.why);
     }

@@ -1,11 +1,10 @@
 // Hostile clients for the torture run, each from its own loopback address, each checking the
 // server reacts as HSP/1 says: close (silently, or with ERR where §2.3 says so), refuse, throttle.
-import { fromHex } from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import { encodeFrame } from "../../protocol/frame.ts";
-import { decodeHandshakeError, encodeClientHello } from "../../protocol/handshake.ts";
+import { decodeHandshakeError } from "../../protocol/handshake.ts";
 import { connectFrom } from "../node_transport.ts";
-import { holdingSession, readToClose } from "../raw_conn.ts";
+import { helloFrameWithShare, holdingSession, readToClose } from "../raw_conn.ts";
 import type { Prng } from "../prng.ts";
 import { Link } from "../link.ts";
 
@@ -155,13 +154,7 @@ export class InvalidShares extends Attack {
   async attempt(): Promise<true | string | undefined> {
     const v = this.shares[this.#next++ % this.shares.length]!;
     const t = await this.connect();
-    const hello = encodeClientHello({
-      version: 1,
-      groupId: v.group,
-      random: new Uint8Array(32),
-      share: fromHex(v.share),
-    });
-    await t.write(encodeFrame(hello));
+    await t.write(helloFrameWithShare(v.group, v.share));
     const reply = await readToClose(t, 3000);
     if (reply === "open") return `share "${v.why}" not refused within 3 s`;
     return decodeHandshakeError(reply.subarray(4))?.code === "bad_hello"
