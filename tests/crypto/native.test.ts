@@ -5,6 +5,8 @@ import assert from "node:assert/strict";
 import {
   bytesToBigInt,
   GROUPS,
+  identityFromPem,
+  liveNativeHandles,
   loadNativeCrypto,
   modPow,
   NativeCryptoError,
@@ -14,7 +16,7 @@ import {
   toHex,
   verifyServerSignature,
 } from "../../crypto/mod.ts";
-import { recordKeys, testIdentity } from "../_vectors.ts";
+import { recordKeys, testIdentity, testKeyPem } from "../_vectors.ts";
 import { NATIVE_SKIPPED, testEachEngine } from "../_engines.ts";
 
 const test = (name: string, fn: () => void | Promise<void>) =>
@@ -150,5 +152,21 @@ test("native CBC refuses input and output that overlap without being the same by
     assert.throws(() => cbc.run(iv, buffer.subarray(0, 24), buffer.subarray(24, 48)), RangeError);
   } finally {
     cbc.dispose();
+  }
+});
+
+test("an identity signs through OpenSSL once the native engine is selected", () => {
+  const identity = identityFromPem(testKeyPem);
+  const before = liveNativeHandles();
+  identity.sign(new Uint8Array(1)); // portable: nothing made in OpenSSL
+  assert.equal(liveNativeHandles(), before);
+  selectCrypto("native");
+  try {
+    const signature = identity.sign(new Uint8Array(1));
+    // The identity's key now lives in OpenSSL, and what it signed verifies elsewhere.
+    assert.equal(liveNativeHandles(), before + 1);
+    assert.equal(verifyServerSignature(identity.spkiDer, new Uint8Array(1), signature).valid, true);
+  } finally {
+    selectCrypto("portable");
   }
 });
