@@ -1,8 +1,8 @@
 // The record layer of PROTOCOL §3: AES-256-CBC with a fresh random IV, then HMAC-SHA-256
 // over seq (u64) || IV || C — encrypt-then-MAC over an implicit sequence number.
 // Two engines do the AES and HMAC work (crypto/engine.ts chooses): OpenSSL over FFI when a
-// program selects it, 3.8 µs per seal+open of 64 B and 9.1 µs at 1 KiB here, and @noble in
-// pure JS (audited, no permission needed), 9.0 µs and 77 µs. node:crypto was slower than
+// program selects it, 2.2 µs per seal+open of 64 B and 3.9 µs at 1 KiB here, and @noble in
+// pure JS (audited, no permission needed), 8.9 µs and 58 µs. node:crypto was slower than
 // both for chat-sized records (44 µs at 64 B: per-call object setup); bench/record_bench.ts.
 //
 // Performance (issue #6): a connection seals and opens thousands of records with the same
