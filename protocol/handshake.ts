@@ -397,10 +397,15 @@ export interface ServerHandshakeOptions {
   readonly trace?: TraceSink;
 }
 
-/** The server's answer to a ClientHello: the frame to send, and keys when it succeeded. */
+/**
+ * The server's answer to a ClientHello: the frame to send, and keys when it succeeded. A
+ * failure of the server's own (its signature could not be made, say) has no frame: §2.3's codes
+ * name the client's faults, so the connection is dropped and the cause is logged, not blamed
+ * on the client as `bad_hello`.
+ */
 export type ServerHandshakeOutcome =
   | { ok: true; reply: Uint8Array; keys: SessionKeys; group: DhGroup; transcriptHash: Uint8Array }
-  | { ok: false; reply: Uint8Array; error: HandshakeError };
+  | { ok: false; reply: Uint8Array | undefined; error: HandshakeError };
 
 /** Server side: `respond(clientHelloBody)` answers with a ServerHello or an §2.3 ERR frame. */
 export class ServerHandshake {
@@ -424,9 +429,16 @@ export class ServerHandshake {
     try {
       return this.#respond(body);
     } catch (err) {
-      const error = err instanceof HandshakeError
-        ? err
-        : new HandshakeError("bad_hello", "malformed ClientHello", { cause: err });
+      if (!(err instanceof HandshakeError)) {
+        return {
+          ok: false,
+          reply: undefined,
+          error: new HandshakeError("server_fault", `handshake failed on our side: ${err}`, {
+            cause: err,
+          }),
+        };
+      }
+      const error = err;
       const code = (["unsupported_version", "unsupported_group"] as const).find((c) =>
         c === error.code
       ) ??

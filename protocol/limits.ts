@@ -31,6 +31,16 @@ export const MAX_CID_CHARS = 64;
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const IDLE_TIMEOUT_MS = 300_000;
 export const CLIENT_PING_INTERVAL_MS = 60_000;
+/**
+ * Our own bound, inside §5's idle rule: a session that has not logged in this long after its
+ * handshake is closed, so connections that never log in cannot be held open with PNGs.
+ */
+export const LOGIN_TIMEOUT_MS = 60_000;
+/**
+ * Most entries in one GUL answer: about 110 bytes each, so an answer stays near 110 KiB, far
+ * inside MAX_FRAME, however many users there are (§4.1 lets an ACK carry `next` for the rest).
+ */
+export const MAX_GUL_PAGE = 1000;
 export const LOGIN_FAILURES_PER_USER = 5;
 export const LOGIN_FAILURES_PER_ADDRESS = 20;
 /**

@@ -5,6 +5,7 @@
 import {
   MAX_CID_CHARS,
   MAX_ERROR_MESSAGE_CHARS,
+  MAX_GUL_PAGE,
   MAX_MSG_ID_CHARS,
   MAX_PASSWORD_BYTES,
   MAX_REQUEST_ID,
@@ -88,9 +89,17 @@ export interface GetServerKey {
   code: "GSR";
   id: number;
 }
+/**
+ * `GUL`, optionally paged: users whose names start with `prefix`, after the name `after`, at
+ * most `limit` (each capped by the server). §4.1 gives GUL no fields; these are our extension,
+ * ignored by nothing that predates it: a bare GUL is the first page of everyone.
+ */
 export interface GetUserList {
   code: "GUL";
   id: number;
+  prefix?: string;
+  after?: string;
+  limit?: number;
 }
 export interface SendMessage {
   code: "MSG";
@@ -137,7 +146,14 @@ export type Ack =
   | { code: "ACK"; id: number; request: "LGN"; user: string; queued: number }
   | { code: "ACK"; id: number; request: "LGO" | "CPW" | "PNG" }
   | { code: "ACK"; id: number; request: "GSR"; key: string; fingerprint: string }
-  | { code: "ACK"; id: number; request: "GUL"; users: UserEntry[] }
+  | {
+    code: "ACK";
+    id: number;
+    request: "GUL";
+    users: UserEntry[];
+    /** Present when more users follow: the name to send as `after` for the next page. */
+    next?: string;
+  }
   | { code: "ACK"; id: number; request: "MSG"; msg: string; ts: number };
 
 /**
@@ -210,9 +226,15 @@ function wireBody(m: ClientMessage | ServerMessage): Record<string, unknown> {
       return { id: m.id, user: m.user, password: m.password };
     case "LGO":
     case "GSR":
-    case "GUL":
     case "PNG":
       return { id: m.id };
+    case "GUL":
+      return {
+        id: m.id,
+        ...(m.prefix === undefined ? {} : { prefix: m.prefix }),
+        ...(m.after === undefined ? {} : { after: m.after }),
+        ...(m.limit === undefined ? {} : { limit: m.limit }),
+      };
     case "CPW":
       return { id: m.id, old: m.old, new: m.new };
     case "MSG":
@@ -249,7 +271,11 @@ function ackBody(m: Ack): Record<string, unknown> {
     case "GSR":
       return { id: m.id, key: m.key, fingerprint: m.fingerprint };
     case "GUL":
-      return { id: m.id, users: m.users.map((u) => ({ user: u.user, online: u.online })) };
+      return {
+        id: m.id,
+        users: m.users.map((u) => ({ user: u.user, online: u.online })),
+        ...(m.next === undefined ? {} : { next: m.next }),
+      };
     case "MSG":
       return { id: m.id, msg: m.msg, ts: m.ts };
     default:
@@ -328,9 +354,37 @@ export function parseClientMessage(plaintext: Uint8Array): ClientParse {
   switch (request) {
     case "LGO":
     case "GSR":
-    case "GUL":
     case "PNG":
       return { ok: true, value: { code: request, id } };
+    case "GUL": {
+      const prefix = field(body, "prefix");
+      const after = field(body, "after");
+      const limit = field(body, "limit");
+      const value: GetUserList = { code: request, id };
+      if (prefix !== undefined) {
+        if (!isNamePrefix(prefix)) {
+          return fail(
+            "bad_request",
+            `"prefix" must be the start of a username, got ${describe(prefix)}`,
+          );
+        }
+        value.prefix = prefix;
+      }
+      if (after !== undefined) {
+        if (!isUsername(after)) return fail("bad_request", `"after" must be a username`);
+        value.after = after;
+      }
+      if (limit !== undefined) {
+        if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > MAX_GUL_PAGE) {
+          return fail(
+            "bad_request",
+            `"limit" must be an integer in 1..${MAX_GUL_PAGE}, got ${describe(limit)}`,
+          );
+        }
+        value.limit = limit as number;
+      }
+      return { ok: true, value };
+    }
     case "SNU":
     case "LGN": {
       const user = field(body, "user");
@@ -540,7 +594,14 @@ function parseAck(
         }
         users.push({ user, online });
       }
-      return { ok: true, value: { code: "ACK", id, request, users } };
+      const next = field(body, "next");
+      if (next !== undefined && !isUsername(next)) {
+        return malformed(`ACK of GUL: "next" is not a username`);
+      }
+      return {
+        ok: true,
+        value: { code: "ACK", id, request, users, ...(next === undefined ? {} : { next }) },
+      };
     }
     case "MSG": {
       const msg = field(body, "msg");
@@ -595,6 +656,12 @@ export function isUsername(value: unknown): value is string {
   // The length test first spares the regex a megabyte-long string.
   return typeof value === "string" && value.length <= MAX_USERNAME_CHARS &&
     USERNAME_PATTERN.test(value);
+}
+
+/** Whether `value` can start a username: what a GUL `prefix` may be (empty included). */
+function isNamePrefix(value: unknown): value is string {
+  return typeof value === "string" && value.length <= MAX_USERNAME_CHARS &&
+    /^[a-z0-9][a-z0-9_.-]*$|^$/.test(value);
 }
 
 /** The 3-letter code, when the first 3 bytes are ASCII upper-case letters. */

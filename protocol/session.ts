@@ -11,6 +11,7 @@ import {
   type ClientHandshakeResult,
   ServerHandshake,
   type ServerHandshakeOptions,
+  type ServerHandshakeOutcome,
   type SessionKeys,
 } from "./handshake.ts";
 import { HandshakeError } from "./errors.ts";
@@ -167,25 +168,39 @@ export interface ServerHandshakeResult {
   readonly transcriptHash: Uint8Array;
 }
 
+/** Computes the answer to a ClientHello elsewhere (a worker); undefined when it cannot take more. */
+export type HandshakeResponder = (
+  hello: Uint8Array,
+) => Promise<ServerHandshakeOutcome> | undefined;
+
 /**
  * Server side of §2 over `transport`: reads one ClientHello (at most MAX_HANDSHAKE_FRAME bytes),
  * answers with a ServerHello or an §2.3 ERR frame. On ERR it throws HandshakeError once the
- * frame is written; the caller closes. Null if the client left before saying anything.
+ * frame is written; the caller closes. A failure of the server's own, or a `respond` that is
+ * full (code `busy`), throws HandshakeError with nothing written. Null if the client left
+ * before saying anything. `respond` computes the answer elsewhere; by default it is computed
+ * here, from `options`.
  */
 export async function serverHandshake(
   transport: Transport,
-  options: ServerHandshakeOptions & { recordTrace?: RecordTraceSink },
+  options: ServerHandshakeOptions & { recordTrace?: RecordTraceSink; respond?: HandshakeResponder },
 ): Promise<ServerHandshakeResult | null> {
   const reader = new FrameReader(transport, MAX_HANDSHAKE_FRAME);
   const writer = new FrameWriter(transport);
   const hello = await reader.next();
   if (hello === null) return null;
-  const outcome = new ServerHandshake(options).respond(hello);
-  writer.send(outcome.reply);
+  const answering = options.respond
+    ? options.respond(hello)
+    : Promise.resolve(new ServerHandshake(options).respond(hello));
+  if (answering === undefined) throw new HandshakeError("busy", "too many handshakes in flight");
+  const outcome = await answering;
   if (!outcome.ok) {
+    if (outcome.reply === undefined) throw outcome.error;
+    writer.send(outcome.reply);
     await writer.drained();
     throw outcome.error;
   }
+  writer.send(outcome.reply);
   return {
     session: new SecureSession(reader, writer, outcome.keys, options.recordTrace),
     group: outcome.group,

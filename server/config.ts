@@ -33,6 +33,31 @@ export interface ServerLimits {
   hash_concurrency: number;
   /** Hashes waiting for a slot before `rate_limited`. */
   hash_queue: number;
+  /**
+   * A session must log in within this time after its handshake (or its LGO), else it gets
+   * `BYE idle`: a session that only sends PNG cannot hold a connection for ever.
+   */
+  login_timeout_ms: number;
+  /** Connections not logged in (handshaking included), in all: their own cap under max_connections. */
+  max_unauthenticated: number;
+  /** GUL per session: burst, then this many per second (`rate_limited`). */
+  gul_burst: number;
+  gul_per_second: number;
+  /** Most users one GUL answer lists; the answer's `next` asks for the following page. */
+  gul_page: number;
+  /** UTF-8 bytes of undelivered texts one recipient may have waiting. */
+  max_queued_bytes_per_recipient: number;
+  /** UTF-8 bytes of undelivered texts one sender may have waiting, over all recipients. */
+  max_queued_bytes_per_sender: number;
+  /** UTF-8 bytes of undelivered texts in all: what bounds the queues' memory, and replay's. */
+  max_queued_bytes_total: number;
+  /** Handshakes per source address (IPv6: per /64): burst, then this many per second. */
+  handshakes_per_address_burst: number;
+  handshakes_per_address_per_second: number;
+  /** ClientHellos being answered (queued or computing) at once; past it a connection is dropped. */
+  max_handshakes_in_flight: number;
+  /** Worker threads that compute handshakes off the event loop; 0 computes them inline. */
+  handshake_workers: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
@@ -53,6 +78,18 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
   max_queued_per_recipient: 10_000,
   hash_concurrency: 2,
   hash_queue: 64,
+  login_timeout_ms: L.LOGIN_TIMEOUT_MS,
+  max_unauthenticated: 2048,
+  gul_burst: 10,
+  gul_per_second: 1,
+  gul_page: L.MAX_GUL_PAGE,
+  max_queued_bytes_per_recipient: 16 * 1024 * 1024,
+  max_queued_bytes_per_sender: 16 * 1024 * 1024,
+  max_queued_bytes_total: 256 * 1024 * 1024,
+  handshakes_per_address_burst: 64,
+  handshakes_per_address_per_second: 16,
+  max_handshakes_in_flight: 64,
+  handshake_workers: 1,
 };
 
 export type FsyncMode = "always" | "off";
@@ -104,7 +141,7 @@ Options (each also read from the environment variable shown):
   --limit NAME=VALUE        override any limit below; repeatable (HYBRID_LIMITS="a=1,b=2")
   --trace                   print every handshake step and record, readably (HYBRID_TRACE=1)
   --json-logs               log JSON lines instead of text (HYBRID_JSON_LOGS=1)
-  --insecure-fast-hash      FOR TESTS ONLY: weak password hashing (HYBRID_INSECURE_FAST_HASH=1)
+  --insecure-fast-hash      FOR TESTS ONLY: weak password hashing (a flag only: no variable)
   -h, --help                show this help
   -V, --version             show the version
 
@@ -165,6 +202,14 @@ export function parseConfig(
   if (v.help) return "help";
   if (v.version) return "version";
 
+  // An environment variable is inherited by every process started from a shell that set it
+  // once: too easy to leave on by accident for something that weakens every password.
+  if (env.HYBRID_INSECURE_FAST_HASH !== undefined) {
+    throw new UsageError(
+      "HYBRID_INSECURE_FAST_HASH is not read: weak password hashing is for tests only and must " +
+        "be asked for on the command line (--insecure-fast-hash); unset the variable",
+    );
+  }
   const host = v.host ?? env.HYBRID_HOST ?? DEFAULT_HOST;
   if (host.length === 0) throw new UsageError("--host must not be empty");
   const port = integer("--port", v.port ?? env.HYBRID_PORT ?? String(DEFAULT_PORT), 0, 65535);
@@ -226,7 +271,7 @@ export function parseConfig(
     repair: v.repair ?? false,
     trace: v.trace ?? truthy(env.HYBRID_TRACE),
     jsonLogs: v["json-logs"] ?? truthy(env.HYBRID_JSON_LOGS),
-    insecureFastHash: v["insecure-fast-hash"] ?? truthy(env.HYBRID_INSECURE_FAST_HASH),
+    insecureFastHash: v["insecure-fast-hash"] ?? false,
     crypto,
     libcrypto,
     limits,

@@ -12,7 +12,17 @@ import { HELP, parseConfig, UsageError } from "./config.ts";
 import { Logger } from "./logger.ts";
 import { progressOnStderr } from "./progress.ts";
 import { Server } from "./server.ts";
+import { inHandshakeWorker, runHandshakeWorker } from "./handshake_worker.ts";
 import { PROTOCOL, VERSION } from "./version.ts";
+
+/**
+ * A second SIGINT this soon after the first is the same Ctrl-C: `deno task` forwards the
+ * signal its child already got from the terminal. A later one means "stop now".
+ */
+const SAME_SIGNAL_MS = 1000;
+
+/** Replay found more undelivered text than the server may hold (max_queued_bytes_total). */
+class ReplayTooLarge extends Error {}
 
 function fail(message: string, code = 1): never {
   console.error(`hybrid-server: ${message}`);
@@ -52,14 +62,38 @@ async function main(): Promise<void> {
     throw err;
   }
 
+  // Bind first: a port in use must not leave a new log or key file behind.
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: config.host, port: config.port, transport: "tcp" });
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) {
+      fail(`${config.host}:${config.port} is already in use`);
+    }
+    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+  }
+
+  const maxQueued = config.limits.max_queued_bytes_total;
   let opened;
   try {
     opened = await openEventLog(config.log, {
+      onEvent: (_event, offset, replayed) => {
+        // Undelivered texts live in memory: a log holding more than the server may hold
+        // stops here with the limit to raise, not later with the process out of memory.
+        if (replayed.queuedBytes > maxQueued) {
+          throw new ReplayTooLarge(
+            `undelivered messages at offset ${offset} of ${config.log} take over ` +
+              `${maxQueued} bytes (max_queued_bytes_total); raise it with ` +
+              `--limit max_queued_bytes_total=N if this machine has the memory`,
+          );
+        }
+      },
       fsync: config.fsync,
       repair: config.repair,
       onProgress: progressOnStderr(config.log),
     });
   } catch (err) {
+    if (err instanceof ReplayTooLarge) fail(err.message);
     if (err instanceof StoreCorruptError) {
       fail(
         `${err.message}\nRun again with --repair to keep a backup and truncate at the first bad record.`,
@@ -104,35 +138,33 @@ async function main(): Promise<void> {
   }
   console.log(`server key ${identity.fingerprint} (RSA-${identity.bits}, ${config.key})`);
 
-  let server: Server;
-  try {
-    server = new Server({
-      host: config.host,
-      port: config.port,
-      identity,
-      store: log,
-      state,
-      limits: config.limits,
-      logger,
-      trace: config.trace,
-      hashParams: config.insecureFastHash ? TEST_ONLY_WEAK_PARAMS : PASSWORD_PARAMS,
-    });
-  } catch (err) {
-    await log.close();
-    if (err instanceof Deno.errors.AddrInUse) {
-      fail(`${config.host}:${config.port} is already in use`);
-    }
-    fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
-  }
+  const server = new Server({
+    listener,
+    identity,
+    store: log,
+    state,
+    limits: config.limits,
+    logger,
+    trace: config.trace,
+    hashParams: config.insecureFastHash ? TEST_ONLY_WEAK_PARAMS : PASSWORD_PARAMS,
+    // Workers run this very module (see the end of the file), so a bundle or a compiled
+    // binary starts them from itself.
+    handshakeWorkers: {
+      url: import.meta.url,
+      init: { crypto: config.crypto, libcrypto: config.libcrypto, groups: undefined },
+    },
+  });
   console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
 
-  let stopping = false;
+  let firstSignal: number | undefined;
   const stop = async (signal: string) => {
-    if (stopping) {
+    const now = Date.now();
+    if (firstSignal !== undefined) {
+      if (now - firstSignal < SAME_SIGNAL_MS) return; // the same Ctrl-C, forwarded
       logger.warn("second signal: exiting at once", { signal });
       Deno.exit(130);
     }
-    stopping = true;
+    firstSignal = now;
     logger.info("shutting down", { signal, connections: server.connectionCount });
     await server.shutdown();
     await log.close();
@@ -144,4 +176,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (inHandshakeWorker()) runHandshakeWorker();
+else if (import.meta.main) await main();

@@ -1,124 +1,171 @@
-// Rate limiting for PROTOCOL §5: a token bucket for MSG, a sliding-window counter for
-// sign-ups, and a failure throttle with exponential back-off for logins. Time comes in as
-// an argument (ms), so tests are deterministic.
+// Rate limiting for PROTOCOL §5 as plain data: a token bucket (MSG, GUL, handshakes), a
+// sliding-window counter (sign-ups) and a failure throttle with exponential back-off and
+// in-flight reservations (logins, CPW). Readers never change what they read, so the decider
+// can ask "may this go ahead?" purely; only `evolve` (server/state.ts) calls the writers.
+// Time comes in as an argument (ms), so tests are deterministic.
 
-/** Burst `capacity`, refilled at `perSecond`; `take()` says how long to wait when empty. */
-export class TokenBucket {
-  #tokens: number;
-  #last: number;
+/** A token bucket: burst `capacity`, refilled at `perSecond`. */
+export interface Bucket {
+  tokens: number;
+  last: number;
+}
 
-  constructor(readonly capacity: number, readonly perSecond: number, now: number) {
-    this.#tokens = capacity;
-    this.#last = now;
-  }
+/** A full bucket at `now`. */
+export function newBucket(capacity: number, now: number): Bucket {
+  return { tokens: capacity, last: now };
+}
 
-  /** Takes one token; returns 0 on success, else the ms until one is available. */
-  take(now: number): number {
-    this.#tokens = Math.min(
-      this.capacity,
-      this.#tokens + ((now - this.#last) / 1000) * this.perSecond,
-    );
-    this.#last = now;
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
-      return 0;
-    }
-    return Math.ceil(((1 - this.#tokens) / this.perSecond) * 1000);
-  }
+/** Tokens in `bucket` at `now`. */
+export function bucketTokens(
+  bucket: Bucket,
+  capacity: number,
+  perSecond: number,
+  now: number,
+): number {
+  return Math.min(capacity, bucket.tokens + (Math.max(0, now - bucket.last) / 1000) * perSecond);
+}
+
+/** Ms until `bucket` holds one token (0 = one is there now). */
+export function bucketWait(
+  bucket: Bucket,
+  capacity: number,
+  perSecond: number,
+  now: number,
+): number {
+  const tokens = bucketTokens(bucket, capacity, perSecond, now);
+  return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / perSecond) * 1000);
+}
+
+/** Takes one token (the caller checked `bucketWait` first). */
+export function takeToken(bucket: Bucket, capacity: number, perSecond: number, now: number): void {
+  bucket.tokens = Math.max(0, bucketTokens(bucket, capacity, perSecond, now) - 1);
+  bucket.last = Math.max(bucket.last, now);
 }
 
 /**
- * At most `limit` events per key in any `windowMs`. Keeps only timestamps inside the window,
- * and forgets keys whose window is empty, so memory follows recent activity.
+ * At most `limit` events per key in any `windowMs`: per key, the times of its recent events,
+ * oldest first. Keys whose window is empty are dropped by `sweepWindows`, so memory follows
+ * recent activity.
  */
-export class WindowCounter {
-  readonly #events = new Map<string, number[]>();
+export type Windows = Map<string, number[]>;
 
-  constructor(readonly limit: number, readonly windowMs: number) {}
+function countInWindow(list: readonly number[] | undefined, windowMs: number, now: number): {
+  count: number;
+  first: number;
+} {
+  if (!list) return { count: 0, first: 0 };
+  let first = 0;
+  while (first < list.length && list[first]! <= now - windowMs) first++;
+  return { count: list.length - first, first };
+}
 
-  #recent(key: string, now: number): number[] {
-    const list = this.#events.get(key);
-    if (!list) return [];
-    let drop = 0;
-    while (drop < list.length && list[drop]! <= now - this.windowMs) drop++;
-    if (drop > 0) list.splice(0, drop);
-    if (list.length === 0) this.#events.delete(key);
-    return list;
-  }
+/** Ms until `key` may act again under `limit` per `windowMs` (0 = now). */
+export function windowWait(
+  windows: Windows,
+  key: string,
+  limit: number,
+  windowMs: number,
+  now: number,
+): number {
+  const list = windows.get(key);
+  const { count } = countInWindow(list, windowMs, now);
+  return count < limit ? 0 : list![list!.length - limit]! + windowMs - now;
+}
 
-  /** Ms until `key` may act again (0 = now), without recording anything. */
-  wait(key: string, now: number): number {
-    const list = this.#recent(key, now);
-    return list.length < this.limit ? 0 : list[list.length - this.limit]! + this.windowMs - now;
-  }
+/** Records one event of `key` at `now`, keeping at most `keep` of its latest. */
+export function recordInWindow(
+  windows: Windows,
+  key: string,
+  windowMs: number,
+  keep: number,
+  now: number,
+): void {
+  const list = windows.get(key) ?? [];
+  const { first } = countInWindow(list, windowMs, now);
+  if (first > 0) list.splice(0, first);
+  list.push(now);
+  if (list.length > keep) list.splice(0, list.length - keep);
+  windows.set(key, list);
+}
 
-  /** Events of `key` inside the window, and the time of the latest. */
-  recent(key: string, now: number): { count: number; latest: number | undefined } {
-    const list = this.#recent(key, now);
-    return { count: list.length, latest: list.at(-1) };
-  }
-
-  /** Records one event for `key`. */
-  record(key: string, now: number): void {
-    const list = this.#recent(key, now);
-    list.push(now);
-    if (list.length > this.limit * 2) list.splice(0, list.length - this.limit * 2);
-    this.#events.set(key, list);
-  }
-
-  /** Forgets `key` (a successful login clears its failures). */
-  clear(key: string): void {
-    this.#events.delete(key);
-  }
-
-  /** Drops keys with nothing left in the window (called by the server's sweeper). */
-  sweep(now: number): void {
-    for (const key of [...this.#events.keys()]) this.#recent(key, now);
-  }
-
-  get size(): number {
-    return this.#events.size;
+/** Drops keys with nothing left in their window. */
+export function sweepWindows(windows: Windows, windowMs: number, now: number): void {
+  for (const [key, list] of windows) {
+    if (countInWindow(list, windowMs, now).count === 0) windows.delete(key);
   }
 }
 
+/** The back-off rule of a failure throttle (§5). */
+export interface ThrottleRule {
+  /** Failures per window that cost nothing. */
+  readonly free: number;
+  readonly windowMs: number;
+  /** First back-off once throttled; doubles with each further failure. */
+  readonly baseMs: number;
+  /** Longest back-off: throttling slows guessing, it never locks an account for good. */
+  readonly maxMs: number;
+}
+
 /**
- * Login failure throttle (§5): up to `free` failures per key in `windowMs` cost nothing; after
- * that each further attempt must wait `baseMs · 2^(failures − free)`, capped at `maxMs`, counted
- * from the latest failure. Never a permanent lockout: failures age out of the window.
+ * Failures per key, and attempts in flight per key. An attempt is counted as a failure from
+ * the moment it is admitted until its verdict (a reservation), so that attempts sent together
+ * cannot all pass the check before the first failure is recorded; a success gives its
+ * reservation back.
  */
-export class FailureThrottle {
-  readonly #failures: WindowCounter;
+export interface FailureThrottle {
+  readonly failures: Windows;
+  readonly inFlight: Map<string, number>;
+}
 
-  constructor(
-    readonly free: number,
-    readonly windowMs: number,
-    readonly baseMs: number,
-    readonly maxMs: number,
-  ) {
-    // Remember enough failures to keep doubling up to the cap.
-    this.#failures = new WindowCounter(free + 32, windowMs);
-  }
+export function newFailureThrottle(): FailureThrottle {
+  return { failures: new Map(), inFlight: new Map() };
+}
 
-  /** Ms until `key` may try again (0 = now). */
-  wait(key: string, now: number): number {
-    const { count, latest } = this.#failures.recent(key, now);
-    if (count < this.free || latest === undefined) return 0;
-    const delay = Math.min(this.maxMs, this.baseMs * 2 ** (count - this.free));
-    return Math.max(0, latest + delay - now);
-  }
+/**
+ * Ms until `key` may try again (0 = now): up to `free` failures (settled or in flight) cost
+ * nothing; past that each further attempt waits `baseMs · 2^(n − free)`, capped at `maxMs`,
+ * counted from the latest settled failure (or from now while every one is still in flight).
+ */
+export function throttleWait(
+  t: FailureThrottle,
+  key: string,
+  rule: ThrottleRule,
+  now: number,
+): number {
+  const list = t.failures.get(key);
+  const { count } = countInWindow(list, rule.windowMs, now);
+  const n = count + (t.inFlight.get(key) ?? 0);
+  if (n < rule.free) return 0;
+  const delay = Math.min(rule.maxMs, rule.baseMs * 2 ** (n - rule.free));
+  // While every counted attempt is still in flight, the wait runs from now.
+  return count > 0 ? Math.max(0, list!.at(-1)! + delay - now) : delay;
+}
 
-  /** Records a failed attempt for `key`. */
-  recordFailure(key: string, now: number): void {
-    this.#failures.record(key, now);
-  }
+/** Reserves one attempt of `key`. */
+export function beginAttempt(t: FailureThrottle, key: string): void {
+  t.inFlight.set(key, (t.inFlight.get(key) ?? 0) + 1);
+}
 
-  /** Forgets `key`'s failures (after a successful login). */
-  clear(key: string): void {
-    this.#failures.clear(key);
-  }
+/**
+ * Settles an attempt of `key`: a failure is recorded at `now`; a success only gives the
+ * reservation back, or, with `clear`, also forgets the key's settled failures.
+ */
+export function endAttempt(
+  t: FailureThrottle,
+  key: string,
+  rule: ThrottleRule,
+  outcome: "failed" | "succeeded" | "cleared",
+  now: number,
+): void {
+  const left = (t.inFlight.get(key) ?? 1) - 1;
+  if (left > 0) t.inFlight.set(key, left);
+  else t.inFlight.delete(key);
+  // Enough failures are remembered to keep doubling up to the cap.
+  if (outcome === "failed") recordInWindow(t.failures, key, rule.windowMs, rule.free + 32, now);
+  if (outcome === "cleared") t.failures.delete(key);
+}
 
-  /** Drops keys whose failures have aged out. */
-  sweep(now: number): void {
-    this.#failures.sweep(now);
-  }
+/** Drops keys whose failures have aged out and that have nothing in flight. */
+export function sweepThrottle(t: FailureThrottle, rule: ThrottleRule, now: number): void {
+  sweepWindows(t.failures, rule.windowMs, now);
 }

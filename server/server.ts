@@ -1,32 +1,37 @@
-// The TCP shell: accepts connections, enforces the connection caps and timeouts of §5, runs
-// the handshake, then turns records into requests for Chat and messages into records.
-import type { ServerIdentity } from "../crypto/mod.ts";
+// The TCP shell: accepts connections, enforces the connection caps, handshake limits and
+// timeouts of §5, runs the handshake, then hands each record to the core (core.ts) and writes
+// what it decides. Nothing here knows what a request means.
+import type { ScryptParams, ServerIdentity } from "../crypto/mod.ts";
+import { dummyHash, PASSWORD_PARAMS, toBase64, toHex } from "../crypto/mod.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../protocol/errors.ts";
 import type { HandshakeTrace } from "../protocol/handshake.ts";
-import {
-  type ByeReason,
-  needsLogin,
-  parseClientMessage,
-  type ServerMessage,
-} from "../protocol/messages.ts";
+import { type ByeReason, parseClientMessage, type ServerMessage } from "../protocol/messages.ts";
 import { type RecordTrace, type SecureSession, serverHandshake } from "../protocol/session.ts";
-import { toHex } from "../crypto/mod.ts";
-import { Chat, type EventSink, type Peer } from "./chat.ts";
-import type { ServerLimits } from "./config.ts";
-import type { Logger } from "./logger.ts";
-import type { ScryptParams } from "../crypto/mod.ts";
 import type { State } from "../store/mod.ts";
+import { addressKey } from "./address.ts";
+import type { ServerLimits } from "./config.ts";
+import { Core, type EventSink, type Outlet } from "./core.ts";
+import { type HandshakePool, InlineResponder, WorkerResponder } from "./handshake_pool.ts";
+import type { WorkerInit } from "./handshake_worker.ts";
+import type { Logger } from "./logger.ts";
+import { type Bucket, bucketTokens, bucketWait, newBucket, takeToken } from "./rate_limit.ts";
+import { initialServerState } from "./state.ts";
 
-/** How often timeouts and throttles are swept: one timer for all connections. */
+/** How often timeouts are checked: one timer for all connections. */
 const SWEEP_INTERVAL_MS = 250;
 /** Throttle tables are pruned less often: each prune walks every key they hold. */
 const THROTTLE_SWEEP_EVERY = 40;
 /** How long shutdown waits for BYEs to reach slow clients before closing anyway. */
 const SHUTDOWN_DRAIN_MS = 2000;
+/** At most one "connection refused" line per address key and reason this often (floods). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 export interface ServerOptions {
-  readonly host: string;
-  readonly port: number;
+  /** Where to listen; ignored when `listener` is given. */
+  readonly host?: string;
+  readonly port?: number;
+  /** A listener bound already (the server's main binds before it touches the log). */
+  readonly listener?: Deno.TcpListener;
   readonly identity: ServerIdentity;
   readonly store: EventSink;
   readonly state: State;
@@ -34,12 +39,22 @@ export interface ServerOptions {
   readonly logger: Logger;
   readonly trace?: boolean;
   readonly hashParams?: ScryptParams;
+  /**
+   * The module handshake workers run (server/main.ts, which dispatches to handshake_worker.ts),
+   * with what they need to rebuild the engine and identity. Without it handshakes run inline.
+   */
+  readonly handshakeWorkers?: {
+    url: URL | string;
+    init: Omit<WorkerInit, "type" | "pem" | "trace">;
+  };
+  /** Injectable clock and id source for deterministic tests. */
+  readonly now?: () => number;
+  readonly newMessageId?: () => string;
 }
 
 type Phase = "handshake" | "open" | "closing";
 
-class Connection implements Peer {
-  user: string | undefined;
+class Connection implements Outlet {
   phase: Phase = "handshake";
   session: SecureSession | undefined;
   lastActivity: number;
@@ -48,9 +63,9 @@ class Connection implements Peer {
   constructor(
     readonly id: number,
     readonly addr: string,
+    readonly addrKey: string,
     readonly conn: Deno.Conn,
     readonly openedAt: number,
-    readonly server: Server,
   ) {
     this.lastActivity = openedAt;
   }
@@ -96,13 +111,18 @@ class Connection implements Peer {
 
 /** A running server. */
 export class Server {
-  readonly chat: Chat;
+  readonly core: Core;
   readonly #o: ServerOptions;
   readonly #listener: Deno.TcpListener;
   readonly #connections = new Set<Connection>();
   readonly #perAddress = new Map<string, number>();
+  /** Handshakes per address key (§5, IPv6 per /64): a token bucket each. */
+  readonly #handshakeBuckets = new Map<string, Bucket>();
+  readonly #refusalsLogged = new Map<string, number>();
+  readonly #pool: HandshakePool;
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #tasks = new Set<Promise<void>>();
+  #handshaking = 0;
   #nextId = 1;
   #sweeps = 0;
   #accepting: Promise<void>;
@@ -110,15 +130,43 @@ export class Server {
 
   constructor(options: ServerOptions) {
     this.#o = options;
-    this.chat = new Chat({
+    const { identity, limits } = options;
+    const hashParams = options.hashParams ?? PASSWORD_PARAMS;
+    this.core = new Core({
       store: options.store,
-      state: options.state,
-      identity: options.identity,
-      limits: options.limits,
+      state: initialServerState(
+        {
+          limits,
+          serverKey: { key: toBase64(identity.spkiDer), fingerprint: identity.fingerprint },
+          hashParams,
+          dummyHash: dummyHash(hashParams),
+        },
+        options.state,
+      ),
       logger: options.logger,
-      hashParams: options.hashParams,
+      now: options.now,
+      newMessageId: options.newMessageId,
     });
-    this.#listener = Deno.listen({ hostname: options.host, port: options.port, transport: "tcp" });
+    const workers = options.handshakeWorkers;
+    this.#pool = workers && limits.handshake_workers > 0
+      ? new WorkerResponder(
+        workers.url,
+        limits.handshake_workers,
+        limits.max_handshakes_in_flight,
+        {
+          type: "init",
+          pem: identity.toPem(),
+          trace: options.trace ?? false,
+          ...workers.init,
+        },
+      )
+      : new InlineResponder({ identity }, options.trace ?? false);
+    this.#listener = options.listener ??
+      Deno.listen({
+        hostname: options.host ?? "0.0.0.0",
+        port: options.port ?? 0,
+        transport: "tcp",
+      });
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
     this.#accepting = this.#acceptLoop();
   }
@@ -148,51 +196,87 @@ export class Server {
     }
   }
 
+  /** Why a new connection from `addrKey` must be refused at once, if it must. */
+  #refusal(addrKey: string, now: number): string | undefined {
+    const limits = this.#o.limits;
+    if (this.#connections.size >= limits.max_connections) return "connection cap";
+    if ((this.#perAddress.get(addrKey) ?? 0) >= limits.max_connections_per_address) {
+      return "per-address cap";
+    }
+    // Every connection starts without a login: those count against their own cap.
+    if (this.#connections.size - this.core.state.online.size >= limits.max_unauthenticated) {
+      return "unauthenticated cap";
+    }
+    const bucket = this.#handshakeBuckets.get(addrKey);
+    if (
+      bucket && bucketWait(
+          bucket,
+          limits.handshakes_per_address_burst,
+          limits.handshakes_per_address_per_second,
+          now,
+        ) > 0
+    ) {
+      return "handshake rate";
+    }
+    return undefined;
+  }
+
   #admit(conn: Deno.TcpConn): void {
     const remote = conn.remoteAddr;
     const addr = remote.hostname;
+    const addrKey = addressKey(addr);
     const limits = this.#o.limits;
-    const fromAddr = this.#perAddress.get(addr) ?? 0;
-    if (
-      this.#connections.size >= limits.max_connections ||
-      fromAddr >= limits.max_connections_per_address
-    ) {
-      // Over a cap: close at once, before any allocation for the connection.
-      this.#o.logger.warn("connection refused", {
-        addr,
-        reason: fromAddr >= limits.max_connections_per_address
-          ? "per-address cap"
-          : "connection cap",
-      });
+    const now = Date.now();
+    const refused = this.#refusal(addrKey, now);
+    if (refused !== undefined) {
+      // Closed at once, before any allocation for the connection.
       try {
         conn.close();
       } catch { /* gone */ }
+      this.#logRefusal(addrKey, refused, now);
       return;
     }
+    let bucket = this.#handshakeBuckets.get(addrKey);
+    if (!bucket) {
+      bucket = newBucket(limits.handshakes_per_address_burst, now);
+      this.#handshakeBuckets.set(addrKey, bucket);
+    }
+    takeToken(
+      bucket,
+      limits.handshakes_per_address_burst,
+      limits.handshakes_per_address_per_second,
+      now,
+    );
     try {
       conn.setNoDelay(true);
     } catch { /* not fatal */ }
-    const c = new Connection(this.#nextId++, addr, conn, Date.now(), this);
+    const c = new Connection(this.#nextId++, addr, addrKey, conn, now);
     this.#connections.add(c);
-    this.#perAddress.set(addr, fromAddr + 1);
+    this.#perAddress.set(addrKey, (this.#perAddress.get(addrKey) ?? 0) + 1);
     this.#o.logger.info("connection opened", { conn: c.id, addr: `${addr}:${remote.port}` });
     const task = this.#serve(c).finally(() => this.#tasks.delete(task));
     this.#tasks.add(task);
   }
 
-  #traceHandshake(c: Connection): ((e: HandshakeTrace) => void) | undefined {
-    if (!this.#o.trace) return undefined;
-    return (e) => {
-      const fields: Record<string, string | number | boolean> = { conn: c.id };
-      for (const [k, v] of Object.entries(e)) {
-        fields[k] = v instanceof Uint8Array
-          ? `${v.length} bytes ${toHex(v.subarray(0, 8))}…`
-          : typeof v === "object"
-          ? JSON.stringify(v)
-          : v;
-      }
-      this.#o.logger.info("trace handshake", fields);
-    };
+  /** Logs a refused connection, at most once per address key and reason per interval. */
+  #logRefusal(addrKey: string, reason: string, now: number): void {
+    const key = `${addrKey}\0${reason}`;
+    const last = this.#refusalsLogged.get(key);
+    if (last !== undefined && now - last < REFUSAL_LOG_INTERVAL_MS) return;
+    this.#refusalsLogged.set(key, now);
+    this.#o.logger.warn("connection refused", { addr: addrKey, reason });
+  }
+
+  #traceHandshake(c: Connection, e: HandshakeTrace): void {
+    const fields: Record<string, string | number | boolean> = { conn: c.id };
+    for (const [k, v] of Object.entries(e)) {
+      fields[k] = v instanceof Uint8Array
+        ? `${v.length} bytes ${toHex(v.subarray(0, 8))}…`
+        : typeof v === "object"
+        ? JSON.stringify(v)
+        : v;
+    }
+    this.#o.logger.info("trace handshake", fields);
   }
 
   #traceRecord(c: Connection): ((e: RecordTrace) => void) | undefined {
@@ -202,12 +286,18 @@ export class Server {
 
   async #serve(c: Connection): Promise<void> {
     let reason = "closed by peer";
+    const session = String(c.id);
     try {
+      this.#handshaking++;
       const result = await serverHandshake(c.conn, {
         identity: this.#o.identity,
-        trace: this.#traceHandshake(c),
         recordTrace: this.#traceRecord(c),
-      });
+        respond: (hello) =>
+          this.#pool.respond(hello)?.then(({ outcome, trace }) => {
+            for (const step of trace) this.#traceHandshake(c, step);
+            return outcome;
+          }),
+      }).finally(() => this.#handshaking--);
       if (result === null) {
         reason = "closed before handshake";
         return;
@@ -217,8 +307,12 @@ export class Server {
       c.phase = "open";
       c.lastActivity = Date.now();
       this.#o.logger.info("handshake done", { conn: c.id, group: result.group.name });
-      await this.#readLoop(c, result.session);
+      this.core.open(session, c.addr, c.addrKey, c);
+      await this.#readLoop(c, session, result.session);
     } catch (err) {
+      if (err instanceof HandshakeError && err.code === "server_fault") {
+        this.#o.logger.error("handshake failed on our side", { conn: c.id, error: err.message });
+      }
       reason = err instanceof HandshakeError
         ? `handshake refused: ${err.code}`
         : err instanceof RecordError
@@ -229,61 +323,32 @@ export class Server {
     } finally {
       c.close(c.closeReason || reason);
       c.session?.dispose();
-      this.chat.disconnected(c);
+      const user = this.core.state.sessions.get(session)?.user;
+      this.core.close(session);
       this.#connections.delete(c);
-      const n = (this.#perAddress.get(c.addr) ?? 1) - 1;
-      if (n <= 0) this.#perAddress.delete(c.addr);
-      else this.#perAddress.set(c.addr, n);
+      const n = (this.#perAddress.get(c.addrKey) ?? 1) - 1;
+      if (n <= 0) this.#perAddress.delete(c.addrKey);
+      else this.#perAddress.set(c.addrKey, n);
       this.#o.logger.info("connection closed", {
         conn: c.id,
         addr: c.addr,
-        user: c.user,
+        user,
         reason: c.closeReason,
       });
     }
   }
 
-  async #readLoop(c: Connection, session: SecureSession): Promise<void> {
+  async #readLoop(c: Connection, session: string, secure: SecureSession): Promise<void> {
     while (c.phase === "open") {
-      const plaintext = await session.receive();
+      const plaintext = await secure.receive();
       if (plaintext === null) return;
       c.lastActivity = Date.now();
-      const parsed = parseClientMessage(plaintext);
-      if (!parsed.ok) {
-        if (parsed.request === "DAK") continue; // DAK gets no response, even when malformed
-        // A well-formed request that needs a login hears that first; a malformed one stays
-        // bad_request (§4), as does anything whose id could not be read.
-        const refusal = parsed.error.error !== "bad_request" && parsed.request !== undefined &&
-            needsLogin(parsed.request) && c.user === undefined
-          ? { ...parsed.error, error: "not_authenticated" as const, message: "log in first" }
-          : parsed.error;
-        c.send(refusal);
-        continue;
-      }
-      const message = parsed.value;
-      if (needsLogin(message.code) && c.user === undefined) {
-        if (message.code !== "DAK") {
-          c.send({
-            code: "ERR",
-            id: message.id,
-            error: "not_authenticated",
-            message: "log in first",
-          });
-        }
-        continue;
-      }
       try {
-        this.chat.handle(c, message);
+        this.core.receive(session, parseClientMessage(plaintext));
       } catch (err) {
-        // A bug in a handler must not take the connection loop (or the server) down.
-        this.#o.logger.error("request failed", {
-          conn: c.id,
-          code: message.code,
-          error: String(err),
-        });
-        if (message.code !== "DAK") {
-          c.send({ code: "ERR", id: message.id, error: "internal", message: "internal error" });
-        }
+        // A bug in the request logic must not take the connection loop (or the server) down.
+        this.#o.logger.error("request failed", { conn: c.id, error: String(err) });
+        c.close("internal error");
       }
     }
   }
@@ -298,7 +363,28 @@ export class Server {
         c.bye("idle");
       }
     }
-    if (++this.#sweeps % THROTTLE_SWEEP_EVERY === 0) this.chat.sweep();
+    this.core.tick();
+    if (++this.#sweeps % THROTTLE_SWEEP_EVERY === 0) {
+      this.core.sweep();
+      const limits = this.#o.limits;
+      for (const [key, bucket] of this.#handshakeBuckets) {
+        const full = bucketTokens(
+          bucket,
+          limits.handshakes_per_address_burst,
+          limits.handshakes_per_address_per_second,
+          now,
+        ) >= limits.handshakes_per_address_burst;
+        if (full) this.#handshakeBuckets.delete(key);
+      }
+      for (const [key, at] of this.#refusalsLogged) {
+        if (now - at >= REFUSAL_LOG_INTERVAL_MS) this.#refusalsLogged.delete(key);
+      }
+    }
+  }
+
+  /** ClientHellos being answered now (for tests and metrics). */
+  get handshakesInFlight(): number {
+    return this.#pool.inFlight;
   }
 
   /**
@@ -317,6 +403,7 @@ export class Server {
       else c.close("shutdown");
     }
     while (this.#tasks.size > 0) await Promise.allSettled([...this.#tasks]);
+    this.#pool.close();
     clearInterval(this.#sweeper);
   }
 }

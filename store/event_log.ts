@@ -41,8 +41,11 @@ export interface OpenOptions {
   repair?: boolean;
   /** Called as replay reads the file (every few MiB, and at the end). */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
-  /** Called with each replayed event, after it is applied to the state. */
-  onEvent?: (event: Event, offset: number) => void;
+  /**
+   * Called with each replayed event, after it is applied to the state (which it may read, not
+   * change); throwing stops the replay and the open.
+   */
+  onEvent?: (event: Event, offset: number, state: State) => void;
   /** Clock for backup names; default `Date.now`. */
   now?: () => number;
   /** Checksum salt of a log this call creates (see record_format.ts); default random. */
@@ -150,7 +153,7 @@ export async function openEventLog(path: string, options: OpenOptions = {}): Pro
     const onEvent = options.onEvent;
     const apply = (event: Event, offset: number) => {
       evolve(state, event);
-      onEvent?.(event, offset);
+      onEvent?.(event, offset, state);
     };
     const scan = await scanRecords(file, size, salt, apply, options.onProgress);
     if (scan.damage) {

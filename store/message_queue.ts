@@ -7,6 +7,8 @@ export interface QueuedMessage {
   to: string;
   text: string;
   ts: number;
+  /** UTF-8 bytes of `text`: what the queue quotas count (see `utf8Bytes`). */
+  bytes: number;
 }
 
 /** Cleared slots tolerated before the array is rebased (a memory bound, amortised O(1)). */
@@ -23,6 +25,7 @@ export class MessageQueue {
   #slots: (QueuedMessage | undefined)[] = [];
   #head = 0; // first slot that may be occupied
   #size = 0;
+  #bytes = 0;
   #index: Map<string, number> | undefined;
   #duplicates = false; // some msg was queued twice: the index then needs care on removal
 
@@ -31,22 +34,30 @@ export class MessageQueue {
     return this.#size;
   }
 
+  /** UTF-8 bytes of the texts queued. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
   /** Queues `message` last. A msg already queued (never written by the server) is kept twice. */
   push(message: QueuedMessage): void {
     this.#slots.push(message);
     this.#size++;
+    this.#bytes += message.bytes;
     if (!this.#index) return;
     if (this.#index.has(message.msg)) this.#duplicates = true;
     else this.#index.set(message.msg, this.#slots.length - 1);
   }
 
-  /** Removes the oldest message with id `msg`; false if none is queued. */
-  remove(msg: string): boolean {
+  /** Removes the oldest message with id `msg` and returns it; undefined if none is queued. */
+  remove(msg: string): QueuedMessage | undefined {
     const slots = this.#slots;
     const slot = this.#find(msg);
-    if (slot === undefined) return false;
+    if (slot === undefined) return undefined;
+    const removed = slots[slot]!;
     slots[slot] = undefined;
     this.#size--;
+    this.#bytes -= removed.bytes;
     if (this.#index) {
       this.#index.delete(msg);
       // Only a queue holding a msg twice has another slot to point at now.
@@ -69,7 +80,7 @@ export class MessageQueue {
       this.#head = 0;
       this.#index = undefined; // slot numbers moved; rebuilt on next need
     }
-    return true;
+    return removed;
   }
 
   /** The queued message with id `msg`, if any. */

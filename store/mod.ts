@@ -33,6 +33,7 @@ export {
   type State,
   type StateSnapshot,
   type User,
+  utf8Bytes,
 } from "./projection.ts";
 export {
   decodeHeader,

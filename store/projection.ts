@@ -24,13 +24,24 @@ export interface State {
   queues: Map<string, MessageQueue>;
   /** sender → its last CID_MEMORY cids and their first ACKs; a sender without cids has no entry. */
   cids: Map<string, CidMemory>;
+  /** UTF-8 bytes of every undelivered text: what `max_queued_bytes_total` bounds. */
+  queuedBytes: number;
+  /** sender → UTF-8 bytes of its undelivered texts; a sender with none has no entry. */
+  outstanding: Map<string, number>;
   /** Events in the history this state summarises (compaction preserves it). */
   events: number;
 }
 
 /** The state before any event. */
 export function initialState(): State {
-  return { users: new Map(), queues: new Map(), cids: new Map(), events: 0 };
+  return {
+    users: new Map(),
+    queues: new Map(),
+    cids: new Map(),
+    queuedBytes: 0,
+    outstanding: new Map(),
+    events: 0,
+  };
 }
 
 /**
@@ -65,13 +76,22 @@ export function evolve(state: State, event: Event): State {
       const { msg, from, to, text, ts } = event;
       let queue = state.queues.get(to);
       if (!queue) state.queues.set(to, queue = new MessageQueue());
-      queue.push({ msg, from, to, text, ts });
+      const bytes = utf8Bytes(text);
+      queue.push({ msg, from, to, text, ts, bytes });
+      state.queuedBytes += bytes;
+      state.outstanding.set(from, (state.outstanding.get(from) ?? 0) + bytes);
       if (event.cid !== undefined) remember(state, from, event.cid, msg, ts);
       break;
     }
     case "message_delivered": {
       const queue = state.queues.get(event.user);
-      if (queue?.remove(event.msg) && queue.size === 0) state.queues.delete(event.user);
+      const removed = queue?.remove(event.msg);
+      if (removed === undefined) break;
+      if (queue!.size === 0) state.queues.delete(event.user);
+      state.queuedBytes -= removed.bytes;
+      const left = state.outstanding.get(removed.from)! - removed.bytes;
+      if (left > 0) state.outstanding.set(removed.from, left);
+      else state.outstanding.delete(removed.from);
       break;
     }
     case "cid_remembered":
@@ -88,6 +108,26 @@ export function evolve(state: State, event: Event): State {
   }
   state.events++;
   return state;
+}
+
+/**
+ * UTF-8 bytes of `s`, without encoding it (texts in events are already known to be UTF-8).
+ * The units below 0x80 are counted in a tight first loop: most chat text is ASCII.
+ */
+export function utf8Bytes(s: string): number {
+  let i = 0;
+  while (i < s.length && s.charCodeAt(i) < 0x80) i++;
+  let bytes = i;
+  for (; i < s.length; i++) {
+    const unit = s.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff) {
+      bytes += 4; // a surrogate pair: one 4-byte sequence
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 function remember(state: State, from: string, cid: string, msg: string, ts: number): void {
@@ -118,6 +158,8 @@ export interface StateSnapshot {
   users: [string, User][];
   queues: [string, QueuedMessage[]][];
   cids: [string, [string, RememberedCid][]][];
+  queuedBytes: number;
+  outstanding: [string, number][];
   events: number;
 }
 
@@ -130,6 +172,8 @@ export function snapshot(state: State): StateSnapshot {
     users: [...state.users].map(([name, user]) => [name, { ...user }]),
     queues: [...state.queues].map(([to, queue]) => [to, [...queue].map((m) => ({ ...m }))]),
     cids: [...state.cids].map(([from, memory]) => [from, [...memory]]),
+    queuedBytes: state.queuedBytes,
+    outstanding: [...state.outstanding].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0),
     events: state.events,
   };
 }

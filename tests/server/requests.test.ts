@@ -194,7 +194,10 @@ Deno.test("a DAK sent twice before it is written is logged once", async () => {
     bob.dak(dlv.msg);
     bob.dak(dlv.msg);
     await bob.request({ code: "PNG" }); // both DAKs taken in
-    await until(() => (t.server.chat.state.queues.get("bob")?.size ?? 0) === 0, "the DAK to land");
+    await until(
+      () => (t.server.core.state.log.queues.get("bob")?.size ?? 0) === 0,
+      "the DAK to land",
+    );
     bob.dak(dlv.msg); // after it landed: nothing queued, nothing written
     await bob.request({ code: "PNG" });
   } finally {
@@ -233,7 +236,7 @@ Deno.test("a MSG retried with the same cid is stored once and gets the first ACK
     );
     await bob.push("DLV", (m) => m.text === "twice");
     assert.equal(bob.pushes.filter((m) => m.code === "DLV" && m.text === "once").length, 1);
-    assert.equal(t.server.chat.state.queues.get("bob")?.size, 2);
+    assert.equal(t.server.core.state.log.queues.get("bob")?.size, 2);
   } finally {
     await Promise.all([alice.close(), bob.close()]);
     await t.dispose();
@@ -248,7 +251,7 @@ Deno.test("a second login of the same user ends the first session with BYE logge
     assert.deepEqual(await first.push("BYE"), { code: "BYE", reason: "logged_in_elsewhere" });
     await first.waitClosed();
     assert.equal((await second.request({ code: "PNG" })).code, "ACK");
-    assert.equal(t.server.chat.online.get("alice") !== undefined, true);
+    assert.equal(t.server.core.state.online.get("alice") !== undefined, true);
     await second.close();
   } finally {
     await first.close();
@@ -261,7 +264,7 @@ Deno.test("LGO logs out: the user goes offline and requests need a login again",
   const alice = await loggedIn(t.port, "alice");
   try {
     assert.deepEqual(await alice.request({ code: "LGO" }), { code: "ACK", id: 3, request: "LGO" });
-    assert.equal(t.server.chat.online.has("alice"), false);
+    assert.equal(t.server.core.state.online.has("alice"), false);
     const r = await alice.request({ code: "GUL" });
     assert.equal(r.code === "ERR" && r.error, "not_authenticated");
   } finally {
