@@ -1,6 +1,7 @@
 // `deno task events`: prints the event log for people, or as JSON lines, never showing a
 // password hash in full. Reads without locking, so it works beside a running server.
 
+import { escapeUnsafe } from "./logger.ts";
 import { progressOnStderr } from "./progress.ts";
 import { parseArgs } from "node:util";
 import {
@@ -49,38 +50,6 @@ export function redactEvent(event: Event): Event {
     default:
       return event;
   }
-}
-
-/**
- * Whether a UTF-16 unit is one a terminal may act on (C0/C1 controls such as ESC and CSI,
- * DEL) or that reorders or hides text (bidirectional and zero-width formatting, line and
- * paragraph separators, a lone surrogate). Message texts are written by users, so these
- * are shown escaped, never raw.
- */
-function isUnsafe(code: number): boolean {
-  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || (code >= 0x200b && code <= 0x200f) ||
-    (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x2069) ||
-    code === 0xfeff || (code >= 0xd800 && code <= 0xdfff);
-}
-
-/** `text` with every unsafe unit as a \uXXXX escape (valid inside JSON strings too). */
-export function escapeUnsafe(text: string): string {
-  let out = "";
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        i++; // a surrogate pair: an astral character such as an emoji, shown as it is
-        continue;
-      }
-    }
-    if (!isUnsafe(code)) continue;
-    out += text.slice(start, i) + "\\u" + code.toString(16).padStart(4, "0");
-    start = i + 1;
-  }
-  return start === 0 ? text : out + text.slice(start);
 }
 
 /** A field value for the text format: bare if plain printable ASCII, else quoted and escaped. */

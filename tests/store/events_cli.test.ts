@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Event, openEventLog } from "../../store/mod.ts";
-import { escapeUnsafe, formatEvent, redactHash } from "../../server/events.ts";
+import { formatEvent, redactHash } from "../../server/events.ts";
 import { everyEventType, fakeHash, message, withTempDir } from "./_helpers.ts";
 
 const CLI = new URL("../../server/events.ts", import.meta.url).pathname;
@@ -188,10 +188,4 @@ Deno.test("formatEvent() quotes only values that need it", () => {
     formatEvent({ type: "log_compacted", ts: 0, events: 7 }),
     "1970-01-01T00:00:00.000Z  log_compacted  events=7",
   );
-});
-
-Deno.test("escapeUnsafe() escapes lone surrogates but keeps pairs", () => {
-  assert.equal(escapeUnsafe("a\ud800b"), "a\\ud800b");
-  assert.equal(escapeUnsafe("🙂"), "🙂");
-  assert.equal(escapeUnsafe("plain"), "plain");
 });
