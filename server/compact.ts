@@ -3,23 +3,20 @@
 
 import { progressOnStderr } from "./progress.ts";
 import { parseArgs } from "node:util";
-import { compactLog, StoreCorruptError, StoreError } from "../store/mod.ts";
+import { compactLog, formatBytes, plural, StoreCorruptError, StoreError } from "../store/mod.ts";
 
 const USAGE = `Usage: deno task compact [--log PATH]
 
 Rewrites a Hybrid-Server event log keeping only what rebuilds the current state:
 users (latest password hash, last login), undelivered messages and each sender's
-recent cids. The new log replaces the old one atomically; the old one is kept
-beside it as PATH.bak-<time>. The server must be stopped: it holds the log's lock.
+recent cids, in time order. The new log replaces the old one atomically; the old
+one is kept beside it as PATH.<time>.bak, e.g. events.log.2026-12-03T10-15-00.123Z.bak
+(UTC). The server must be stopped: it holds the log's lock.
 
 Options:
   --log PATH   the event log (default ./events.log)
   -h, --help   show this help
 `;
-
-function megabytes(bytes: number): string {
-  return `${(bytes / 1e6).toFixed(1)} MB`;
-}
 
 /** Runs the CLI; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
@@ -58,12 +55,14 @@ export async function main(args: string[]): Promise<number> {
     if (report.tornTail) {
       const { offset, bytes, reason } = report.tornTail;
       console.error(
-        `compact: cut a torn final record: ${bytes} bytes from offset ${offset} (${reason})`,
+        `compact: cut a torn final record: ${
+          plural(bytes, "byte")
+        } from offset ${offset} (${reason})`,
       );
     }
     console.log(
-      `compacted ${log}: ${report.eventsBefore} → ${report.eventsAfter} events, ` +
-        `${megabytes(report.bytesBefore)} → ${megabytes(report.bytesAfter)}, ` +
+      `compacted ${log}: ${report.eventsBefore} → ${plural(report.eventsAfter, "event")}, ` +
+        `${formatBytes(report.bytesBefore)} → ${formatBytes(report.bytesAfter)}, ` +
         `in ${Math.round(report.ms)} ms; the old log is kept as ${report.backupPath}`,
     );
     return 0;
@@ -75,6 +74,8 @@ export async function main(args: string[]): Promise<number> {
       if (e.code === "corrupt_record" || e.code === "bad_event") {
         console.error("compact: repair the log first (start the server with --repair)");
       }
+    } else if (e instanceof StoreError) {
+      console.error(`compact: ${e.message}`);
     } else {
       console.error(`compact: failed on ${log}: ${e instanceof Error ? e.message : e}`);
     }

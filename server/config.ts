@@ -134,7 +134,7 @@ Options (each also read from the environment variable shown):
                             native is OpenSSL 3's libcrypto over FFI (needs --allow-ffi, 3-6x
                             faster), portable is @noble + node:crypto; auto takes native if it loads
   --libcrypto PATH          libcrypto for the native engine (HYBRID_LIBCRYPTO, default the OS's)
-  --repair                  on mid-log corruption keep a backup and truncate at the first bad record
+  --repair                  on mid-log damage keep a backup, drop only the damaged bytes, keep the rest
   --max-connections N       connections in all (HYBRID_MAX_CONNECTIONS, default ${L.MAX_CONNECTIONS})
   --max-connections-per-address N
                             per source address (HYBRID_MAX_CONNECTIONS_PER_ADDRESS, default ${L.MAX_CONNECTIONS_PER_ADDRESS})

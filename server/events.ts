@@ -1,21 +1,30 @@
 // `deno task events`: prints the event log for people, or as JSON lines, never showing a
 // password hash in full. Reads without locking, so it works beside a running server.
 
+import { escapeUnsafe } from "./logger.ts";
 import { progressOnStderr } from "./progress.ts";
 import { parseArgs } from "node:util";
 import {
+  type DamagedRegion,
+  describeDamage,
   type Event,
   EVENT_TYPES,
   type EventType,
   isEventType,
+  plural,
   readEventLog,
   StoreCorruptError,
+  StoreError,
 } from "../store/mod.ts";
 
 const USAGE = `Usage: deno task events [--log PATH] [--type T] [--user U] [--tail N] [--json]
 
-Prints the events of a Hybrid-Server event log, oldest first. Password hashes are
-never shown in full. The log may be in use by a running server.
+Prints the events of a Hybrid-Server event log in the order they were written,
+which is oldest first (a compacted log starts with what compaction kept, also oldest
+first, then a log_compacted event). Password hashes are never shown in full. The log
+may be in use by a running server. A damaged log is shown too: every whole record,
+with a note on stderr, where the damage is, of each damaged region; the exit status
+is then 1.
 
 Options:
   --log PATH   the event log (default ./events.log)
@@ -49,38 +58,6 @@ export function redactEvent(event: Event): Event {
     default:
       return event;
   }
-}
-
-/**
- * Whether a UTF-16 unit is one a terminal may act on (C0/C1 controls such as ESC and CSI,
- * DEL) or that reorders or hides text (bidirectional and zero-width formatting, line and
- * paragraph separators, a lone surrogate). Message texts are written by users, so these
- * are shown escaped, never raw.
- */
-function isUnsafe(code: number): boolean {
-  return code < 0x20 || (code >= 0x7f && code <= 0x9f) || (code >= 0x200b && code <= 0x200f) ||
-    (code >= 0x2028 && code <= 0x202e) || (code >= 0x2060 && code <= 0x2069) ||
-    code === 0xfeff || (code >= 0xd800 && code <= 0xdfff);
-}
-
-/** `text` with every unsafe unit as a \uXXXX escape (valid inside JSON strings too). */
-export function escapeUnsafe(text: string): string {
-  let out = "";
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code >= 0xd800 && code <= 0xdbff) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        i++; // a surrogate pair: an astral character such as an emoji, shown as it is
-        continue;
-      }
-    }
-    if (!isUnsafe(code)) continue;
-    out += text.slice(start, i) + "\\u" + code.toString(16).padStart(4, "0");
-    start = i + 1;
-  }
-  return start === 0 ? text : out + text.slice(start);
 }
 
 /** A field value for the text format: bare if plain printable ASCII, else quoted and escaped. */
@@ -237,9 +214,16 @@ export async function main(args: string[]): Promise<number> {
     };
   // Progress would tangle with events streaming to the same terminal; there, they are the progress.
   const showProgress = tail !== undefined || !Deno.stdout.isTerminal();
+  // A note on damage comes where it is met, after the events before it (with --tail, before
+  // the events it prints at the end).
+  const onDamage = (region: DamagedRegion) => {
+    out.flush();
+    console.error(`events: damaged: ${describeDamage(region)}`);
+  };
   try {
     const report = await readEventLog(options.log, {
       onEvent,
+      onDamage,
       onProgress: showProgress ? progressOnStderr(options.log) : undefined,
     });
     if (tail !== undefined) { for (const event of last.slice(-tail)) out.line(format(event)); }
@@ -247,8 +231,21 @@ export async function main(args: string[]): Promise<number> {
     if (report.tornTail) {
       const { offset, bytes, reason } = report.tornTail;
       console.error(
-        `events: note: the last ${bytes} bytes, from offset ${offset}, are not a whole record (${reason}); a crash cut a write short, or a server is writing now`,
+        `events: note: from offset ${offset} to the end (${
+          plural(bytes, "byte")
+        }) is not a whole record (${reason}); a crash cut a write short, or a server is writing now`,
       );
+    }
+    if (report.damaged.length > 0) {
+      const bytes = report.damaged.reduce((sum, region) => sum + region.bytes, 0);
+      console.error(
+        `events: ${options.log} is damaged: ${plural(bytes, "byte")} in ${
+          plural(report.damaged.length, "region")
+        } could not be read; every whole record around them was shown (${
+          plural(report.events, "event")
+        } in all). Starting the server with --repair keeps a backup and drops only those bytes.`,
+      );
+      return 1;
     }
     return 0;
   } catch (e) {
@@ -260,7 +257,7 @@ export async function main(args: string[]): Promise<number> {
     }
     if (e instanceof Deno.errors.NotFound) {
       console.error(`events: no event log at ${options.log} (use --log PATH)`);
-    } else if (e instanceof StoreCorruptError) {
+    } else if (e instanceof StoreCorruptError || e instanceof StoreError) {
       console.error(`events: ${e.message}`);
     } else {
       console.error(`events: cannot read ${options.log}: ${e instanceof Error ? e.message : e}`);

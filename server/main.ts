@@ -95,9 +95,16 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof ReplayTooLarge) fail(err.message);
     if (err instanceof StoreCorruptError) {
-      fail(
-        `${err.message}\nRun again with --repair to keep a backup and truncate at the first bad record.`,
-      );
+      // Advice that fits the case: repair helps only damaged records, and is not offered twice.
+      const advice = err.code === "bad_header"
+        ? "Nothing was changed. Check that --log names the server's event log; --repair " +
+          "cannot help, as without a valid header no record can be checked."
+        : err.code === "unsupported_version"
+        ? "Nothing was changed. Run the version of the server that wrote this log."
+        : config.repair
+        ? "Nothing was changed."
+        : "Nothing was changed. Run again with --repair to do that.";
+      fail(`${err.message}\n${advice}`);
     }
     if (err instanceof StoreError) fail(err.message);
     throw err;
@@ -111,12 +118,18 @@ async function main(): Promise<void> {
     });
   }
   if (report.repaired) {
-    logger.warn("log repaired", {
-      offset: report.repaired.offset,
-      bytes: report.repaired.bytes,
-      reason: report.repaired.reason,
-      backup: report.repaired.backupPath,
-    });
+    const { dropped, bytes, backupPath } = report.repaired;
+    for (const region of dropped) {
+      logger.warn("log repaired: damaged bytes dropped", {
+        offset: region.offset,
+        bytes: region.bytes,
+        reason: region.reason,
+      });
+    }
+    logger.warn("log repaired", { regions: dropped.length, bytes, backup: backupPath });
+  }
+  for (const dir of report.createdDirectories ?? []) {
+    logger.info("directory created", { path: dir, mode: "0700" });
   }
   let queued = 0;
   for (const q of state.queues.values()) queued += q.size;

@@ -1,9 +1,12 @@
-// Reads a log front to back in large chunks, handing each event on, and classifies the
-// first bad record: a torn tail (nothing whole follows it) or corruption (something does).
+// Reads a log front to back in large chunks, handing each event on. A bad record is not the
+// end: the scan resynchronises on the next record whose length and salted checksum hold and
+// carries on, so it sees every whole record, the damaged regions between them, and a torn
+// tail (bytes at the end that no whole record follows).
 
 import { readAt, readFully } from "./_file_io.ts";
-import { StoreCorruptError } from "./errors.ts";
+import { type DamagedRegion, StoreCorruptError } from "./errors.ts";
 import type { Event } from "./events.ts";
+import { plural } from "./progress.ts";
 import {
   decodeHeader,
   decodeRecord,
@@ -27,8 +30,15 @@ export const CHUNK_BYTES = 8 << 20;
 /** What the start of a file holds: nothing, a header cut short by a crash, or a header. */
 export type HeaderState = { kind: "empty" } | { kind: "torn" } | { kind: "ok"; salt: number };
 
-/** Reads the header of a file of `size` bytes; throws StoreCorruptError if it is not one. */
-export async function inspectHeader(file: Deno.FsFile, size: number): Promise<HeaderState> {
+/**
+ * Reads the header of the file at `path` of `size` bytes; throws StoreCorruptError, naming
+ * `path`, if it is not one.
+ */
+export async function inspectHeader(
+  file: Deno.FsFile,
+  size: number,
+  path: string,
+): Promise<HeaderState> {
   if (size === 0) return { kind: "empty" };
   const bytes = new Uint8Array(Math.min(size, HEADER_BYTES));
   const n = await readAt(file, bytes, 0);
@@ -37,50 +47,61 @@ export async function inspectHeader(file: Deno.FsFile, size: number): Promise<He
     throw new StoreCorruptError(
       "bad_header",
       0,
-      `file is not an event log: ${n} bytes, shorter than a header`,
+      `${path} is not an event log: ${plural(n, "byte")}, shorter than a header, ` +
+        `and not the start of one`,
     );
   }
-  return { kind: "ok", salt: decodeHeader(bytes).salt };
+  try {
+    return { kind: "ok", salt: decodeHeader(bytes).salt };
+  } catch (e) {
+    if (!(e instanceof StoreCorruptError)) throw e;
+    const message = e.code === "bad_header"
+      ? `${path} is not an event log: its first ${HEADER_BYTES} bytes are not an event-log ` +
+        `header (bad magic or header checksum)`
+      : `${path}: ${e.message}`;
+    throw new StoreCorruptError(e.code, 0, message, { cause: e });
+  }
 }
 
-/** The first bad record of a log. */
-export interface Damage {
-  /**
-   * `torn`: no whole record follows (a write cut short by a crash); `corrupt`: whole records
-   * follow it; `bad_event`: the record is whole but does not hold a valid event.
-   */
-  kind: "torn" | "corrupt" | "bad_event";
-  /** Offset of the bad record. */
+/** Bytes at the end of a log that no whole record follows: a write cut short by a crash. */
+export interface TornTail {
   offset: number;
-  /** What is wrong with it, for people. */
+  bytes: number;
   reason: string;
-  /** For `corrupt`: offset of the first whole record after it. */
-  nextRecord?: number;
-  /** For `bad_event`: the decoding error. */
-  cause?: unknown;
 }
 
 /** The outcome of a scan. */
 export interface ScanResult {
-  /** Offset just past the last good record. */
-  end: number;
   /** Good records seen. */
   records: number;
-  damage?: Damage;
+  /** Damaged regions before the tail, in file order. */
+  damaged: DamagedRegion[];
+  tornTail?: TornTail;
+}
+
+/** Callbacks of `scanRecords`, all in file order. */
+export interface ScanCallbacks {
+  onEvent: (event: Event, offset: number) => void;
+  onDamage?: (region: DamagedRegion) => void;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
 /**
  * Decodes every record after the header of a file of `size` bytes whose header has `salt`,
- * calling `onEvent` for each in order, until the end or the first bad record.
+ * calling `onEvent` for each good one and `onDamage` for each damaged region, in order.
  */
 export async function scanRecords(
   file: Deno.FsFile,
   size: number,
   salt: number,
-  onEvent: (event: Event, offset: number) => void,
-  onProgress?: (bytesDone: number, bytesTotal: number) => void,
+  { onEvent, onDamage, onProgress }: ScanCallbacks,
 ): Promise<ScanResult> {
   const buffer = new Uint8Array(CHUNK_BYTES);
+  const damaged: DamagedRegion[] = [];
+  const damage = (region: DamagedRegion) => {
+    damaged.push(region);
+    onDamage?.(region);
+  };
   let base = HEADER_BYTES; // file offset of buffer[0]
   let filled = 0;
   let records = 0;
@@ -94,6 +115,7 @@ export async function scanRecords(
     const atEnd = base + filled >= end;
     onProgress?.(base + filled, end);
     let pos = 0;
+    let resumeAt: number | undefined;
     for (;;) {
       const total = recordAt(buffer, pos, filled, salt);
       if (total > 0) {
@@ -102,11 +124,9 @@ export async function scanRecords(
           event = decodeRecord(buffer, pos, total);
         } catch (cause) {
           const reason = `record of ${total} bytes holds no valid event: ${String(cause)}`;
-          return {
-            end: base + pos,
-            records,
-            damage: { kind: "bad_event", offset: base + pos, reason, cause },
-          };
+          damage({ kind: "bad_event", offset: base + pos, bytes: total, reason, cause });
+          pos += total;
+          continue;
         }
         onEvent(event, base + pos);
         records++;
@@ -114,14 +134,22 @@ export async function scanRecords(
         continue;
       }
       if (total === RECORD_INCOMPLETE && !atEnd) break; // refill
-      if (total === RECORD_INCOMPLETE && pos === filled) return { end: base + pos, records };
+      if (total === RECORD_INCOMPLETE && pos === filled) return { records, damaged };
       const offset = base + pos;
       const reason = describeBadRecord(buffer, pos, filled, total);
-      const nextRecord = await findRecord(file, offset + 1, end, salt);
-      const damage: Damage = nextRecord === undefined
-        ? { kind: "torn", offset, reason }
-        : { kind: "corrupt", offset, reason, nextRecord };
-      return { end: offset, records, damage };
+      // The buffer's contents are spent: findRecord reads into it, and reading resumes after.
+      resumeAt = await findRecord(file, offset + 1, end, salt, buffer);
+      if (resumeAt === undefined) {
+        return { records, damaged, tornTail: { offset, bytes: end - offset, reason } };
+      }
+      damage({ kind: "corrupt", offset, bytes: resumeAt - offset, reason });
+      break;
+    }
+    if (resumeAt !== undefined) {
+      base = resumeAt;
+      filled = 0;
+      await file.seek(base, Deno.SeekMode.Start);
+      continue;
     }
     buffer.copyWithin(0, pos, filled);
     base += pos;
@@ -132,7 +160,7 @@ export async function scanRecords(
 function describeBadRecord(buffer: Uint8Array, pos: number, end: number, status: number): string {
   const available = end - pos;
   if (available < RECORD_HEADER_BYTES) {
-    return `${available} bytes at the end of the file, too short for a record header`;
+    return `${plural(available, "byte")} at the end of the file, too short for a record header`;
   }
   const length = new DataView(buffer.buffer, buffer.byteOffset + pos + 4, 4).getUint32(0);
   switch (status) {
@@ -142,19 +170,22 @@ function describeBadRecord(buffer: Uint8Array, pos: number, end: number, status:
       return `checksum mismatch in a record of ${length} bytes`;
     default:
       return `record of ${length} bytes runs past the end of the file (${
-        available - RECORD_HEADER_BYTES
-      } bytes left)`;
+        plural(available - RECORD_HEADER_BYTES, "byte")
+      } left)`;
   }
 }
 
-/** Offset of the first whole, checksum-valid record in `[from, size)`, if any. */
+/**
+ * Offset of the first whole, checksum-valid record in `[from, size)`, if any. `buffer`
+ * (default a fresh one of CHUNK_BYTES) is scratch space; its contents are overwritten.
+ */
 export async function findRecord(
   file: Deno.FsFile,
   from: number,
   size: number,
   salt: number,
+  buffer: Uint8Array = new Uint8Array(CHUNK_BYTES),
 ): Promise<number | undefined> {
-  const buffer = new Uint8Array(CHUNK_BYTES);
   let start = from;
   while (size - start >= RECORD_HEADER_BYTES + MIN_PAYLOAD_BYTES) {
     const want = Math.min(buffer.length, size - start);

@@ -1,10 +1,19 @@
 // The durable, append-only event log (issue #3): open with recovery and an exclusive lock,
 // group-committed appends that resolve once synced, and a read-only reader for tools.
 
-import { durableCopy, freshSibling, syncDirectoryOf, writeAll } from "./_file_io.ts";
-import { type Damage, inspectHeader, scanRecords } from "./_scan.ts";
-import { StoreCorruptError, StoreError } from "./errors.ts";
+import {
+  backupName,
+  copyRange,
+  keepAs,
+  makeParents,
+  removeIfPresent,
+  syncDirectoryOf,
+  writeAll,
+} from "./_file_io.ts";
+import { inspectHeader, scanRecords, type TornTail } from "./_scan.ts";
+import { type DamagedRegion, StoreCorruptError, StoreError } from "./errors.ts";
 import type { Event } from "./events.ts";
+import { plural } from "./progress.ts";
 import { evolve, initialState, type State } from "./projection.ts";
 import {
   decodeHeader,
@@ -12,6 +21,8 @@ import {
   encodeRecordTransient,
   HEADER_BYTES,
 } from "./record_format.ts";
+
+export type { TornTail } from "./_scan.ts";
 
 /**
  * `always`: an append resolves once its bytes are written and synced (`syncData`), the
@@ -32,12 +43,19 @@ const MAX_KEPT_BATCH_BUFFER = 1 << 20;
 export const DEFERRED_COMMIT_MS = 20;
 /** The log and its backups hold password hashes and messages: owner read/write only. */
 export const LOG_FILE_MODE = 0o600;
+/** Directories created for a log: owner only, for the same reason. */
+export const LOG_DIR_MODE = 0o700;
+/** Bytes copied per read and write while repair rewrites a log. */
+const REPAIR_COPY_BYTES = 1 << 20;
 
 /** Options of `openEventLog`. */
 export interface OpenOptions {
   /** Default `always`. */
   fsync?: FsyncMode;
-  /** Keep a backup copy, then truncate at the first bad record instead of refusing a corrupt log. */
+  /**
+   * Instead of refusing a log with damaged regions, keep the damaged file as a backup and
+   * replace it by a copy without them: every whole, valid record is kept.
+   */
   repair?: boolean;
   /** Called as replay reads the file (every few MiB, and at the end). */
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -57,6 +75,8 @@ export interface OpenReport {
   path: string;
   /** The file did not exist and was created. */
   created: boolean;
+  /** Directories created above the new file (mode 0700), outermost first. */
+  createdDirectories?: string[];
   /** Events replayed. */
   events: number;
   /** Size of the log after recovery. */
@@ -64,9 +84,13 @@ export interface OpenReport {
   /** Milliseconds spent opening and replaying. */
   ms: number;
   /** A torn final record (or header) was cut off: where, how many bytes, and why. */
-  tornTail?: { offset: number; bytes: number; reason: string };
-  /** `repair` truncated a corrupt log: where, how many bytes, why, and the backup's path. */
-  repaired?: { offset: number; bytes: number; reason: string; backupPath: string };
+  tornTail?: TornTail;
+  /**
+   * `repair` dropped damaged regions: each one (offsets in the damaged file), their total
+   * bytes, and the backup holding the damaged file as it was. A torn tail cut at the same
+   * time is reported in `tornTail`.
+   */
+  repaired?: { dropped: DamagedRegion[]; bytes: number; backupPath: string };
 }
 
 /** Counters of an open log, for tests and benchmarks. */
@@ -115,10 +139,11 @@ export interface OpenedLog {
 }
 
 /**
- * Opens (creating it, mode 0600, if missing) and locks the log at `path`, recovers it and
- * replays it into a fresh state. A torn final record is cut off and reported; damage before
- * the tail throws StoreCorruptError unless `repair` is set; a log open elsewhere (any
- * process, or another handle in this one) throws StoreError `locked`.
+ * Opens (creating it, mode 0600, and any missing directories above it, mode 0700) and locks
+ * the log at `path`, recovers it and replays it into a fresh state. A torn final record is
+ * cut off and reported. Damaged regions before the tail throw StoreCorruptError, listing
+ * them, unless `repair` is set. A log open elsewhere (any process, or another handle in this
+ * one) throws StoreError `locked`; a path that cannot hold a log, StoreError `bad_path`.
  */
 export async function openEventLog(path: string, options: OpenOptions = {}): Promise<OpenedLog> {
   const started = performance.now();
@@ -127,12 +152,12 @@ export async function openEventLog(path: string, options: OpenOptions = {}): Pro
     throw new TypeError(`fsync must be "always" or "off", got ${JSON.stringify(fsync)}`);
   }
   const now = options.now ?? Date.now;
-  const { file, created } = await openLocked(path);
+  let { file, created, createdDirectories } = await openLocked(path);
   try {
     let size = (await file.stat()).size;
     let tornTail: OpenReport["tornTail"];
     let repaired: OpenReport["repaired"];
-    const header = await inspectHeader(file, size);
+    const header = await inspectHeader(file, size, path);
     let salt: number;
     if (header.kind === "ok") {
       salt = header.salt;
@@ -151,25 +176,27 @@ export async function openEventLog(path: string, options: OpenOptions = {}): Pro
     }
     const state = initialState();
     const onEvent = options.onEvent;
-    const apply = (event: Event, offset: number) => {
-      evolve(state, event);
-      onEvent?.(event, offset, state);
-    };
-    const scan = await scanRecords(file, size, salt, apply, options.onProgress);
-    if (scan.damage) {
-      const { kind, offset, reason } = scan.damage;
-      const bytes = size - offset;
-      if (kind === "torn") {
-        tornTail = { offset, bytes, reason };
-      } else if (options.repair) {
-        const backupPath = await backUp(path, now());
-        repaired = { offset, bytes, reason, backupPath };
-      } else {
-        throw corruptError(path, scan.damage);
-      }
-      await file.truncate(offset);
+    const scan = await scanRecords(file, size, salt, {
+      onEvent(event, offset) {
+        evolve(state, event);
+        onEvent?.(event, offset, state);
+      },
+      onProgress: options.onProgress,
+    });
+    if (scan.tornTail) tornTail = scan.tornTail;
+    if (scan.damaged.length > 0) {
+      if (!options.repair) throw corruptError(path, scan.damaged, scan.tornTail, scan.records);
+      const end = scan.tornTail?.offset ?? size;
+      const rewritten = await rewriteWithout(path, file, scan.damaged, end, now());
+      file.close(); // the damaged file, now only the backup: its lock goes with it
+      file = rewritten.file;
+      size = rewritten.size;
+      const bytes = scan.damaged.reduce((sum, region) => sum + region.bytes, 0);
+      repaired = { dropped: scan.damaged, bytes, backupPath: rewritten.backupPath };
+    } else if (scan.tornTail) {
+      await file.truncate(scan.tornTail.offset);
       await file.syncData();
-      size = offset;
+      size = scan.tornTail.offset;
     }
     await file.seek(size, Deno.SeekMode.Start);
     const log = new FileEventLog(path, file, fsync, size, salt);
@@ -180,6 +207,7 @@ export async function openEventLog(path: string, options: OpenOptions = {}): Pro
       bytes: size,
       ms: performance.now() - started,
     };
+    if (createdDirectories.length > 0) report.createdDirectories = createdDirectories;
     if (tornTail) report.tornTail = tornTail;
     if (repaired) report.repaired = repaired;
     return { log, state, report };
@@ -189,10 +217,68 @@ export async function openEventLog(path: string, options: OpenOptions = {}): Pro
   }
 }
 
+/**
+ * Repair: writes the header and every whole record of the locked log `file` at `path` (its
+ * bytes before `end` less the `damaged` regions) to a new file, locked before anyone can
+ * see it; keeps the damaged file as a backup; renames the new one over `path`. At every
+ * instant `path` is the damaged log or the repaired one, never a mix; a repair that dies
+ * leaves at most `<path>.repair-tmp`, replaced by the next one. Returns the new file, open
+ * and locked, its size and the backup's path.
+ */
+async function rewriteWithout(
+  path: string,
+  file: Deno.FsFile,
+  damaged: readonly DamagedRegion[],
+  end: number,
+  now: number,
+): Promise<{ file: Deno.FsFile; size: number; backupPath: string }> {
+  const tmpPath = `${path}.repair-tmp`;
+  // We hold the log's lock, so a leftover temporary file is from a repair that died.
+  await removeIfPresent(tmpPath);
+  const fresh = await Deno.open(tmpPath, {
+    read: true,
+    write: true,
+    createNew: true,
+    mode: LOG_FILE_MODE,
+  });
+  let backupPath: string | undefined;
+  let renamed = false;
+  try {
+    if (!(await fresh.tryLock(true))) {
+      throw new StoreError("locked", `${tmpPath}, just created, is locked by another process`);
+    }
+    const buffer = new Uint8Array(REPAIR_COPY_BYTES);
+    let from = 0;
+    for (const region of damaged) {
+      await copyRange(file, fresh, from, region.offset, buffer);
+      from = region.offset + region.bytes;
+    }
+    await copyRange(file, fresh, from, end, buffer);
+    await fresh.syncData();
+    backupPath = await backupName(path, now);
+    await keepAs(path, backupPath, LOG_FILE_MODE);
+    await Deno.rename(tmpPath, path);
+    renamed = true;
+    await syncDirectoryOf(path);
+    const size = (await fresh.stat()).size;
+    return { file: fresh, size, backupPath };
+  } catch (e) {
+    fresh.close();
+    if (!renamed) {
+      // The damaged log is still in place and whole: leave nothing else behind.
+      await removeIfPresent(tmpPath).catch(() => {});
+      if (backupPath !== undefined) await removeIfPresent(backupPath).catch(() => {});
+    }
+    throw e;
+  }
+}
+
 /** Options of `readEventLog`. */
 export interface ReadOptions {
   /** Called with each event in log order. */
   onEvent: (event: Event, offset: number) => void;
+  /** Called with each damaged region, in log order among the events. */
+  onDamage?: (region: DamagedRegion) => void;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
@@ -202,72 +288,102 @@ export interface ReadReport {
   events: number;
   bytes: number;
   ms: number;
+  /** Damaged regions between whole records, skipped (the file is left as it is). */
+  damaged: DamagedRegion[];
   /** A torn final record that was skipped (the file is left as it is). */
-  tornTail?: { offset: number; bytes: number; reason: string };
+  tornTail?: TornTail;
 }
 
 /**
  * Reads the log at `path` without locking or changing it (a running server may hold it):
- * for tools. A torn tail is reported, not cut; damage before it throws StoreCorruptError.
+ * for tools. Every whole record is read; damaged regions between them and a torn tail are
+ * skipped and reported. Throws StoreCorruptError if the file is not an event log, StoreError
+ * `bad_path` if it is a directory, Deno.errors.NotFound if it does not exist.
  */
 export async function readEventLog(path: string, options: ReadOptions): Promise<ReadReport> {
   const started = performance.now();
   using file = await Deno.open(path, { read: true });
-  const size = (await file.stat()).size;
-  const report: ReadReport = { path, events: 0, bytes: size, ms: 0 };
-  const header = await inspectHeader(file, size);
+  const info = await file.stat();
+  if (info.isDirectory) {
+    throw new StoreError("bad_path", `${path} is a directory, not an event log`);
+  }
+  const size = info.size;
+  const report: ReadReport = { path, events: 0, bytes: size, ms: 0, damaged: [] };
+  const header = await inspectHeader(file, size, path);
   if (header.kind === "torn") {
     report.tornTail = { offset: 0, bytes: size, reason: "partial header" };
   } else if (header.kind === "ok") {
-    const scan = await scanRecords(file, size, header.salt, options.onEvent, options.onProgress);
+    const scan = await scanRecords(file, size, header.salt, options);
     report.events = scan.records;
-    if (scan.damage) {
-      if (scan.damage.kind !== "torn") throw corruptError(path, scan.damage);
-      const { offset, reason } = scan.damage;
-      report.tornTail = { offset, bytes: size - offset, reason };
-    }
+    report.damaged = scan.damaged;
+    if (scan.tornTail) report.tornTail = scan.tornTail;
   }
   report.ms = performance.now() - started;
   return report;
 }
 
-function corruptError(path: string, damage: Damage): StoreCorruptError {
-  const { kind, offset, reason, nextRecord, cause } = damage;
-  const what = kind === "corrupt"
-    ? `corrupt record at offset ${offset} of ${path} (${reason}), followed by whole records from offset ${nextRecord}`
-    : `record at offset ${offset} of ${path} holds no valid event (${reason})`;
-  return new StoreCorruptError(
-    kind === "corrupt" ? "corrupt_record" : "bad_event",
-    offset,
-    `${what}. Repairing keeps a backup copy, then truncates the log at offset ${offset}, dropping everything from there on.`,
-    cause === undefined ? undefined : { cause },
-  );
+/** Each damaged region in words: where, how long, why, and where whole records resume. */
+export function describeDamage(region: DamagedRegion): string {
+  const { kind, offset, bytes, reason } = region;
+  return kind === "corrupt"
+    ? `${plural(bytes, "byte")} at offset ${offset} hold no whole record (${reason}); ` +
+      `whole records resume at offset ${offset + bytes}`
+    : `the record of ${plural(bytes, "byte")} at offset ${offset} holds no valid event (${reason})`;
 }
 
-/** Copies the log to a fresh `<path>.bak-<now>` (mode 0600) and makes the copy durable. */
-async function backUp(path: string, now: number): Promise<string> {
-  const backupPath = await freshSibling(path, "bak", now);
-  await durableCopy(path, backupPath, LOG_FILE_MODE);
-  return backupPath;
+function corruptError(
+  path: string,
+  damaged: readonly DamagedRegion[],
+  tornTail: TornTail | undefined,
+  records: number,
+): StoreCorruptError {
+  const first = damaged[0]!;
+  const bytes = damaged.reduce((sum, region) => sum + region.bytes, 0);
+  const lines = damaged.map((region) => `  - ${describeDamage(region)}`);
+  if (tornTail) {
+    lines.push(
+      `  - and a torn tail: ${plural(tornTail.bytes, "byte")} at offset ${tornTail.offset} ` +
+        `(${tornTail.reason}), which opening cuts in any case`,
+    );
+  }
+  return new StoreCorruptError(
+    first.kind === "corrupt" ? "corrupt_record" : "bad_event",
+    first.offset,
+    `event log ${path} is damaged in ${plural(damaged.length, "region")}:\n${lines.join("\n")}\n` +
+      `Repairing keeps the damaged file as a backup, then drops ${plural(bytes, "byte")} ` +
+      `in ${plural(damaged.length, "region")} and keeps every whole record ` +
+      `(${plural(records, "event")}), those after the damage included.`,
+    first.cause === undefined ? undefined : { cause: first.cause },
+    damaged,
+  );
 }
 
 /** How often `openLocked` reopens when a compaction swapped the file under it. */
 const OPEN_ATTEMPTS = 5;
 
+/** What `openLocked` opened. */
+interface Locked {
+  file: Deno.FsFile;
+  created: boolean;
+  createdDirectories: string[];
+}
+
 /**
- * Opens or creates the file and takes its exclusive lock without waiting: `flock`, held per
- * open file, so a second handle is refused even in this process, and freed by the kernel
- * when a process dies, so no stale lock survives a crash.
+ * Opens or creates the file (and the directories above it) and takes its exclusive lock
+ * without waiting: `flock`, held per open file, so a second handle is refused even in this
+ * process, and freed by the kernel when a process dies, so no stale lock survives a crash.
  */
-async function openLocked(path: string): Promise<{ file: Deno.FsFile; created: boolean }> {
+async function openLocked(path: string): Promise<Locked> {
+  const createdDirectories: string[] = [];
   for (let attempt = 1;; attempt++) {
     let file: Deno.FsFile;
     let created = false;
     try {
       file = await Deno.open(path, { read: true, write: true });
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (!(e instanceof Deno.errors.NotFound)) throw badPath(path, e);
       try {
+        createdDirectories.push(...await makeParents(path, LOG_DIR_MODE));
         file = await Deno.open(path, {
           read: true,
           write: true,
@@ -277,7 +393,7 @@ async function openLocked(path: string): Promise<{ file: Deno.FsFile; created: b
         created = true;
       } catch (e2) {
         if (e2 instanceof Deno.errors.AlreadyExists && attempt < OPEN_ATTEMPTS) continue;
-        throw e2;
+        throw badPath(path, e2);
       }
     }
     try {
@@ -290,7 +406,9 @@ async function openLocked(path: string): Promise<{ file: Deno.FsFile; created: b
       // A compaction may have renamed a new log over `path` between our open and our lock;
       // holding the lock of the old file (now the backup) would be holding nothing.
       const [held, named] = await Promise.all([file.stat(), Deno.stat(path).catch(() => null)]);
-      if (named && held.ino === named.ino && held.dev === named.dev) return { file, created };
+      if (named && held.ino === named.ino && held.dev === named.dev) {
+        return { file, created, createdDirectories };
+      }
       if (attempt >= OPEN_ATTEMPTS) {
         throw new StoreError("locked", `event log ${path} keeps being replaced while opening it`);
       }
@@ -300,6 +418,21 @@ async function openLocked(path: string): Promise<{ file: Deno.FsFile; created: b
     }
     file.close();
   }
+}
+
+/** The file system's refusal to open or create the log at `path`, as StoreError `bad_path`. */
+function badPath(path: string, cause: unknown): unknown {
+  if (!(cause instanceof Error) || !Object.values(Deno.errors).some((t) => cause instanceof t)) {
+    return cause;
+  }
+  const why = cause instanceof Deno.errors.IsADirectory
+    ? "it is a directory; give the path of a file in it"
+    : cause instanceof Deno.errors.NotADirectory
+    ? "a component of the path is a file, not a directory"
+    : cause instanceof Deno.errors.PermissionDenied
+    ? "permission denied"
+    : cause.message;
+  return new StoreError("bad_path", `cannot open event log ${path}: ${why}`, { cause });
 }
 
 interface Pending {

@@ -51,8 +51,10 @@ export {
 } from "./record_format.ts";
 export {
   DEFERRED_COMMIT_MS,
+  describeDamage,
   type EventLog,
   type FsyncMode,
+  LOG_DIR_MODE,
   LOG_FILE_MODE,
   type LogStats,
   MAX_BATCH_BYTES,
@@ -63,14 +65,18 @@ export {
   readEventLog,
   type ReadOptions,
   type ReadReport,
+  type TornTail,
 } from "./event_log.ts";
 export {
+  canonicalSnapshot,
   compactionEvents,
   compactLog,
   type CompactOptions,
   type CompactReport,
 } from "./compact.ts";
 export {
+  formatBytes,
+  plural,
   PROGRESS_DELAY_MS,
   PROGRESS_INTERVAL_MS,
   PROGRESS_LINE_INTERVAL_MS,

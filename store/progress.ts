@@ -1,5 +1,6 @@
 // When and how to show replay progress (issue #3 §5): only for replays longer than a
-// second, throttled. The store prints nothing itself: the caller supplies `write`.
+// second, throttled; and sizes and counts worded for people. The store prints nothing
+// itself: the caller supplies `write`.
 
 /** Replays shorter than this show no progress at all. */
 export const PROGRESS_DELAY_MS = 1000;
@@ -27,7 +28,7 @@ export interface ProgressOptions {
 
 /**
  * An `onProgress` callback for `openEventLog` that writes an update such as
- * `replaying events.log: 42% (12.5 of 29.8 MB)` once the replay has run for `delayMs`,
+ * `replaying events.log: 42% (12.5 MiB of 29.8 MiB)` once the replay has run for `delayMs`,
  * then at most every `intervalMs`, and a last one at 100% if it wrote any before.
  */
 export function replayProgress(
@@ -53,10 +54,32 @@ export function replayProgress(
     }
     lastWrite = t;
     const percent = bytesTotal > 0 ? Math.floor((bytesDone / bytesTotal) * 100) : 100;
-    const mb = (n: number) => (n / 1e6).toFixed(1);
-    const line = `replaying ${options.label}: ${percent}% (${mb(bytesDone)} of ${
-      mb(bytesTotal)
-    } MB)`;
+    const line = `replaying ${options.label}: ${percent}% (${formatBytes(bytesDone)} of ${
+      formatBytes(bytesTotal)
+    })`;
     options.write(terminal ? `\r${line}\x1b[K${final ? "\n" : ""}` : `${line}\n`);
   };
+}
+
+/** `1 byte`, `2 bytes`: a count and its noun, singular only for exactly one. */
+export function plural(count: number, singular: string, pluralForm = `${singular}s`): string {
+  return `${count} ${count === 1 ? singular : pluralForm}`;
+}
+
+const BINARY_UNITS = ["KiB", "MiB", "GiB", "TiB"] as const;
+
+/**
+ * A size for people: exact bytes below 1 KiB (`1 byte`, `900 bytes`), else one decimal of
+ * the largest binary unit that keeps the figure at least 1 (`1.5 KiB`, `29.8 MiB`).
+ */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return plural(bytes, "byte");
+  let value = bytes / 1024;
+  let unit = 0;
+  // 1023.96 KiB would print as "1024.0 KiB": round first, then pick the unit.
+  while (Number(value.toFixed(1)) >= 1024 && unit < BINARY_UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${BINARY_UNITS[unit]}`;
 }

@@ -102,7 +102,7 @@ testEachEngine("the server answers each invalid share vector with ERR bad_hello"
     });
     const out = new ServerHandshake({ identity: testIdentity }).respond(hello);
     assert.equal(out.ok, false, v.why);
-    assert.equal(decodeHandshakeError(out.reply)?.code, "bad_hello", v.why);
+    assert.equal(decodeHandshakeError(out.reply!)?.code, "bad_hello", v.why);
   }
 });
 
@@ -126,14 +126,14 @@ testEachEngine(
     const wrongVersion = fromHex(v.client_hello);
     wrongVersion[3] = 2;
     const out1 = new ServerHandshake({ identity: testIdentity }).respond(wrongVersion);
-    assert.equal(decodeHandshakeError(out1.reply)?.code, "unsupported_version");
+    assert.equal(decodeHandshakeError(out1.reply!)?.code, "unsupported_version");
     const wrongGroup = fromHex(v.client_hello);
     wrongGroup[5] = 0x03; // 0x0103 is ffdhe6144, not offered
     const out2 = new ServerHandshake({ identity: testIdentity }).respond(wrongGroup);
-    assert.equal(decodeHandshakeError(out2.reply)?.code, "unsupported_group");
+    assert.equal(decodeHandshakeError(out2.reply!)?.code, "unsupported_group");
     const limited = new ServerHandshake({ identity: testIdentity, groups: [GROUPS[1]!] });
     assert.equal(
-      decodeHandshakeError(limited.respond(fromHex(v.client_hello)).reply)?.code,
+      decodeHandshakeError(limited.respond(fromHex(v.client_hello)).reply!)?.code,
       "unsupported_group",
     );
   },
@@ -146,12 +146,12 @@ testEachEngine(
     for (let n = 0; n < hello.length; n++) {
       const out = new ServerHandshake({ identity: testIdentity }).respond(hello.subarray(0, n));
       assert.equal(out.ok, false);
-      assert.ok(decodeHandshakeError(out.reply), `truncated at ${n}`);
+      assert.ok(decodeHandshakeError(out.reply!), `truncated at ${n}`);
     }
     const longer = new Uint8Array(hello.length + 1);
     longer.set(hello);
     assert.equal(
-      decodeHandshakeError(new ServerHandshake({ identity: testIdentity }).respond(longer).reply)
+      decodeHandshakeError(new ServerHandshake({ identity: testIdentity }).respond(longer).reply!)
         ?.code,
       "bad_hello",
     );

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  canonicalSnapshot,
   compactionEvents,
   compactLog,
   type Event,
@@ -33,16 +34,71 @@ for (const seed of [1, 2, 3, 4]) {
       [...state.cids.values()].some((m) => m.size === 1024),
       "some sender wrapped its cid ring",
     );
-    const compacted = compactionEvents(state, 42);
+    const compacted = compactionEvents(state, 1_800_000_000_000);
     assert.ok(compacted.length < history.length, `${compacted.length} of ${history.length}`);
-    assert.deepEqual(snapshot(replay(compacted)), snapshot(state));
+    assert.deepEqual(canonicalSnapshot(replay(compacted)), canonicalSnapshot(state));
+    assertTimeOrder(compacted);
   });
 }
 
+/** Asserts that `events` are oldest first, each `ts` at least the one before. */
+function assertTimeOrder(events: readonly Event[]): void {
+  for (let i = 1; i < events.length; i++) {
+    assert.ok(
+      events[i]!.ts >= events[i - 1]!.ts,
+      `event ${i} (${events[i]!.type} at ${events[i]!.ts}) after ${events[i - 1]!.type} at ${
+        events[i - 1]!.ts
+      }`,
+    );
+  }
+}
+
+Deno.test("compactionEvents() are in time order across users, queues and cid memories", () => {
+  const compacted = compactionEvents(
+    replay([
+      { type: "user_signed_up", ts: 1, user: "alice", passwordHash: "a" },
+      { type: "user_signed_up", ts: 2, user: "bob", passwordHash: "b" },
+      { ...message(1, "alice", "bob"), ts: 3 },
+      { ...message(2, "bob", "alice"), ts: 4 },
+      { ...message(3, "alice", "bob"), ts: 5 },
+      { type: "login_succeeded", ts: 6, user: "alice", addr: "a1" },
+      { type: "message_delivered", ts: 7, msg: "m1", user: "bob" },
+    ]),
+    9,
+  );
+  assert.deepEqual(compacted.map((e) => [e.type, e.ts]), [
+    ["user_signed_up", 1],
+    ["user_signed_up", 2],
+    ["cid_remembered", 3],
+    ["message_sent", 4],
+    ["cid_remembered", 4],
+    ["message_sent", 5],
+    ["cid_remembered", 5],
+    ["login_succeeded", 6],
+    ["log_compacted", 9],
+  ]);
+});
+
+Deno.test("compactionEvents() keep each group's order when the clock went back", () => {
+  // Stamps from a clock stepped back: replay still needs sign-ups in order, a login after
+  // its sign-up, and each queue oldest first.
+  const history: Event[] = [
+    { type: "user_signed_up", ts: 50, user: "carol", passwordHash: "c" },
+    { type: "user_signed_up", ts: 10, user: "dave", passwordHash: "d" },
+    { type: "login_succeeded", ts: 5, user: "dave", addr: "x" },
+    { ...message(1, "carol", "dave"), ts: 40 },
+    { ...message(2, "carol", "dave"), ts: 30 },
+  ];
+  const state = replay(history);
+  const compacted = compactionEvents(state, 60);
+  assert.deepEqual(snapshot(replay(compacted)), snapshot(state));
+});
+
 Deno.test("compactionEvents() of a compacted state is the same again (a fixed point)", () => {
   const state = replay(randomHistory(prng(5), 5000));
-  const once = compactionEvents(state, 1);
-  assert.deepEqual(compactionEvents(replay(once), 1), once);
+  const once = compactionEvents(state, 1_800_000_000_000);
+  assert.deepEqual(compactionEvents(replay(once), 1_800_000_000_000), once);
+  assertTimeOrder(once);
 });
 
 Deno.test("compactionEvents() keep the latest hash, the last login and its address", () => {
@@ -69,7 +125,7 @@ Deno.test("compactLog() swaps in a smaller log with the same projection and keep
     const before = await Deno.readFile(path);
     const report = await compactLog(path, { now: () => 1_800_000_000_000 });
     assert.equal(report.eventsBefore, history.length);
-    assert.equal(report.backupPath, `${path}.bak-1800000000000`);
+    assert.equal(report.backupPath, `${path}.2027-01-15T08-00-00.000Z.bak`);
     assert.deepEqual(await Deno.readFile(report.backupPath), before);
     const after = await Deno.stat(path);
     assert.equal(after.size, report.bytesAfter);
@@ -81,11 +137,12 @@ Deno.test("compactLog() swaps in a smaller log with the same projection and keep
     const { log, state, report: opened } = await openEventLog(path);
     await log.close();
     assert.equal(opened.events, report.eventsAfter);
-    assert.deepEqual(snapshot(state), snapshot(replay(history)));
+    assert.deepEqual(canonicalSnapshot(state), canonicalSnapshot(replay(history)));
     assert.equal(state.events, history.length);
+    assertTimeOrder(await eventsIn(path));
     const names: string[] = [];
     for await (const entry of Deno.readDir(dir)) names.push(entry.name);
-    assert.deepEqual(names.sort(), ["events.log", "events.log.bak-1800000000000"]);
+    assert.deepEqual(names.sort(), ["events.log", "events.log.2027-01-15T08-00-00.000Z.bak"]);
   });
 });
 
@@ -111,7 +168,22 @@ Deno.test("compactLog() copies the old log to its backup where hard links fail",
     assert.equal(backup.mode! & 0o777, 0o600);
     const { log, state } = await openEventLog(path);
     await log.close();
-    assert.deepEqual(snapshot(state), snapshot(replay(history)));
+    assert.deepEqual(canonicalSnapshot(state), canonicalSnapshot(replay(history)));
+  });
+});
+
+Deno.test("compactLog() names backups by readable UTC time, in order, never reusing a name", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    await writeLog(path, [message(1)]);
+    const first = await compactLog(path, { now: () => Date.UTC(2026, 11, 3, 10, 15, 0, 7) });
+    const second = await compactLog(path, { now: () => Date.UTC(2026, 11, 3, 10, 15, 0, 7) });
+    const third = await compactLog(path, { now: () => Date.UTC(2026, 11, 3, 10, 15, 1) });
+    assert.deepEqual([first, second, third].map((r) => r.backupPath.slice(dir.length + 1)), [
+      "events.log.2026-12-03T10-15-00.007Z.bak",
+      "events.log.2026-12-03T10-15-00.008Z.bak",
+      "events.log.2026-12-03T10-15-01.000Z.bak",
+    ]);
   });
 });
 
@@ -129,8 +201,8 @@ Deno.test("a compacted log takes appends and compacts again to the same projecti
     const second = await compactLog(path, { now: () => 2 });
     const { log, state } = await openEventLog(path);
     await log.close();
-    assert.deepEqual(snapshot(state), snapshot(replay(history)));
-    assert.equal(second.backupPath, `${path}.bak-2`);
+    assert.deepEqual(canonicalSnapshot(state), canonicalSnapshot(replay(history)));
+    assert.equal(second.backupPath, `${path}.1970-01-01T00-00-00.002Z.bak`);
     // The last record of a compacted log says how many events it stands for.
     assert.deepEqual((await eventsIn(path)).at(-1), { type: "log_compacted", ts: 2, events: 4000 });
   });
@@ -198,7 +270,7 @@ Deno.test("compactLog() replaces a temporary file left by a compaction that died
     await compactLog(path, { now: () => 7 });
     const { log, state } = await openEventLog(path);
     await log.close();
-    assert.deepEqual(snapshot(state), snapshot(replay([message(1), message(2)])));
+    assert.deepEqual(canonicalSnapshot(state), canonicalSnapshot(replay([message(1), message(2)])));
     await assert.rejects(Deno.stat(`${path}.compact-tmp`), Deno.errors.NotFound);
   });
 });

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openEventLog, replay, snapshot } from "../../store/mod.ts";
+import { canonicalSnapshot, openEventLog, replay } from "../../store/mod.ts";
 import { prng, randomHistory, withTempDir } from "./_helpers.ts";
 
 const CLI = new URL("../../server/compact.ts", import.meta.url).pathname;
@@ -37,7 +37,33 @@ Deno.test("compact rewrites the log, says what it did and where the backup is", 
     assert.equal((await Deno.stat(match[1]!)).isFile, true);
     const { log, state } = await openEventLog(path);
     await log.close();
-    assert.deepEqual(snapshot(state), snapshot(replay(history)));
+    assert.deepEqual(canonicalSnapshot(state), canonicalSnapshot(replay(history)));
+  });
+});
+
+Deno.test("compact gives sizes in bytes, KiB or MiB and names the backup by its UTC time", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    {
+      const { log } = await openEventLog(path);
+      await log.close(); // a log of only its 20-byte header
+    }
+    const small = await compact("--log", path);
+    assert.equal(small.code, 0, small.stderr);
+    const match = small.stdout.match(
+      /: 0 → 1 event, 20 bytes → (\d+) bytes, in \d+ ms; the old log is kept as (.*)\n$/,
+    );
+    assert.ok(match, small.stdout);
+    assert.equal(Number(match[1]), (await Deno.stat(path)).size);
+    assert.match(match[2]!, /events\.log\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}Z\.bak$/);
+    {
+      const { log } = await openEventLog(path, { fsync: "off" });
+      await log.appendMany(randomHistory(prng(22), 3000));
+      await log.close();
+    }
+    const kib = await compact("--log", path);
+    assert.equal(kib.code, 0, kib.stderr);
+    assert.match(kib.stdout, /: 3001 → \d+ events, \d+\.\d KiB → \d+\.\d KiB, /);
   });
 });
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Event, openEventLog } from "../../store/mod.ts";
-import { escapeUnsafe, formatEvent, redactHash } from "../../server/events.ts";
+import { formatEvent, redactHash } from "../../server/events.ts";
 import { everyEventType, fakeHash, message, withTempDir } from "./_helpers.ts";
 
 const CLI = new URL("../../server/events.ts", import.meta.url).pathname;
@@ -141,19 +141,52 @@ Deno.test("events notes a torn tail on stderr and still prints the whole records
   });
 });
 
-Deno.test("events fails with the offset on a corrupt log, and clearly on a missing one", async () => {
+Deno.test("events shows every whole record of a damaged log, notes where the damage is, exits 1", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "events.log");
     await writeLog(path, [message(1), message(2), message(3)]);
     const bytes = await Deno.readFile(path);
-    bytes[30]! ^= 1;
+    bytes[30]! ^= 1; // inside the first record, which starts after the 20-byte header
     await Deno.writeFile(path, bytes);
-    const corrupt = await events("--log", path);
-    assert.equal(corrupt.code, 1);
-    assert.match(corrupt.stderr, /corrupt record at offset 20 /);
+    const second = (await events("--log", path, "--json")).stdout;
+    const { code, stdout, stderr } = await events("--log", path);
+    assert.equal(code, 1);
+    assert.deepEqual(stdout.trimEnd().split("\n").map((l) => l.match(/msg=(\S+)/)?.[1]), [
+      "m2",
+      "m3",
+    ]);
+    assert.equal(second.trimEnd().split("\n").length, 2);
+    const recordBytes = (bytes.length - 20) / 3;
+    assert.match(
+      stderr,
+      new RegExp(
+        `^events: damaged: ${recordBytes} bytes at offset 20 hold no whole record \\(checksum mismatch.*\\); whole records resume at offset ${
+          20 + recordBytes
+        }\n`,
+      ),
+    );
+    assert.match(
+      stderr,
+      /is damaged: \d+ bytes in 1 region could not be read; .*\(2 events in all\).*--repair/,
+    );
+    assert.deepEqual(await Deno.readFile(path), bytes); // read-only: nothing repaired
+  });
+});
+
+Deno.test("events fails clearly on a missing log, a directory and a file that is not a log", async () => {
+  await withTempDir(async (dir) => {
     const missing = await events("--log", join(dir, "nope.log"));
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no event log at .*nope\.log/);
+    const directory = await events("--log", dir);
+    assert.equal(directory.code, 1);
+    assert.equal(directory.stderr, `events: ${dir} is a directory, not an event log\n`);
+    const text = join(dir, "notes.txt");
+    await Deno.writeTextFile(text, "these are not the events you are looking for\n");
+    const notLog = await events("--log", text);
+    assert.equal(notLog.code, 1);
+    assert.match(notLog.stderr, /^events: .*notes\.txt is not an event log: /);
+    assert.doesNotMatch(notLog.stderr, /Uncaught|--repair/);
   });
 });
 
@@ -188,10 +221,4 @@ Deno.test("formatEvent() quotes only values that need it", () => {
     formatEvent({ type: "log_compacted", ts: 0, events: 7 }),
     "1970-01-01T00:00:00.000Z  log_compacted  events=7",
   );
-});
-
-Deno.test("escapeUnsafe() escapes lone surrogates but keeps pairs", () => {
-  assert.equal(escapeUnsafe("a\ud800b"), "a\\ud800b");
-  assert.equal(escapeUnsafe("🙂"), "🙂");
-  assert.equal(escapeUnsafe("plain"), "plain");
 });

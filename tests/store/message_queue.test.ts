@@ -3,7 +3,7 @@ import { MessageQueue, type QueuedMessage } from "../../store/mod.ts";
 import { between, prng } from "./_helpers.ts";
 
 function queued(n: number): QueuedMessage {
-  return { msg: `m${n}`, from: "a", to: "b", text: `t${n}`, ts: n };
+  return { msg: `m${n}`, from: "a", to: "b", text: `t${n}`, ts: n, bytes: `t${n}`.length };
 }
 
 for (const seed of [1, 2, 3]) {
@@ -26,7 +26,7 @@ for (const seed of [1, 2, 3]) {
         const i = random() < 0.7 ? 0 : between(random, 0, Math.max(0, model.length - 1));
         const msg = model[i]?.msg ?? "absent";
         const first = model.findIndex((m) => m.msg === msg);
-        assert.equal(queue.remove(msg), first >= 0);
+        assert.equal(queue.remove(msg) !== undefined, first >= 0);
         if (first >= 0) model.splice(first, 1);
       } else if (r < 0.9) {
         const msg = random() < 0.9 && model.length > 0
@@ -46,7 +46,7 @@ Deno.test("MessageQueue drained oldest first by the thousand stays in order and 
   const queue = new MessageQueue();
   for (let n = 0; n < 10_000; n++) queue.push(queued(n));
   queue.get("m9000"); // builds the index before the drain, so rebasing must drop it
-  for (let n = 0; n < 9_990; n++) assert.equal(queue.remove(`m${n}`), true);
+  for (let n = 0; n < 9_990; n++) assert.equal(queue.remove(`m${n}`)?.msg, `m${n}`);
   assert.deepEqual([...queue].map((m) => m.ts), [
     9990,
     9991,
@@ -59,7 +59,7 @@ Deno.test("MessageQueue drained oldest first by the thousand stays in order and 
     9998,
     9999,
   ]);
-  assert.equal(queue.remove("m9995"), true);
+  assert.equal(queue.remove("m9995")?.msg, "m9995");
   assert.equal(queue.get("m9995"), undefined);
   assert.equal(queue.get("m9996")?.ts, 9996);
 });
@@ -69,7 +69,7 @@ Deno.test("MessageQueue stays right across rebases when its oldest message is ne
   queue.push(queued(0));
   for (let n = 1; n <= 50_000; n++) {
     queue.push(queued(n));
-    assert.equal(queue.remove(`m${n}`), true);
+    assert.equal(queue.remove(`m${n}`)?.msg, `m${n}`);
   }
   assert.deepEqual([...queue].map((m) => m.msg), ["m0"]);
   assert.equal(queue.size, 1);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { replayProgress } from "../../store/mod.ts";
+import { formatBytes, plural, replayProgress } from "../../store/mod.ts";
 
 /** Drives a replayProgress callback with a fake clock; returns what it wrote. */
 function drive(steps: [ms: number, done: number][], total: number, terminal = false): string[] {
@@ -28,22 +28,44 @@ Deno.test("a replay past a second shows progress, throttled, and a final 100% li
     50e6,
   );
   assert.deepEqual(written, [
-    "replaying events.log: 40% (20.0 of 50.0 MB)\n",
-    "replaying events.log: 80% (40.0 of 50.0 MB)\n",
-    "replaying events.log: 100% (50.0 of 50.0 MB)\n",
+    "replaying events.log: 40% (19.1 MiB of 47.7 MiB)\n",
+    "replaying events.log: 80% (38.1 MiB of 47.7 MiB)\n",
+    "replaying events.log: 100% (47.7 MiB of 47.7 MiB)\n",
   ]);
 });
 
 Deno.test("on a terminal, progress redraws one line and ends it once", () => {
   const written = drive([[1000, 1], [1300, 2], [1400, 4]], 4, true);
   assert.deepEqual(written, [
-    "\rreplaying events.log: 25% (0.0 of 0.0 MB)\x1b[K",
-    "\rreplaying events.log: 50% (0.0 of 0.0 MB)\x1b[K",
-    "\rreplaying events.log: 100% (0.0 of 0.0 MB)\x1b[K\n",
+    "\rreplaying events.log: 25% (1 byte of 4 bytes)\x1b[K",
+    "\rreplaying events.log: 50% (2 bytes of 4 bytes)\x1b[K",
+    "\rreplaying events.log: 100% (4 bytes of 4 bytes)\x1b[K\n",
   ]);
 });
 
 Deno.test("progress writes nothing after the final update", () => {
   const written = drive([[1000, 5], [1500, 10], [3000, 10]], 10);
   assert.equal(written.length, 2);
+});
+
+Deno.test("formatBytes() gives exact bytes below 1 KiB, then one decimal of KiB, MiB, GiB", () => {
+  const cases: [number, string][] = [
+    [0, "0 bytes"],
+    [1, "1 byte"],
+    [2, "2 bytes"],
+    [1023, "1023 bytes"],
+    [1024, "1.0 KiB"],
+    [1536, "1.5 KiB"],
+    [1024 * 1024 - 1, "1.0 MiB"],
+    [29.8 * 1024 * 1024, "29.8 MiB"],
+    [3 * 1024 ** 3, "3.0 GiB"],
+    [5 * 1024 ** 5, "5120.0 TiB"],
+  ];
+  for (const [bytes, text] of cases) assert.equal(formatBytes(bytes), text, String(bytes));
+});
+
+Deno.test("plural() is singular for exactly one", () => {
+  assert.equal(plural(1, "event"), "1 event");
+  assert.equal(plural(0, "event"), "0 events");
+  assert.equal(plural(2, "entry", "entries"), "2 entries");
 });

@@ -60,8 +60,8 @@ Deno.test("messages queue per recipient, oldest first, with the fields of a DLV"
     message(3, "bob", "alice"),
   ]);
   assert.deepEqual(queuedFor(state, "bob"), [
-    { msg: "m1", from: "alice", to: "bob", text: "message 1", ts: 1_700_000_000_001 },
-    { msg: "m2", from: "carol", to: "bob", text: "message 2", ts: 1_700_000_000_002 },
+    { msg: "m1", from: "alice", to: "bob", text: "message 1", ts: 1_700_000_000_001, bytes: 9 },
+    { msg: "m2", from: "carol", to: "bob", text: "message 2", ts: 1_700_000_000_002, bytes: 9 },
   ]);
   assert.deepEqual(queuedFor(state, "alice").map((m) => m.msg), ["m3"]);
   assert.deepEqual(queuedFor(state, "dave"), []);
