@@ -4,7 +4,7 @@
 // threads and comes back as a command. All I/O of the request logic is here.
 import { hashPassword, type ScryptParams, verifyPassword } from "../crypto/mod.ts";
 import type { ByeReason, ClientParse, ServerMessage } from "../protocol/messages.ts";
-import type { Event } from "../store/mod.ts";
+import { AppendConflict, type Event, type EventStore } from "../store/mod.ts";
 import {
   type Command,
   type Context,
@@ -20,12 +20,10 @@ import type { Logger } from "./logger.ts";
 import { evolve, type Origin, type ServerState, type SessionId } from "./state.ts";
 import { WorkQueue } from "./work_queue.ts";
 
-/** Where events go: each call resolves once its events are durable (written and synced). */
-export interface EventSink {
-  append(event: Event): Promise<void>;
-  appendMany(events: readonly Event[]): Promise<void>;
-  /** Like append, for events nobody waits on: written with the next commit (see EventLog). */
-  appendDeferred(event: Event): Promise<void>;
+/** What this node appended events for: the request they answer and its replies once durable. */
+export interface AppendTag {
+  readonly origin: Origin | undefined;
+  readonly onCommit: readonly Outgoing[];
 }
 
 /** A session's connection, as the core sees it. */
@@ -36,13 +34,15 @@ export interface Outlet {
 }
 
 export interface CoreOptions {
-  readonly store: EventSink;
+  readonly store: EventStore<AppendTag>;
   readonly state: ServerState;
   readonly logger: Logger;
   /** Injectable clock and id source for deterministic tests. */
   readonly now?: () => number;
   readonly newMessageId?: () => string;
 }
+
+const NO_TAG: AppendTag = { origin: undefined, onCommit: [] };
 
 /** Carries out the decisions of every session of this node. */
 export class Core {
@@ -58,6 +58,8 @@ export class Core {
     this.state = options.state;
     this.#now = options.now ?? Date.now;
     this.#newMessageId = options.newMessageId ?? randomMessageId;
+    // Every committed event reaches the state here, this node's and (on a shared log) others'.
+    options.store.follow((events, tag) => this.#apply(events, tag));
     const limits = options.state.config.limits;
     // The decider admits at most hash_concurrency + hash_queue jobs; this only runs them.
     this.#jobs = new WorkQueue(limits.hash_concurrency, limits.hash_queue);
@@ -107,41 +109,41 @@ export class Core {
     for (const fact of d.facts) evolve(this.state, fact);
     this.#log(d.logs);
     this.#deliver(d.replies);
-    if (d.events.length > 0) this.#commit(d.events, d.origin, d.onCommit);
+    const { store } = this.#o;
+    if (d.events.length > 0) {
+      const tag: AppendTag = { origin: d.origin, onCommit: d.onCommit };
+      store.append(d.events, tag).catch((err) => this.#failed(d.events, d.origin, err));
+    }
     for (const event of d.deferred) {
-      this.#o.store.appendDeferred(event).then(
-        () => this.#apply([event], undefined, []),
-        (err) => this.#failed([event], undefined, err),
-      );
+      store.appendDeferred(event, NO_TAG).catch((err) => this.#failed([event], undefined, err));
     }
     for (const work of d.work) this.#run(work);
   }
 
-  #commit(events: readonly Event[], origin: Origin | undefined, onCommit: Outgoing[]): void {
-    const { store } = this.#o;
-    const durable = events.length === 1 ? store.append(events[0]!) : store.appendMany(events);
-    // Appends resolve in the order they were made, so events are applied in log order.
-    durable.then(
-      () => this.#apply(events, origin, onCommit),
-      (err) => this.#failed(events, origin, err),
-    );
-  }
-
-  /** Durable events: what they tell the sessions, then the state, then the requester's answer. */
-  #apply(events: readonly Event[], origin: Origin | undefined, onCommit: Outgoing[]): void {
+  /**
+   * Committed events, in log order: what they tell the sessions, then the state, then the
+   * requester's answer (when this node appended them for one).
+   */
+  #apply(events: readonly Event[], tag: AppendTag | undefined): void {
     const told: Outgoing[] = [];
     for (const event of events) {
-      const reaction = react(this.state, event, origin);
-      evolve(this.state, event, origin);
+      const reaction = react(this.state, event, tag?.origin);
+      evolve(this.state, event, tag?.origin);
       told.push(...reaction.replies);
       this.#log(reaction.logs);
     }
-    this.#deliver(onCommit);
+    if (tag) this.#deliver(tag.onCommit);
     this.#deliver(told);
   }
 
   #failed(events: readonly Event[], origin: Origin | undefined, err: unknown): void {
-    this.#do({ type: "commit_failed", events, origin, error: String(err) });
+    this.#do({
+      type: "commit_failed",
+      events,
+      origin,
+      error: String(err),
+      ...(err instanceof AppendConflict ? { conflict: err.rule } : {}),
+    });
   }
 
   #deliver(out: readonly Outgoing[]): void {

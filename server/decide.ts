@@ -16,7 +16,14 @@ import {
   type ServerMessage,
   type UserEntry,
 } from "../protocol/messages.ts";
-import { type Event, type MessageSent, queuedFor, rememberedCid, utf8Bytes } from "../store/mod.ts";
+import {
+  type ConflictRule,
+  type Event,
+  type MessageSent,
+  queuedFor,
+  rememberedCid,
+  utf8Bytes,
+} from "../store/mod.ts";
 import { bucketWait, throttleWait, windowWait } from "./rate_limit.ts";
 import {
   cidKey,
@@ -77,8 +84,17 @@ export type Command =
   /** A record from a session, parsed (or refused) by protocol/messages.ts. */
   | { type: "receive"; session: SessionId; parsed: ClientParse }
   | { type: "work_done"; work: Work; result: WorkResult }
-  /** Events of a decision could not be made durable. */
-  | { type: "commit_failed"; events: readonly Event[]; origin: Origin | undefined; error: string }
+  /**
+   * Events of a decision could not be made durable: a rule of the store refused them
+   * (`conflict`, when the log is shared with other nodes), or the store failed.
+   */
+  | {
+    type: "commit_failed";
+    events: readonly Event[];
+    origin: Origin | undefined;
+    error: string;
+    conflict?: ConflictRule;
+  }
   /** Periodic: login deadlines. */
   | { type: "tick" }
   /** Periodic, less often: throttle entries that aged out. */
@@ -487,7 +503,7 @@ function send(
         }],
       });
     }
-    if (pending.cids.has(key!)) {
+    if (pending.cids.has(key!) || pending.cidWaiters.has(key!)) {
       return decision({
         facts: [{ type: "cid_waiter_added", cidKey: key!, waiter: { session: to, id } }],
       });
@@ -685,22 +701,48 @@ function commitFailed(
 ): Decision {
   const facts: Fact[] = [];
   const replies: Outgoing[] = [];
+  const origin = command.origin;
+  let answered = false;
   for (const event of command.events) {
     switch (event.type) {
       case "user_signed_up":
         facts.push({ type: "signup_released", user: event.user });
-        break;
-      case "message_sent":
-        if (event.cid !== undefined) {
-          // Retries that waited for this first send learn it failed: they may send again.
-          for (const w of state.pending.cids.get(cidKey(event.from, event.cid))?.waiters ?? []) {
-            replies.push(
-              err(w.session, w.id, "internal", "the first send with this cid failed; retry"),
-            );
-          }
+        if (command.conflict === "user_exists" && origin) {
+          // Another node signed this name up first (§4.3: one account per name).
+          replies.push(
+            err(origin.session, origin.id, "user_exists", `user ${event.user} already exists`),
+          );
+          answered = true;
         }
-        facts.push({ type: "send_released", msg: event.msg });
         break;
+      case "message_sent": {
+        facts.push({ type: "send_released", msg: event.msg });
+        if (event.cid === undefined) break;
+        const key = cidKey(event.from, event.cid);
+        if (command.conflict === "cid_used" && origin) {
+          // Another node holds the first send with this cid: its ACK is the answer (§4.3),
+          // here at once if it was applied already, else when it is.
+          const first = rememberedCid(state.log, event.from, event.cid);
+          if (first) {
+            replies.push({
+              to: origin.session,
+              message: { code: "ACK", id: origin.id, request: "MSG", msg: first.msg, ts: first.ts },
+            });
+          } else {
+            facts.push({ type: "cid_waiter_added", cidKey: key, waiter: origin });
+          }
+          answered = true;
+          break;
+        }
+        // Retries that waited for this first send learn it failed: they may send again.
+        for (const w of state.pending.cidWaiters.get(key) ?? []) {
+          replies.push(
+            err(w.session, w.id, "internal", "the first send with this cid failed; retry"),
+          );
+        }
+        facts.push({ type: "cid_waiters_released", cidKey: key });
+        break;
+      }
       case "message_delivered":
         facts.push({ type: "dak_released", user: event.user, msg: event.msg });
         break;
@@ -708,19 +750,22 @@ function commitFailed(
         break;
     }
   }
-  if (command.origin) {
-    replies.push(err(command.origin.session, command.origin.id, "internal", "internal error"));
+  if (origin && !answered) {
+    replies.push(err(origin.session, origin.id, "internal", STORE_FAILED));
   }
   return decision({
     facts,
     replies,
-    logs: [{
+    logs: answered ? [] : [{
       level: "error",
       msg: "append failed",
       fields: { event: command.events[0]?.type, error: command.error },
     }],
   });
 }
+
+/** What a requester is told when its events could not be stored (the cause goes to the log). */
+const STORE_FAILED = "the server could not store this; nothing was done, try again";
 
 /** Login deadline (§5, tightened): a session that has not logged in in time is closed. */
 function tick(state: ServerState, ctx: Context): Decision {
@@ -749,7 +794,7 @@ export function react(state: ServerState, event: Event, origin: Origin | undefin
     case "message_sent": {
       const replies: Outgoing[] = [];
       if (event.cid !== undefined) {
-        for (const w of state.pending.cids.get(cidKey(event.from, event.cid))?.waiters ?? []) {
+        for (const w of state.pending.cidWaiters.get(cidKey(event.from, event.cid)) ?? []) {
           replies.push({
             to: w.session,
             message: { code: "ACK", id: w.id, request: "MSG", msg: event.msg, ts: event.ts },

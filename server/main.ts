@@ -7,7 +7,7 @@ import {
   selectCrypto,
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
-import { openEventLog, StoreCorruptError, StoreError } from "../store/mod.ts";
+import { FileEventStore, openEventLog, StoreCorruptError, StoreError } from "../store/mod.ts";
 import { HELP, parseConfig, UsageError } from "./config.ts";
 import { Logger } from "./logger.ts";
 import { progressOnStderr } from "./progress.ts";
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   const server = new Server({
     listener,
     identity,
-    store: log,
+    store: new FileEventStore(log),
     state,
     limits: config.limits,
     logger,

@@ -7,10 +7,10 @@ import { HandshakeError, ProtocolError, RecordError } from "../protocol/errors.t
 import type { HandshakeTrace } from "../protocol/handshake.ts";
 import { type ByeReason, parseClientMessage, type ServerMessage } from "../protocol/messages.ts";
 import { type RecordTrace, type SecureSession, serverHandshake } from "../protocol/session.ts";
-import type { State } from "../store/mod.ts";
+import type { EventStore, State } from "../store/mod.ts";
 import { addressKey } from "./address.ts";
 import type { ServerLimits } from "./config.ts";
-import { Core, type EventSink, type Outlet } from "./core.ts";
+import { type AppendTag, Core, type Outlet } from "./core.ts";
 import { type HandshakePool, InlineResponder, WorkerResponder } from "./handshake_pool.ts";
 import type { WorkerInit } from "./handshake_worker.ts";
 import type { Logger } from "./logger.ts";
@@ -33,7 +33,7 @@ export interface ServerOptions {
   /** A listener bound already (the server's main binds before it touches the log). */
   readonly listener?: Deno.TcpListener;
   readonly identity: ServerIdentity;
-  readonly store: EventSink;
+  readonly store: EventStore<AppendTag>;
   readonly state: State;
   readonly limits: ServerLimits;
   readonly logger: Logger;

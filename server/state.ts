@@ -67,11 +67,10 @@ export interface PendingSend {
   readonly cidKey: string | undefined;
 }
 
-/** A first send with a cid, not yet durable, and the retries waiting for its ACK. */
+/** A first send with a cid, not yet durable. */
 export interface PendingCid {
   readonly msg: string;
   readonly ts: number;
-  readonly waiters: Origin[];
 }
 
 /** Work in flight that later decisions must see (issue: decisions on a lagging state). */
@@ -80,8 +79,13 @@ export interface Pending {
   readonly signups: Map<string, SessionId>;
   /** msg → a message being written. */
   readonly sends: Map<string, PendingSend>;
-  /** `from\0cid` → the first send with that cid, being written. */
+  /** `from\0cid` → the first send with that cid, being written by this node. */
   readonly cids: Map<string, PendingCid>;
+  /**
+   * `from\0cid` → retries waiting for the first send with that cid to be applied (written by
+   * this node and not durable yet, or by another node and not applied here yet).
+   */
+  readonly cidWaiters: Map<string, Origin[]>;
   /** `user\0msg` of DAKs being written, so a repeated DAK is not logged twice. */
   readonly daks: Set<string>;
   /** recipient → messages and bytes being written to them; sender → bytes. */
@@ -149,6 +153,7 @@ export function initialServerState(
       signups: new Map(),
       sends: new Map(),
       cids: new Map(),
+      cidWaiters: new Map(),
       daks: new Set(),
       toCount: new Map(),
       toBytes: new Map(),
@@ -187,6 +192,7 @@ export type Fact =
   | { type: "send_reserved"; msg: string; ts: number; send: PendingSend }
   | { type: "send_released"; msg: string }
   | { type: "cid_waiter_added"; cidKey: string; waiter: Origin }
+  | { type: "cid_waiters_released"; cidKey: string }
   | { type: "dak_reserved"; user: string; msg: string }
   | { type: "dak_released"; user: string; msg: string }
   /** Forget throttle entries that aged out. */
@@ -277,6 +283,7 @@ export function evolve(state: ServerState, change: Event | Fact, origin?: Origin
       evolveProjection(state.log, change);
       const send = pending.sends.get(change.msg);
       if (send) releaseSend(state, change.msg, send);
+      if (change.cid !== undefined) pending.cidWaiters.delete(cidKey(change.from, change.cid));
       break;
     }
     case "message_delivered":
@@ -391,7 +398,7 @@ export function evolve(state: ServerState, change: Event | Fact, origin?: Origin
       add(pending.fromBytes, send.from, send.bytes);
       pending.bytes += send.bytes;
       if (send.cidKey !== undefined) {
-        pending.cids.set(send.cidKey, { msg: change.msg, ts: change.ts, waiters: [] });
+        pending.cids.set(send.cidKey, { msg: change.msg, ts: change.ts });
       }
       break;
     }
@@ -400,8 +407,14 @@ export function evolve(state: ServerState, change: Event | Fact, origin?: Origin
       if (send) releaseSend(state, change.msg, send);
       break;
     }
-    case "cid_waiter_added":
-      pending.cids.get(change.cidKey)?.waiters.push(change.waiter);
+    case "cid_waiter_added": {
+      const waiters = pending.cidWaiters.get(change.cidKey);
+      if (waiters) waiters.push(change.waiter);
+      else pending.cidWaiters.set(change.cidKey, [change.waiter]);
+      break;
+    }
+    case "cid_waiters_released":
+      pending.cidWaiters.delete(change.cidKey);
       break;
     case "dak_reserved":
       pending.daks.add(`${change.user}\0${change.msg}`);

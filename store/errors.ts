@@ -56,7 +56,11 @@ export type StoreErrorCode =
   /** An earlier write or sync failed; what reached the disk is unknown, so nothing more is written. */
   | "failed"
   /** The path cannot hold a log: it is a directory, a parent is not one, or access is denied. */
-  | "bad_path";
+  | "bad_path"
+  /** A rule of the store refused the append (see AppendConflict). */
+  | "conflict"
+  /** The store cannot be reached now (a database down); nothing was stored, retrying may work. */
+  | "unavailable";
 
 /** An operation on the event log was refused. */
 export class StoreError extends Error {

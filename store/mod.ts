@@ -83,3 +83,10 @@ export {
   type ProgressOptions,
   replayProgress,
 } from "./progress.ts";
+export {
+  AppendConflict,
+  type ConflictRule,
+  type EventStore,
+  FileEventStore,
+  type Follower,
+} from "./event_store.ts";

@@ -4,7 +4,7 @@ import { type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
 import type { RequestCode, ServerMessage } from "../../protocol/messages.ts";
 import { Link, type Outcome, type RequestBody } from "../../tools/link.ts";
 import { readToClose } from "../../tools/raw_conn.ts";
-import { openEventLog } from "../../store/mod.ts";
+import { FileEventStore, openEventLog } from "../../store/mod.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../../server/config.ts";
 import { Logger } from "../../server/logger.ts";
 import { Server } from "../../server/server.ts";
@@ -43,7 +43,7 @@ export async function startServer(
     host: "127.0.0.1",
     port: 0,
     identity: testIdentity,
-    store: log,
+    store: new FileEventStore(log),
     state,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     logger: new Logger({ write: (line) => lines.push(line) }),
