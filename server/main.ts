@@ -113,6 +113,7 @@ async function main(): Promise<void> {
       store: log,
       state,
       limits: config.limits,
+      groups: config.groups,
       logger,
       trace: config.trace,
       hashParams: config.insecureFastHash ? TEST_ONLY_WEAK_PARAMS : PASSWORD_PARAMS,

@@ -1,6 +1,6 @@
 // The TCP shell: accepts connections, enforces the connection caps and timeouts of §5, runs
 // the handshake, then turns records into requests for Chat and messages into records.
-import type { ServerIdentity } from "../crypto/mod.ts";
+import type { KexGroup, ServerIdentity } from "../crypto/mod.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../protocol/errors.ts";
 import type { HandshakeTrace } from "../protocol/handshake.ts";
 import {
@@ -34,6 +34,8 @@ export interface ServerOptions {
   readonly logger: Logger;
   readonly trace?: boolean;
   readonly hashParams?: ScryptParams;
+  /** Key-exchange groups offered; all five by default. */
+  readonly groups?: readonly KexGroup[];
 }
 
 type Phase = "handshake" | "open" | "closing";
@@ -205,6 +207,7 @@ export class Server {
     try {
       const result = await serverHandshake(c.conn, {
         identity: this.#o.identity,
+        groups: this.#o.groups,
         trace: this.#traceHandshake(c),
         recordTrace: this.#traceRecord(c),
       });
