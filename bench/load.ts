@@ -260,8 +260,10 @@ class CpuWindow {
 interface HandshakeResult {
   perSecond: number;
   serverCpuMs: number;
-  /** CPU of everything but the server per handshake: the clients (this process or a child). */
+  /** CPU of the process driving the handshakes (this one, or the TLS clients' child) per one. */
   clientCpuMs: number;
+  /** Other processes' CPU over the window, % of one core: another user's load skews the rate. */
+  othersPct: number;
   failed: number;
 }
 
@@ -271,26 +273,35 @@ interface HandshakeCounts {
   failed: number;
 }
 
-/** Measures a running handshake driver: handshakes/s and server CPU per handshake. */
+/**
+ * Measures a running handshake driver: handshakes/s, and the CPU per handshake of the server and
+ * of the clients (`clientPid`: a child process, or undefined for this one).
+ */
 async function handshakeWindow(
   counts: () => HandshakeCounts,
   server: ServerChild,
   o: Options,
+  clientPid?: number,
 ): Promise<HandshakeResult> {
   await sleep(warmupMs(o));
   const d0 = counts().done;
   const t0 = performance.now();
   const cpu = new CpuWindow(server.pid);
+  const client0 = clientPid === undefined ? 0 : cpuMsOf(clientPid);
   await sleep(o.seconds * 1000);
   const { done, failed } = counts();
   const n = done - d0;
   const wall = performance.now() - t0;
   const use = cpu.end();
-  const clientMs = ((use.generatorPct + use.otherPct) / 100) * wall;
+  const generatorMs = (use.generatorPct / 100) * wall;
+  const clientMs = clientPid === undefined ? generatorMs : cpuMsOf(clientPid) - client0;
+  // The child's CPU is part of "others" for CpuWindow; take it out again.
+  const othersMs = (use.otherPct / 100) * wall - (clientPid === undefined ? 0 : clientMs);
   return {
     perSecond: n / (wall / 1000),
     serverCpuMs: n > 0 ? use.serverMs / n : NaN,
     clientCpuMs: n > 0 ? clientMs / n : NaN,
+    othersPct: Math.max(0, othersMs / wall * 100),
     failed,
   };
 }
@@ -605,7 +616,7 @@ async function runTls(o: Options, dir: string): Promise<HandshakeResult> {
       openFiles: fileLimit().hard,
     });
     try {
-      return await handshakeWindow(() => counts, tls, o);
+      return await handshakeWindow(() => counts, tls, o, clients.pid);
     } finally {
       await clients.stop();
     }
@@ -754,12 +765,14 @@ function handshakeReport(o: Options, hs: GroupHandshakes, tls: HandshakeResult) 
     tls_server_cpu_ms_per_handshake: round(tls.serverCpuMs, 3),
     client_cpu_ms_per_handshake: round(main.clientCpuMs, 3),
     tls_client_cpu_ms_per_handshake: round(tls.clientCpuMs, 3),
+    tls_others_pct_of_one_core: round(tls.othersPct, 0),
     handshakes_by_group: Object.fromEntries(
       [...hs].map(([name, h]) => [name, {
         handshakes_per_s: round(h.perSecond, 1),
         ratio_to_tls: round(h.perSecond / tls.perSecond, 2),
         server_cpu_ms_per_handshake: round(h.serverCpuMs, 3),
         client_cpu_ms_per_handshake: round(h.clientCpuMs, 3),
+        others_pct_of_one_core: round(h.othersPct, 0),
         failed: h.failed,
       }]),
     ),
@@ -893,6 +906,7 @@ function handshakeTable(rep: HandshakeReport): string[] {
     "server CPU/handshake",
     "target",
     "client CPU/handshake",
+    "others, % of a core",
   ], [
     "TLS 1.3 (rustls, RSA-2048)",
     fmt(rep.tls_handshakes_per_s),
@@ -901,6 +915,7 @@ function handshakeTable(rep: HandshakeReport): string[] {
     `${fmt(rep.tls_server_cpu_ms_per_handshake, 2)} ms`,
     "",
     `${fmt(rep.tls_client_cpu_ms_per_handshake, 2)} ms`,
+    fmt(rep.tls_others_pct_of_one_core),
   ]];
   for (const [name, h] of Object.entries(rep.handshakes_by_group)) {
     const target = HANDSHAKE_TARGETS[name as KexGroup["name"]];
@@ -912,6 +927,7 @@ function handshakeTable(rep: HandshakeReport): string[] {
       `${fmt(h.server_cpu_ms_per_handshake, 2)} ms`,
       target.serverCpu,
       `${fmt(h.client_cpu_ms_per_handshake, 2)} ms`,
+      fmt(h.others_pct_of_one_core),
     ]);
   }
   return markdown(rows);
