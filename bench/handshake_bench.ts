@@ -1,9 +1,10 @@
-// Micro benchmark of the §2 handshake, per group, each side on its own: the server's respond()
-// to a ClientHello, and the client's hello() + finish() of one ServerHello. Baseline: the
-// public-key work of a TLS 1.3 handshake with an RSA-2048 certificate on node:crypto
-// (X25519 key share and agreement, plus the RSA-PSS signature or its verification).
-// A third group splits the server's ffdhe2048 cost into its parts. Each of ours runs on both
-// engines (native: OpenSSL over FFI; portable: node:crypto), selected inside the timed function.
+// Micro benchmark of the §2 handshake, per group (all five of §2.1 and §2.6), each side on its
+// own: the server's respond() to a ClientHello, and the client's hello() + finish() of one
+// ServerHello. Baseline: the public-key work of a TLS 1.3 handshake with an RSA-2048
+// certificate on node:crypto (X25519 key share and agreement, plus the RSA-PSS signature or its
+// verification). Two more groups split the server's ffdhe2048 cost and the hybrid's primitives
+// into their parts. Each of ours runs on both engines (native: OpenSSL over FFI; portable:
+// node:crypto), selected inside the timed function: they differ in RSA and finite-field DH.
 //
 //   deno bench --allow-all bench/handshake_bench.ts
 import {
@@ -18,10 +19,18 @@ import {
   generateIdentity,
   generateKeyPair,
   GROUPS,
+  KEX_GROUPS,
+  type KexGroup,
+  type KexSecrets,
   keySchedule,
+  mlkemDecaps,
+  mlkemEncaps,
+  mlkemKeyGen,
   randomExponent,
   selectCrypto,
   sharedSecret,
+  x25519KeyPair,
+  x25519SharedSecret,
 } from "../crypto/mod.ts";
 import { ClientHandshake, ServerHandshake, signedMessage } from "../protocol/handshake.ts";
 
@@ -65,12 +74,25 @@ Deno.bench({
   },
 });
 
-for (const group of GROUPS) {
-  // The client's exponent and random are fixed so one ServerHello (made here) answers every
-  // iteration; the client still computes its share, checks the signature and derives Z.
-  const privateExponent = randomExponent(group);
+/** Fixed client secrets for `group`, so one ServerHello answers every iteration. */
+function fixedClientSecrets(group: KexGroup): KexSecrets {
+  const bytes = (n: number) => crypto.getRandomValues(new Uint8Array(n));
+  switch (group.kind) {
+    case "ffdhe":
+      return { privateExponent: randomExponent(group.dh) };
+    case "x25519":
+      return { x25519PrivateKey: bytes(32) };
+    case "x25519mlkem768":
+      return { x25519PrivateKey: bytes(32), mlkemSeed: bytes(64) };
+  }
+}
+
+for (const group of KEX_GROUPS) {
+  // The client's private values and random are fixed so one ServerHello (made here) answers
+  // every iteration; the client still makes its key pairs, checks the signature and derives Z.
+  const secrets = fixedClientSecrets(group);
   const random = crypto.getRandomValues(new Uint8Array(32));
-  const hello = new ClientHandshake({ group, privateExponent, random }).hello();
+  const hello = new ClientHandshake({ group, ...secrets, random }).hello();
   const outcome = new ServerHandshake({ identity }).respond(hello);
   if (!outcome.ok) throw outcome.error;
   const reply = outcome.reply;
@@ -88,7 +110,7 @@ for (const group of GROUPS) {
       name: `ClientHandshake hello+finish ${group.name}, ${engine}`,
       group: "handshake, client side",
       fn: on(engine, () => {
-        const client = new ClientHandshake({ group, privateExponent, random });
+        const client = new ClientHandshake({ group, ...secrets, random });
         client.hello();
         client.finish(reply);
       }),
@@ -125,6 +147,27 @@ for (const engine of ENGINES) {
     }),
   });
 }
+// The hybrid's primitives, each once per handshake on one side or the other.
+const kem = mlkemKeyGen();
+const encapsulated = mlkemEncaps(kem.encapsulationKey);
+const xPeer = x25519KeyPair().publicKey;
+const xMine = x25519KeyPair();
+const parts: [string, () => unknown][] = [
+  ["ML-KEM-768 keygen (client, @noble/post-quantum)", () => mlkemKeyGen()],
+  ["ML-KEM-768 encaps (server)", () => mlkemEncaps(kem.encapsulationKey)],
+  ["ML-KEM-768 decaps (client)", () => mlkemDecaps(kem.decapsulationKey, encapsulated.ciphertext)],
+  ["X25519 key pair (node:crypto, each side)", () => x25519KeyPair()],
+  ["X25519 shared secret (each side)", () => x25519SharedSecret(xMine.privateKey, xPeer)],
+];
+for (const [name, fn] of parts) {
+  Deno.bench({
+    name,
+    group: "x25519mlkem768 parts",
+    baseline: name.startsWith("X25519 k"),
+    fn: () => void fn(),
+  });
+}
+
 Deno.bench({
   name: "HKDF key schedule (noble)",
   group: "ffdhe2048 server parts",

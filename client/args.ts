@@ -4,9 +4,9 @@ import {
   CRYPTO_MODES,
   type CryptoMode,
   cryptoModeOf,
-  type DhGroup,
-  groupByName,
-  GROUPS,
+  KEX_GROUPS,
+  type KexGroup,
+  kexGroupByName,
 } from "../crypto/mod.ts";
 import { isUsername } from "../protocol/messages.ts";
 
@@ -14,13 +14,14 @@ import { isUsername } from "../protocol/messages.ts";
 export const VERSION = "0.1.0";
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 5002;
-export const DEFAULT_GROUP = "ffdhe2048";
+/** §2.6: a client should default to the post-quantum hybrid. */
+export const DEFAULT_GROUP = "x25519mlkem768";
 
 /** Everything the flags decide. */
 export interface Options {
   readonly host: string;
   readonly port: number;
-  readonly group: DhGroup;
+  readonly group: KexGroup;
   /** Pre-fills /signup and /login. */
   readonly user: string | undefined;
   /** known_hosts path; undefined for the default in the config directory. */
@@ -48,8 +49,8 @@ Usage: deno task client [options]
 Options:
   --host HOST          server to connect to at start (default ${DEFAULT_HOST})
   --port PORT          its port (default ${DEFAULT_PORT})
-  --group GROUP        Diffie-Hellman group: ${GROUPS.map((g) => g.name).join(" | ")}
-                       (default ${DEFAULT_GROUP})
+  --group GROUP        key exchange: ${KEX_GROUPS.map((g) => g.name).join(" | ")}
+                       (default ${DEFAULT_GROUP}: X25519 with post-quantum ML-KEM-768)
   --user USER          pre-fill the name for /signup and /login
   --known-hosts PATH   pinned server keys (default: known_hosts in $HYBRID_HOME,
                        $XDG_CONFIG_HOME/hybrid or ~/.config/hybrid)
@@ -109,11 +110,11 @@ export function parseClientArgs(
     return { kind: "error", message: `--port ${values.port} is not a port (1-65535)` };
   }
   const groupName = values.group ?? DEFAULT_GROUP;
-  const group = groupByName(groupName);
+  const group = kexGroupByName(groupName);
   if (group === undefined) {
     return {
       kind: "error",
-      message: `--group ${groupName} is not one of ${GROUPS.map((g) => g.name).join(", ")}`,
+      message: `--group ${groupName} is not one of ${KEX_GROUPS.map((g) => g.name).join(", ")}`,
     };
   }
   if (values.user !== undefined && !isUsername(values.user)) {
@@ -148,4 +149,14 @@ export function parseClientArgs(
       libcrypto,
     },
   };
+}
+
+/**
+ * What to tell the user when a server answers ERR unsupported_group: the server's own list (in
+ * its message, shown as it came) and the other groups to try with --group.
+ */
+export function unsupportedGroupMessage(group: KexGroup, serverMessage: string): string {
+  const others = KEX_GROUPS.filter((g) => g !== group).map((g) => `--group ${g.name}`);
+  return `the server does not offer the ${group.title} key exchange` +
+    `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${others.join(", ")}`;
 }

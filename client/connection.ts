@@ -1,9 +1,9 @@
 // One server, from the client's side: dial, the §2 handshake with §6 pinning, the §4 request
 // table (ids, responses in any order, timeouts), pushes (a DLV is shown, then DAK'd; duplicates
 // are dropped by `msg`), PNG keep-alives, and reconnection with back-off and a fresh login.
-import type { DhGroup } from "../crypto/mod.ts";
+import type { KexGroup } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
-import type { ClientHandshakeResult } from "../protocol/handshake.ts";
+import { type ClientHandshakeResult, HandshakeRefusedError } from "../protocol/handshake.ts";
 import { CLIENT_PING_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS } from "../protocol/limits.ts";
 import {
   type Ack,
@@ -17,6 +17,7 @@ import {
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
 import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./events.ts";
 import { handshakeView, recordView } from "./trace.ts";
+import { unsupportedGroupMessage } from "./args.ts";
 
 /** Time to open the TCP connection. */
 export const CONNECT_TIMEOUT_MS = 10_000;
@@ -68,7 +69,7 @@ export interface PinResult {
 
 export interface ConnectionOptions {
   readonly endpoint: Endpoint;
-  readonly group: DhGroup;
+  readonly group: KexGroup;
   readonly events: EventSink;
   /**
    * Checks the server's key against known_hosts (§6) before any record is sent; throws
@@ -198,7 +199,7 @@ export class Connection {
     return this.#link?.session.counts;
   }
 
-  get group(): DhGroup {
+  get group(): KexGroup {
     return this.#options.group;
   }
 
@@ -393,6 +394,11 @@ export class Connection {
     } catch (err) {
       this.#safeClose(transport);
       if (err instanceof ConnectionError) throw err;
+      if (err instanceof HandshakeRefusedError && err.code === "unsupported_group") {
+        throw new ConnectionError("handshake", unsupportedGroupMessage(group, err.serverMessage), {
+          cause: err,
+        });
+      }
       throw new ConnectionError("handshake", `handshake failed: ${describe(err)}`, {
         cause: err,
       });

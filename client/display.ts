@@ -145,6 +145,7 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
             : style.red("NOT the key this connection was signed with");
           return [
             `server key ${style.bold(safe(event.fingerprint))} (${same})`,
+            `key exchange ${safe(event.handshake_group)}`,
             event.matches_pin ? `${style.green("✓")} matches the pin in known_hosts` : style.red(
               `✗ does not match the pin${event.pinned.length > 0 ? "s" : ""} ${
                 event.pinned.map(safe).join(", ") || "(none)"

@@ -33,6 +33,8 @@ export type AckEvent =
     readonly fingerprint: string;
     /** The key this connection's handshake was signed with. */
     readonly handshake_fingerprint: string;
+    /** The key exchange of that handshake (§2.1, §2.6). */
+    readonly handshake_group: string;
     readonly pinned: readonly string[];
     readonly matches_pin: boolean;
   }

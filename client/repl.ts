@@ -295,6 +295,7 @@ export class Repl {
       id: response.id,
       fingerprint: computed,
       handshake_fingerprint: connection.fingerprint ?? "",
+      handshake_group: connection.group.name,
       pinned,
       matches_pin: pinned.includes(computed),
     });

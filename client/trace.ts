@@ -1,13 +1,20 @@
 // The educational trace (--trace, /trace on): the §2 handshake step by step and every §3 record,
 // as plain data for --json and as aligned lines for people. Keys never appear, only short ids.
-import { groupByName, toHex } from "../crypto/mod.ts";
+import { type KexGroup, kexGroupByName, toHex } from "../crypto/mod.ts";
 import type { HandshakeTrace } from "../protocol/handshake.ts";
 import type { RecordTrace } from "../protocol/session.ts";
 import { escapeControl } from "./escape.ts";
 import type { Style } from "./style.ts";
 
-/** Leading bytes of a DH share shown in the trace. */
+/** Leading bytes of a key-exchange share (and of each part of a hybrid's) shown in the trace. */
 export const SHARE_HEAD_BYTES = 8;
+
+/** One part of a share (a hybrid's has two, §2.6): its name, size and leading bytes. */
+export interface SharePartView {
+  readonly name: string;
+  readonly bytes: number;
+  readonly head: string;
+}
 
 /** A handshake step as JSON-ready data (shares shortened to their size and leading bytes). */
 export type HandshakeTraceView =
@@ -17,9 +24,10 @@ export type HandshakeTraceView =
     readonly random: string;
     readonly share_bytes: number;
     readonly share_head: string;
+    readonly share_parts: readonly SharePartView[];
     readonly bytes: number;
   }
-  | { readonly step: "shared_secret"; readonly bytes: number }
+  | { readonly step: "shared_secret"; readonly group: string; readonly bytes: number }
   | {
     readonly step: "server_key";
     readonly fingerprint: string;
@@ -48,6 +56,27 @@ export interface RecordTraceView {
   readonly record_bytes: number;
 }
 
+/** The parts of `share` as the group lays them out (§2.6), or the whole share as one part. */
+function shareParts(
+  group: KexGroup | undefined,
+  side: "client" | "server",
+  share: Uint8Array,
+): SharePartView[] {
+  const layout = group === undefined
+    ? []
+    : side === "client"
+    ? group.clientShare
+    : group.serverShare;
+  const parts: SharePartView[] = [];
+  let at = 0;
+  for (const { name, bytes } of layout) {
+    if (at + bytes > share.length) break;
+    parts.push({ name, bytes, head: toHex(share.subarray(at, at + SHARE_HEAD_BYTES)) });
+    at += bytes;
+  }
+  return at === share.length ? parts : [];
+}
+
 /** The view of one handshake trace event. */
 export function handshakeView(event: HandshakeTrace): HandshakeTraceView {
   switch (event.step) {
@@ -59,10 +88,15 @@ export function handshakeView(event: HandshakeTrace): HandshakeTraceView {
         random: event.random,
         share_bytes: event.share.length,
         share_head: toHex(event.share.subarray(0, SHARE_HEAD_BYTES)),
+        share_parts: shareParts(
+          kexGroupByName(event.group),
+          event.step === "client_hello" ? "client" : "server",
+          event.share,
+        ),
         bytes: event.bytes,
       };
     case "shared_secret":
-      return { step: event.step, bytes: event.bytes };
+      return { step: event.step, group: event.group, bytes: event.bytes };
     case "server_key":
       return {
         step: event.step,
@@ -108,6 +142,25 @@ function spaced(hex: string): string {
   return hex.replace(/(..)(?!$)/g, "$1 ");
 }
 
+/** What each share is, in the words of §2.1 and §2.6, per group kind. */
+const CLIENT_SHARE_TEXT = {
+  ffdhe: "= 2^x mod p, x fresh",
+  x25519: "= X25519(a, 9): a fresh, 9 is the base point",
+  x25519mlkem768: "= ek || X25519(a, 9)",
+} as const;
+const SERVER_SHARE_TEXT = {
+  ffdhe: "= 2^y mod p, y fresh",
+  x25519: "= X25519(b, 9), b fresh",
+  x25519mlkem768: "= ct || X25519(b, 9)",
+} as const;
+/** The hybrid's parts, explained once each (§2.6). */
+const HYBRID_PART_TEXT: Record<string, string> = {
+  "ML-KEM-768 ek": "ML-KEM-768 encapsulation key (fresh; its dk stays here)",
+  "ML-KEM-768 ciphertext": "= ML-KEM.Encaps(ek): a fresh K that only dk opens",
+  "X25519(a, 9)": "a fresh, as in x25519",
+  "X25519(b, 9)": "b fresh, as in x25519",
+};
+
 /** Lines for one handshake step, each starting with the trace gutter. */
 export function formatHandshakeTrace(view: HandshakeTraceView, style: Style): string[] {
   const gutter = style.dim("│ ");
@@ -118,28 +171,33 @@ export function formatHandshakeTrace(view: HandshakeTraceView, style: Style): st
   const ok = style.green("✓");
   switch (view.step) {
     case "client_hello": {
-      const group = groupByName(view.group);
+      const group = kexGroupByName(view.group);
       const id = group ? ` (0x${group.id.toString(16).padStart(4, "0")})` : "";
       return [
         `${style.dim("┌─")} ${style.bold("handshake")} ${style.dim("HSP/1 §2")}`,
-        row(style.cyan("→"), "ClientHello", `${view.bytes} bytes · group ${view.group}${id}`),
-        detail("client_random", `${view.random.slice(0, 16)}… (32 bytes)`),
-        detail(
-          "client_share",
-          `${view.share_bytes} bytes  ${spaced(view.share_head)} …  = 2^x mod p, x fresh`,
+        row(
+          style.cyan("→"),
+          "ClientHello",
+          `${view.bytes} bytes · group ${group?.title ?? view.group}${id}`,
         ),
+        detail("client_random", `${view.random.slice(0, 16)}… (32 bytes)`),
+        ...shareLines("client_share", view, group, CLIENT_SHARE_TEXT, detail),
       ];
     }
-    case "server_hello":
+    case "server_hello": {
+      const group = kexGroupByName(view.group);
       return [
-        row(style.cyan("←"), "ServerHello", `${view.bytes} bytes · group ${view.group} echoed`),
+        row(
+          style.cyan("←"),
+          "ServerHello",
+          `${view.bytes} bytes · group ${group?.title ?? view.group} echoed`,
+        ),
         detail("server_random", `${view.random.slice(0, 16)}… (32 bytes)`),
-        detail("server_share", `${view.share_bytes} bytes  ${spaced(view.share_head)} …`),
+        ...shareLines("server_share", view, group, SERVER_SHARE_TEXT, detail),
       ];
+    }
     case "shared_secret":
-      return [
-        row(ok, "shared secret Z", `${view.bytes} bytes = server_share^x mod p (never shown)`),
-      ];
+      return secretLines(view.bytes, kexGroupByName(view.group), ok, row, detail);
     case "server_key":
       return [
         row(ok, "server key", `RSA-${view.bits} · ${view.key_bytes} bytes DER`),
@@ -166,6 +224,67 @@ export function formatHandshakeTrace(view: HandshakeTraceView, style: Style): st
       ];
     default:
       return unreachable(view);
+  }
+}
+
+type Line = (label: string, text: string) => string;
+
+/** The share's line, then one line per part for the hybrid (ek or ct, then the X25519 part). */
+function shareLines(
+  label: string,
+  view: { share_bytes: number; share_head: string; share_parts: readonly SharePartView[] },
+  group: KexGroup | undefined,
+  text: Record<KexGroup["kind"], string>,
+  detail: Line,
+): string[] {
+  const what = group ? `  ${text[group.kind]}` : "";
+  if (group?.kind !== "x25519mlkem768" || view.share_parts.length === 0) {
+    return [detail(label, `${view.share_bytes} bytes  ${spaced(view.share_head)} …${what}`)];
+  }
+  return [
+    detail(label, `${view.share_bytes} bytes${what}`),
+    ...view.share_parts.map((p) =>
+      detail(
+        `  ${p.name.startsWith("X25519") ? "X25519 part" : p.name.slice("ML-KEM-768 ".length)}`,
+        `${p.bytes} bytes  ${spaced(p.head)} …  ${HYBRID_PART_TEXT[p.name] ?? p.name}`,
+      )
+    ),
+  ];
+}
+
+/** How Z came about in this group, and for the hybrid why it takes two secrets (§2.6). */
+function secretLines(
+  bytes: number,
+  group: KexGroup | undefined,
+  ok: string,
+  row: (mark: string, label: string, text: string) => string,
+  detail: Line,
+): string[] {
+  const label = "shared secret Z";
+  switch (group?.kind) {
+    case undefined:
+      return [row(ok, label, `${bytes} bytes (never shown)`)];
+    case "ffdhe":
+      return [row(ok, label, `${bytes} bytes = server_share^x mod p (never shown)`)];
+    case "x25519":
+      return [row(ok, label, `${bytes} bytes = X25519(a, server_share) (never shown)`)];
+    case "x25519mlkem768":
+      return [
+        row(ok, label, `${bytes} bytes = K || X25519 secret (never shown)`),
+        detail("  K", "32 bytes = ML-KEM.Decaps(dk, ct): the server's K, post-quantum"),
+        detail("  X25519 secret", "32 bytes = X25519(a, X25519(b, 9)): classical"),
+        detail(
+          "why both",
+          "Z stays secret while either holds: X25519 is long studied but falls to a quantum",
+        ),
+        detail(
+          "",
+          "computer; ML-KEM resists one but is young. An eavesdropper recording today must",
+        ),
+        detail("", "break both to read this session later."),
+      ];
+    default:
+      return unreachable(group);
   }
 }
 

@@ -1,23 +1,23 @@
 // The two-message HSP/1 handshake (PROTOCOL §2) as two small state machines, one per side.
-// Pure: no sockets. Randomness, DH exponents and the server key are injectable so the
-// vectors can be reproduced byte for byte.
+// Pure: no sockets. Randomness, the key exchange's private values (crypto/kex.ts) and the
+// server key are injectable so the vectors can be reproduced byte for byte.
 import { sha256 } from "@noble/hashes/sha2.js";
 import {
   concat,
-  DhError,
-  type DhGroup,
   type DirectionKeys,
   fingerprint as keyFingerprint,
-  generateKeyPair,
-  groupById,
-  GROUPS,
+  KEX_GROUPS,
+  KexError,
+  type KexGroup,
+  kexGroupById,
+  type KexSecrets,
   KeyError,
   keySchedule,
+  respondKex,
   type ServerIdentity,
-  sharedSecret,
+  startKex,
   toHex,
   type TrafficKeys,
-  validateShare,
   verifyServerSignature,
 } from "../crypto/mod.ts";
 import { HandshakeError } from "./errors.ts";
@@ -49,11 +49,22 @@ export type HandshakeTrace =
   | { step: "server_hello"; group: string; random: string; share: Uint8Array; bytes: number }
   | { step: "server_key"; fingerprint: string; bits: number; keyBytes: number }
   | { step: "signature"; verified: boolean; bytes: number }
-  | { step: "shared_secret"; bytes: number }
+  | { step: "shared_secret"; group: string; bytes: number }
   | { step: "transcript_hash"; hex: string }
   | { step: "keys"; ids: Record<keyof TrafficKeys, string> };
 
 export type TraceSink = (event: HandshakeTrace) => void;
+
+/** The server answered with an §2.3 ERR frame: its code, and its message as the server sent it. */
+export class HandshakeRefusedError extends HandshakeError {
+  override name = "HandshakeRefusedError";
+  constructor(code: string, readonly serverMessage: string) {
+    super(
+      code,
+      `server refused the handshake: ${code}${serverMessage ? ` (${serverMessage})` : ""}`,
+    );
+  }
+}
 
 /** A ClientHello as read from the wire. */
 export interface ClientHello {
@@ -105,18 +116,18 @@ export function decodeClientHello(body: Uint8Array): ClientHello {
     throw new HandshakeError("unsupported_version", `version ${version} is not supported (1 is)`);
   }
   const groupId = (body[4]! << 8) | body[5]!;
-  const group = groupById(groupId);
+  const group = kexGroupById(groupId);
   if (!group) {
     throw new HandshakeError(
       "unsupported_group",
       `group 0x${groupId.toString(16).padStart(4, "0")} is not offered`,
     );
   }
-  const expected = CLIENT_HELLO_PREFIX + RANDOM_LENGTH + group.byteLength;
+  const expected = CLIENT_HELLO_PREFIX + RANDOM_LENGTH + group.clientShareBytes;
   if (body.length !== expected) {
     throw new HandshakeError(
       "bad_hello",
-      `ClientHello for ${group.name} is ${body.length} bytes; expected ${expected}`,
+      `ClientHello for ${group.title} is ${body.length} bytes; expected ${expected}`,
     );
   }
   return {
@@ -151,7 +162,7 @@ export function encodeServerHello(unsigned: Uint8Array, signature: Uint8Array): 
  * Parses a ServerHello for a client that offered `group` (§2.4): version 1, the group echoed,
  * and every length adding up exactly to the frame.
  */
-export function decodeServerHello(body: Uint8Array, group: DhGroup): ServerHello {
+export function decodeServerHello(body: Uint8Array, group: KexGroup): ServerHello {
   const fail = (why: string): never => {
     throw new HandshakeError("bad_server_hello", `bad ServerHello: ${why}`);
   };
@@ -175,7 +186,7 @@ export function decodeServerHello(body: Uint8Array, group: DhGroup): ServerHello
     return (b[0]! << 8) | b[1]!;
   };
   const random = take(RANDOM_LENGTH, "server_random");
-  const share = take(group.byteLength, "server_share");
+  const share = take(group.serverShareBytes, "server_share");
   const serverKey = take(readU16("key_len"), "server_key");
   const unsigned = body.slice(0, at);
   const signature = take(readU16("sig_len"), "signature");
@@ -242,14 +253,13 @@ export interface ClientHandshakeResult {
   readonly serverKey: Uint8Array;
   readonly fingerprint: string;
   readonly transcriptHash: Uint8Array;
-  readonly group: DhGroup;
+  readonly group: KexGroup;
 }
 
-export interface ClientHandshakeOptions {
-  readonly group: DhGroup;
-  /** Injectable for known-answer tests only. */
+/** The KexSecrets fields are injectable for known-answer tests only, like `random`. */
+export interface ClientHandshakeOptions extends KexSecrets {
+  readonly group: KexGroup;
   readonly random?: Uint8Array;
-  readonly privateExponent?: Uint8Array;
   readonly trace?: TraceSink;
 }
 
@@ -261,7 +271,7 @@ export interface ClientHandshakeOptions {
 export class ClientHandshake {
   #state: "start" | "awaiting_server_hello" | "done" | "failed" = "start";
   #hello?: Uint8Array;
-  #keyPair;
+  readonly #kex;
   readonly #random: Uint8Array;
   readonly #options: ClientHandshakeOptions;
 
@@ -271,7 +281,7 @@ export class ClientHandshake {
     if (this.#random.length !== RANDOM_LENGTH) {
       throw new RangeError("client_random must be 32 bytes");
     }
-    this.#keyPair = generateKeyPair(options.group, options.privateExponent);
+    this.#kex = startKex(options.group, options);
   }
 
   get state(): string {
@@ -286,14 +296,14 @@ export class ClientHandshake {
       version: VERSION,
       groupId: group.id,
       random: this.#random,
-      share: this.#keyPair.share,
+      share: this.#kex.share,
     });
     this.#state = "awaiting_server_hello";
     this.#options.trace?.({
       step: "client_hello",
       group: group.name,
       random: toHex(this.#random),
-      share: this.#keyPair.share,
+      share: this.#kex.share,
       bytes: this.#hello.length,
     });
     return this.#hello;
@@ -305,15 +315,16 @@ export class ClientHandshake {
       throw new TypeError(`finish() in state ${this.#state}`);
     }
     this.#state = "failed";
-    const serverError = decodeHandshakeError(body);
-    if (serverError) {
-      throw new HandshakeError(
-        serverError.code,
-        `server refused the handshake: ${serverError.code}${
-          serverError.message ? ` (${serverError.message})` : ""
-        }`,
-      );
+    try {
+      return this.#finish(body);
+    } finally {
+      this.#kex.dispose(); // §2.5, §2.6: private values discarded, whatever the outcome
     }
+  }
+
+  #finish(body: Uint8Array): ClientHandshakeResult {
+    const serverError = decodeHandshakeError(body);
+    if (serverError) throw new HandshakeRefusedError(serverError.code, serverError.message);
     const { group, trace } = this.#options;
     const hello = decodeServerHello(body, group);
     trace?.({
@@ -323,15 +334,8 @@ export class ClientHandshake {
       share: hello.share,
       bytes: body.length,
     });
-    try {
-      validateShare(group, hello.share);
-    } catch (cause) {
-      if (cause instanceof DhError) {
-        throw new HandshakeError("bad_server_hello", cause.message, { cause });
-      }
-      throw cause;
-    }
-    // The signature is checked before the DH secret exists, so no failure path leaves Z behind.
+    // The signature is checked before Z exists, so no failure path leaves Z behind; the share's
+    // own checks (§2.4, §2.6) run as Z is computed.
     const hash = transcriptHash(this.#hello!, hello.unsigned);
     let verdict;
     try {
@@ -358,16 +362,14 @@ export class ClientHandshake {
     }
     let z: Uint8Array;
     try {
-      z = sharedSecret(this.#keyPair, hello.share);
+      z = this.#kex.finish(hello.share);
     } catch (cause) {
-      if (cause instanceof DhError) {
+      if (cause instanceof KexError) {
         throw new HandshakeError("bad_server_hello", cause.message, { cause });
       }
       throw cause;
-    } finally {
-      this.#keyPair.privateExponent.fill(0); // §2.5: discarded once used
     }
-    trace?.({ step: "shared_secret", bytes: z.length });
+    trace?.({ step: "shared_secret", group: group.name, bytes: z.length });
     trace?.({ step: "transcript_hash", hex: toHex(hash) });
     const { prk, keys } = keySchedule(z, hash);
     z.fill(0);
@@ -387,13 +389,12 @@ export class ClientHandshake {
   }
 }
 
-export interface ServerHandshakeOptions {
+/** The KexSecrets fields are injectable for known-answer tests only, like `random`. */
+export interface ServerHandshakeOptions extends KexSecrets {
   readonly identity: ServerIdentity;
-  /** Groups this server offers; all of §2.1 by default. */
-  readonly groups?: readonly DhGroup[];
-  /** Injectable for known-answer tests only. */
+  /** Groups this server offers; all five of §2.1 by default (§2.6). */
+  readonly groups?: readonly KexGroup[];
   readonly random?: Uint8Array;
-  readonly privateExponent?: Uint8Array;
   readonly trace?: TraceSink;
 }
 
@@ -404,7 +405,7 @@ export interface ServerHandshakeOptions {
  * on the client as `bad_hello`.
  */
 export type ServerHandshakeOutcome =
-  | { ok: true; reply: Uint8Array; keys: SessionKeys; group: DhGroup; transcriptHash: Uint8Array }
+  | { ok: true; reply: Uint8Array; keys: SessionKeys; group: KexGroup; transcriptHash: Uint8Array }
   | { ok: false; reply: Uint8Array | undefined; error: HandshakeError };
 
 /** Server side: `respond(clientHelloBody)` answers with a ServerHello or an §2.3 ERR frame. */
@@ -450,9 +451,16 @@ export class ServerHandshake {
   #respond(body: Uint8Array): ServerHandshakeOutcome {
     const { identity, trace } = this.#options;
     const hello = decodeClientHello(body);
-    const group = groupById(hello.groupId)!;
-    if (!(this.#options.groups ?? GROUPS).includes(group)) {
-      throw new HandshakeError("unsupported_group", `group ${group.name} is not offered`);
+    const group = kexGroupById(hello.groupId)!;
+    const offered = this.#options.groups ?? KEX_GROUPS;
+    if (!offered.includes(group)) {
+      // Naming what is offered lets a client choose again (TLS does it with HelloRetryRequest).
+      throw new HandshakeError(
+        "unsupported_group",
+        `group ${group.name} is not offered; this server offers ${
+          offered.map((g) => g.name).join(", ")
+        }`,
+      );
     }
     trace?.({
       step: "client_hello",
@@ -461,23 +469,23 @@ export class ServerHandshake {
       share: hello.share,
       bytes: body.length,
     });
-    const keyPair = generateKeyPair(group, this.#options.privateExponent);
-    let z: Uint8Array;
+    let kex;
     try {
-      z = sharedSecret(keyPair, hello.share);
+      kex = respondKex(group, hello.share, this.#options); // private values wiped inside
     } catch (cause) {
-      if (cause instanceof DhError) throw new HandshakeError("bad_hello", cause.message, { cause });
+      if (cause instanceof KexError) {
+        throw new HandshakeError("bad_hello", cause.message, { cause });
+      }
       throw cause;
-    } finally {
-      keyPair.privateExponent.fill(0); // §2.5: discarded once used
     }
-    trace?.({ step: "shared_secret", bytes: z.length });
+    const z = kex.secret;
+    trace?.({ step: "shared_secret", group: group.name, bytes: z.length });
     const random = this.#options.random ?? randomBytes(RANDOM_LENGTH);
     const unsigned = encodeServerHelloUnsigned({
       version: VERSION,
       groupId: group.id,
       random,
-      share: keyPair.share,
+      share: kex.share,
       serverKey: identity.spkiDer,
     });
     const hash = transcriptHash(body, unsigned);
@@ -488,7 +496,7 @@ export class ServerHandshake {
       step: "server_hello",
       group: group.name,
       random: toHex(random),
-      share: keyPair.share,
+      share: kex.share,
       bytes: reply.length,
     });
     trace?.({

@@ -17,7 +17,7 @@ import {
 import { HandshakeError } from "./errors.ts";
 import { MAX_FRAME, MAX_HANDSHAKE_FRAME } from "./limits.ts";
 import { RecordLayer } from "./record_layer.ts";
-import type { DhGroup } from "../crypto/mod.ts";
+import type { KexGroup } from "../crypto/mod.ts";
 
 /** One record as the educational trace shows it: sizes, IV and seq, never keys or MACs' values. */
 export interface RecordTrace {
@@ -164,7 +164,7 @@ export async function clientHandshake(
 /** What the server learns from a completed handshake. */
 export interface ServerHandshakeResult {
   readonly session: SecureSession;
-  readonly group: DhGroup;
+  readonly group: KexGroup;
   readonly transcriptHash: Uint8Array;
 }
 

@@ -2,7 +2,14 @@
 // defaults. Pure: returns a Config or throws a UsageError naming the bad value.
 import { parseArgs } from "node:util";
 import * as L from "../protocol/limits.ts";
-import { CRYPTO_MODES, type CryptoMode, cryptoModeOf } from "../crypto/mod.ts";
+import {
+  CRYPTO_MODES,
+  type CryptoMode,
+  cryptoModeOf,
+  KEX_GROUPS,
+  type KexGroup,
+  kexGroupByName,
+} from "../crypto/mod.ts";
 
 /** Limits and timeouts of PROTOCOL §5, plus the server's own bounds. */
 export interface ServerLimits {
@@ -110,6 +117,8 @@ export interface Config {
   crypto: CryptoMode;
   /** libcrypto to load for the native engine; undefined for the OS's usual name. */
   libcrypto: string | undefined;
+  /** Key-exchange groups offered (§2.6: all five unless narrowed). */
+  groups: readonly KexGroup[];
   limits: ServerLimits;
 }
 
@@ -134,6 +143,8 @@ Options (each also read from the environment variable shown):
                             native is OpenSSL 3's libcrypto over FFI (needs --allow-ffi, 3-6x
                             faster), portable is @noble + node:crypto; auto takes native if it loads
   --libcrypto PATH          libcrypto for the native engine (HYBRID_LIBCRYPTO, default the OS's)
+  --groups LIST             key-exchange groups offered, comma-separated (HYBRID_GROUPS, default
+                            all: ${KEX_GROUPS.map((g) => g.name).join(",")})
   --repair                  on mid-log damage keep a backup, drop only the damaged bytes, keep the rest
   --max-connections N       connections in all (HYBRID_MAX_CONNECTIONS, default ${L.MAX_CONNECTIONS})
   --max-connections-per-address N
@@ -185,6 +196,7 @@ export function parseConfig(
         repair: { type: "boolean" },
         crypto: { type: "string" },
         libcrypto: { type: "string" },
+        groups: { type: "string" },
         "max-connections": { type: "string" },
         "max-connections-per-address": { type: "string" },
         limit: { type: "string", multiple: true },
@@ -231,6 +243,7 @@ export function parseConfig(
   }
   const libcrypto = v.libcrypto ?? env.HYBRID_LIBCRYPTO;
   if (libcrypto === "") throw new UsageError("--libcrypto must not be empty");
+  const groups = parseGroups(v.groups ?? env.HYBRID_GROUPS);
 
   const limits: ServerLimits = { ...DEFAULT_LIMITS };
   const overrides = [
@@ -274,6 +287,26 @@ export function parseConfig(
     insecureFastHash: v["insecure-fast-hash"] ?? false,
     crypto,
     libcrypto,
+    groups,
     limits,
   };
+}
+
+/** `--groups a,b`: known names, each once, at least one; undefined means all five. */
+function parseGroups(value: string | undefined): readonly KexGroup[] {
+  if (value === undefined) return KEX_GROUPS;
+  const names = value.split(",").map((n) => n.trim());
+  const groups = names.map((name) => {
+    const group = kexGroupByName(name);
+    if (group === undefined) {
+      throw new UsageError(
+        `--groups takes names from ${KEX_GROUPS.map((g) => g.name).join(", ")}; got "${name}"`,
+      );
+    }
+    return group;
+  });
+  if (new Set(groups).size !== groups.length) {
+    throw new UsageError(`--groups names a group twice: "${value}"`);
+  }
+  return groups;
 }

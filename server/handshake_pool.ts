@@ -10,7 +10,7 @@ import {
   type ServerHandshakeOptions,
   type ServerHandshakeOutcome,
 } from "../protocol/handshake.ts";
-import { groupById } from "../crypto/mod.ts";
+import { kexGroupById } from "../crypto/mod.ts";
 import type { HandshakeJob, HandshakeJobResult, WorkerInit } from "./handshake_worker.ts";
 
 /** A ClientHello's answer, with the trace steps when tracing. */
@@ -121,7 +121,7 @@ export const HANDSHAKE_WORKER_NAME = "hybrid-handshake";
 /** Rebuilds the handshake's outcome on this side of the worker boundary. */
 function outcomeOf(result: HandshakeJobResult): ServerHandshakeOutcome {
   if (result.ok) {
-    const group = groupById(result.groupId);
+    const group = kexGroupById(result.groupId);
     if (!group) throw new TypeError(`worker answered with unknown group ${result.groupId}`);
     return {
       ok: true,

@@ -3,8 +3,8 @@
 // nothing else of the server's; keys it derives are posted back and wiped here.
 import {
   type CryptoMode,
-  groupById,
   identityFromPem,
+  kexGroupById,
   selectCrypto,
   type ServerIdentity,
 } from "../crypto/mod.ts";
@@ -89,7 +89,7 @@ function answer(
   if (!identity || !init) return { job: job.job, ok: false, fault: "worker not initialised" };
   const trace: HandshakeTrace[] = [];
   try {
-    const groups = init.groups?.map((id) => groupById(id)!).filter((g) => g !== undefined);
+    const groups = init.groups?.map((id) => kexGroupById(id)).filter((g) => g !== undefined);
     const outcome = new ServerHandshake({
       identity,
       ...(groups === undefined ? {} : { groups }),

@@ -157,6 +157,7 @@ async function main(): Promise<void> {
     store: new FileEventStore(log),
     state,
     limits: config.limits,
+    groups: config.groups,
     logger,
     trace: config.trace,
     hashParams: config.insecureFastHash ? TEST_ONLY_WEAK_PARAMS : PASSWORD_PARAMS,
@@ -164,10 +165,13 @@ async function main(): Promise<void> {
     // binary starts them from itself.
     handshakeWorkers: {
       url: import.meta.url,
-      init: { crypto: config.crypto, libcrypto: config.libcrypto, groups: undefined },
+      init: {
+        crypto: config.crypto,
+        libcrypto: config.libcrypto,
+        groups: config.groups.map((g) => g.id),
+      },
     },
   });
-  console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
 
   let firstSignal: number | undefined;
   const stop = async (signal: string) => {
@@ -187,6 +191,8 @@ async function main(): Promise<void> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => void stop(signal));
   }
+  // Said only once the signals are ours: a supervisor may send SIGTERM as soon as it reads it.
+  console.log(`listening on ${server.addr.hostname}:${server.addr.port}`);
 }
 
 if (inHandshakeWorker()) runHandshakeWorker();

@@ -1,7 +1,7 @@
 // The TCP shell: accepts connections, enforces the connection caps, handshake limits and
 // timeouts of §5, runs the handshake, then hands each record to the core (core.ts) and writes
 // what it decides. Nothing here knows what a request means.
-import type { ScryptParams, ServerIdentity } from "../crypto/mod.ts";
+import type { KexGroup, ScryptParams, ServerIdentity } from "../crypto/mod.ts";
 import { dummyHash, PASSWORD_PARAMS, toBase64, toHex } from "../crypto/mod.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../protocol/errors.ts";
 import type { HandshakeTrace } from "../protocol/handshake.ts";
@@ -50,6 +50,8 @@ export interface ServerOptions {
   /** Injectable clock and id source for deterministic tests. */
   readonly now?: () => number;
   readonly newMessageId?: () => string;
+  /** Key-exchange groups offered; all five by default. */
+  readonly groups?: readonly KexGroup[];
 }
 
 type Phase = "handshake" | "open" | "closing";
@@ -160,7 +162,7 @@ export class Server {
           ...workers.init,
         },
       )
-      : new InlineResponder({ identity }, options.trace ?? false);
+      : new InlineResponder({ identity, groups: options.groups }, options.trace ?? false);
     this.#listener = options.listener ??
       Deno.listen({
         hostname: options.host ?? "0.0.0.0",

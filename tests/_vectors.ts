@@ -52,6 +52,55 @@ export const handshakeVectors = JSON.parse(
   Deno.readTextFileSync(new URL("handshake.json", dir)),
 ) as { handshakes: HandshakeVector[]; invalid_shares: InvalidShareVector[] };
 
+/** A handshake of kex.json (§2.6): every private value fixed, so every byte is reproducible. */
+export interface KexHandshakeVector {
+  group: number;
+  group_name: string;
+  client_x25519_private: string;
+  server_x25519_private: string;
+  /** X25519MLKEM768 only: the client's ML-KEM seed d || z and the server's message m. */
+  mlkem_d?: string;
+  mlkem_z?: string;
+  mlkem_m?: string;
+  mlkem_encapsulation_key?: string;
+  mlkem_decapsulation_key?: string;
+  mlkem_ciphertext?: string;
+  mlkem_shared_secret?: string;
+  x25519_shared_secret?: string;
+  client_random: string;
+  server_random: string;
+  client_share: string;
+  server_share: string;
+  client_hello: string;
+  server_hello_unsigned: string;
+  transcript_hash: string;
+  signed_message: string;
+  example_signature: string;
+  server_hello: string;
+  shared_secret: string;
+  prk: string;
+  c2s_enc: string;
+  c2s_mac: string;
+  s2c_enc: string;
+  s2c_mac: string;
+}
+
+/**
+ * A share of kex.json that must be refused. `side` says whose share it is: "client" (the server
+ * refuses it with ERR bad_hello), "server" (the client aborts), "either" (both refuse it).
+ */
+export interface KexInvalidShareVector {
+  group: number;
+  side: "client" | "server" | "either";
+  why: string;
+  share: string;
+}
+
+export const kexVectors = JSON.parse(Deno.readTextFileSync(new URL("kex.json", dir))) as {
+  handshakes: KexHandshakeVector[];
+  invalid_shares: KexInvalidShareVector[];
+};
+
 export const recordVectors = JSON.parse(
   Deno.readTextFileSync(new URL("records.json", dir)),
 ) as {

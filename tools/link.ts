@@ -1,6 +1,6 @@
 // One scripted HSP/1 connection for tests and harnesses: handshake, requests matched by id,
 // pushes to a callback. (The interactive client has its own, with reconnects and a UI.)
-import { GROUPS } from "../crypto/mod.ts";
+import { KEX_GROUPS } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
 import {
   parseServerMessage,
@@ -36,7 +36,7 @@ export class Link {
 
   /**
    * Connects from `from` (a loopback address) to 127.0.0.1:`port` and handshakes in the group
-   * with index `groupIndex` of GROUPS.
+   * with index `groupIndex` of KEX_GROUPS.
    */
   static async open(
     port: number,
@@ -48,7 +48,7 @@ export class Link {
       ? await Deno.connect({ hostname: "127.0.0.1", port })
       : await connectFrom(from, "127.0.0.1", port);
     try {
-      const { session } = await clientHandshake(transport, { group: GROUPS[groupIndex]! });
+      const { session } = await clientHandshake(transport, { group: KEX_GROUPS[groupIndex]! });
       return new Link(transport, session, onPush);
     } catch (err) {
       transport.close();

@@ -1,6 +1,6 @@
 // Raw-connection helpers for tests and the torture harness: read until the server hangs up,
 // and a session whose records are held back so they can be tampered with, replayed or reordered.
-import { concat, fromHex, GROUPS } from "../crypto/mod.ts";
+import { concat, fromHex, KEX_GROUPS } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import { encodeClientHello } from "../protocol/handshake.ts";
@@ -66,7 +66,7 @@ export async function holdingSession(
     },
     close: () => t.close(),
   };
-  const { session } = await clientHandshake(transport, { group: GROUPS[0]! });
+  const { session } = await clientHandshake(transport, { group: KEX_GROUPS[0]! });
   hold = true;
   return { session, held };
 }

@@ -65,6 +65,21 @@ Deno.test("bench/load.ts --json reports every required figure as a finite number
   ) {
     assert.ok((report[key] as number) > 0, `${key} is ${report[key]}: the phase moved nothing`);
   }
+  // Every group's handshakes were measured beside TLS, and the sessions used the client default.
+  assert.equal(report.handshake_group, "x25519mlkem768");
+  const byGroup = report.handshakes_by_group as Record<string, Record<string, number>>;
+  assert.deepEqual(Object.keys(byGroup), [
+    "ffdhe2048",
+    "ffdhe3072",
+    "ffdhe4096",
+    "x25519",
+    "x25519mlkem768",
+  ]);
+  for (const [group, figures] of Object.entries(byGroup)) {
+    assert.ok(figures.handshakes_per_s! > 0, `${group}: ${JSON.stringify(figures)}`);
+    assert.ok(Number.isFinite(figures.server_cpu_ms_per_handshake), group);
+    assert.equal(figures.failed, 0, group);
+  }
   assert.deepEqual(report.errors, {
     server_saturation: {},
     server_latency: {},

@@ -1,6 +1,6 @@
 // The client's flags: defaults, every flag of the issue, and a clear error for each bad value.
 import assert from "node:assert/strict";
-import { DEFAULT_PORT, parseClientArgs } from "../../client/args.ts";
+import { DEFAULT_PORT, parseClientArgs, unsupportedGroupMessage } from "../../client/args.ts";
 
 function options(args: string[]) {
   const parsed = parseClientArgs(args);
@@ -14,11 +14,11 @@ function error(args: string[]): string {
   return (parsed as Extract<typeof parsed, { kind: "error" }>).message;
 }
 
-Deno.test("parseClientArgs() defaults to 127.0.0.1:5002 with ffdhe2048 and nothing else on", () => {
+Deno.test("parseClientArgs() defaults to 127.0.0.1:5002 with X25519MLKEM768 and nothing else on", () => {
   const o = options([]);
   assert.equal(o.host, "127.0.0.1");
   assert.equal(o.port, DEFAULT_PORT);
-  assert.equal(o.group.name, "ffdhe2048");
+  assert.equal(o.group.name, "x25519mlkem768"); // §2.6: clients default to the hybrid
   assert.equal(o.user, undefined);
   assert.equal(o.knownHosts, undefined);
   assert.deepEqual([o.acceptNewKey, o.trace, o.json, o.noColor], [false, false, false, false]);
@@ -77,4 +77,23 @@ Deno.test("parseClientArgs() takes the engine from HYBRID_CRYPTO when no flag gi
   assert.equal(parsed.kind === "run" && parsed.options.crypto, "native");
   const flagWins = parseClientArgs(["--crypto", "auto"], env);
   assert.equal(flagWins.kind === "run" && flagWins.options.crypto, "auto");
+});
+
+Deno.test("--group takes each of the five groups, in either spelling of the hybrid", () => {
+  for (const name of ["ffdhe2048", "ffdhe3072", "ffdhe4096", "x25519", "x25519mlkem768"]) {
+    assert.equal(options(["--group", name]).group.name, name);
+  }
+  assert.equal(options(["--group", "X25519MLKEM768"]).group.id, 0x11ec);
+  assert.match(error(["--group", "p256"]), /--group p256 is not one of .*x25519, x25519mlkem768/);
+});
+
+Deno.test("a refused group names the server's list and every other group to try", () => {
+  const hybrid = options([]).group;
+  const text = unsupportedGroupMessage(hybrid, "this server offers ffdhe2048, x25519");
+  assert.match(text, /does not offer the X25519MLKEM768 key exchange/);
+  assert.match(text, /it says: this server offers ffdhe2048, x25519/);
+  assert.match(
+    text,
+    /try --group ffdhe2048, --group ffdhe3072, --group ffdhe4096, --group x25519$/,
+  );
 });

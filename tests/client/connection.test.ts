@@ -9,7 +9,7 @@ import {
   RECONNECT_MAX_MS,
 } from "../../client/connection.ts";
 import type { ClientEvent } from "../../client/events.ts";
-import { GROUPS, liveNativeHandles, selectCrypto } from "../../crypto/mod.ts";
+import { KEX_GROUPS, liveNativeHandles, selectCrypto } from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import {
   type ClientMessage,
@@ -71,7 +71,7 @@ function setup(
   let cursor = 0;
   const connection = new Connection({
     endpoint: { host: "test", port: 1 },
-    group: GROUPS[0]!,
+    group: KEX_GROUPS[0]!,
     events: (event) => {
       events.push(event);
       observe(event);
@@ -322,7 +322,7 @@ Deno.test({
       // OpenSSL for the process's life; counting starts after it.
       const [a, b] = pipe();
       const [warmClient, warmServer] = await Promise.all([
-        clientHandshake(a, { group: GROUPS[0]! }),
+        clientHandshake(a, { group: KEX_GROUPS[0]! }),
         serverHandshake(b, { identity: testIdentity }),
       ]);
       warmClient.session.dispose();

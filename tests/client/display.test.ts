@@ -10,7 +10,7 @@ import {
   handshakeView,
   recordView,
 } from "../../client/trace.ts";
-import { GROUPS, toHex } from "../../crypto/mod.ts";
+import { KEX_GROUPS, toHex } from "../../crypto/mod.ts";
 import type { HandshakeTrace } from "../../protocol/handshake.ts";
 import { clientHandshake, type RecordTrace, serverHandshake } from "../../protocol/session.ts";
 import { pipe } from "../_pipe.ts";
@@ -120,7 +120,7 @@ Deno.test("the trace shows every handshake step and record, with key ids but nev
   const [a, b] = pipe();
   const [client] = await Promise.all([
     clientHandshake(a, {
-      group: GROUPS[0]!,
+      group: KEX_GROUPS[0]!,
       trace: (e) => handshake.push(e),
       recordTrace: (e) => records.push(e),
     }),

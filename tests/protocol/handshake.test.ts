@@ -1,7 +1,7 @@
 // The handshake state machines (PROTOCOL §2) against handshake.json, both directions,
 // and every check of §2.4 refusing what it must.
 import assert from "node:assert/strict";
-import { fromHex, groupById, GROUPS, toHex } from "../../crypto/mod.ts";
+import { fromHex, KEX_GROUPS, kexGroupById, toHex } from "../../crypto/mod.ts";
 import {
   ClientHandshake,
   decodeClientHello,
@@ -17,7 +17,7 @@ import { testEachEngine } from "../_engines.ts";
 
 function vectorClient(v: HandshakeVector, trace?: (e: HandshakeTrace) => void) {
   return new ClientHandshake({
-    group: groupById(v.group)!,
+    group: kexGroupById(v.group)!,
     random: fromHex(v.client_random),
     privateExponent: fromHex(v.client_private_hex),
     trace,
@@ -80,8 +80,8 @@ testEachEngine(
   },
 );
 
-testEachEngine("fresh handshakes in all three groups agree on the keys", () => {
-  for (const group of GROUPS) {
+testEachEngine("fresh handshakes in all five groups agree on the keys", () => {
+  for (const group of KEX_GROUPS) {
     const client = new ClientHandshake({ group });
     const out = new ServerHandshake({ identity: testIdentity }).respond(client.hello());
     assert.ok(out.ok);
@@ -93,7 +93,7 @@ testEachEngine("fresh handshakes in all three groups agree on the keys", () => {
 
 testEachEngine("the server answers each invalid share vector with ERR bad_hello", () => {
   for (const v of handshakeVectors.invalid_shares) {
-    const group = groupById(v.group)!;
+    const group = kexGroupById(v.group)!;
     const hello = encodeClientHello({
       version: 1,
       groupId: group.id,
@@ -131,7 +131,7 @@ testEachEngine(
     wrongGroup[5] = 0x03; // 0x0103 is ffdhe6144, not offered
     const out2 = new ServerHandshake({ identity: testIdentity }).respond(wrongGroup);
     assert.equal(decodeHandshakeError(out2.reply!)?.code, "unsupported_group");
-    const limited = new ServerHandshake({ identity: testIdentity, groups: [GROUPS[1]!] });
+    const limited = new ServerHandshake({ identity: testIdentity, groups: [KEX_GROUPS[1]!] });
     assert.equal(
       decodeHandshakeError(limited.respond(fromHex(v.client_hello)).reply!)?.code,
       "unsupported_group",
@@ -201,7 +201,7 @@ testEachEngine(
 );
 
 testEachEngine("the client reports a server's ERR frame as a HandshakeError with its code", () => {
-  const client = new ClientHandshake({ group: GROUPS[0]! });
+  const client = new ClientHandshake({ group: KEX_GROUPS[0]! });
   client.hello();
   assert.throws(
     () => client.finish(encodeHandshakeError("unsupported_group", "nope")),
@@ -214,7 +214,7 @@ testEachEngine("the client reports a server's ERR frame as a HandshakeError with
 });
 
 testEachEngine("each side refuses to run out of order", () => {
-  const client = new ClientHandshake({ group: GROUPS[0]! });
+  const client = new ClientHandshake({ group: KEX_GROUPS[0]! });
   assert.throws(() => client.finish(new Uint8Array(1)), TypeError);
   client.hello();
   assert.throws(() => client.hello(), TypeError);

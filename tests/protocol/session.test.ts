@@ -1,7 +1,7 @@
 // A full handshake and records between the two sides, over an in-memory pipe and over a real
 // loopback socket.
 import assert from "node:assert/strict";
-import { GROUPS } from "../../crypto/mod.ts";
+import { KEX_GROUPS } from "../../crypto/mod.ts";
 import { FrameReader, FrameWriter, type Transport } from "../../protocol/channel.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../../protocol/errors.ts";
 import { encodeHandshakeError } from "../../protocol/handshake.ts";
@@ -16,7 +16,7 @@ const read = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().de
 
 async function converse(clientSide: Transport, serverSide: Transport, groupIndex: number) {
   const [client, server] = await Promise.all([
-    clientHandshake(clientSide, { group: GROUPS[groupIndex]! }),
+    clientHandshake(clientSide, { group: KEX_GROUPS[groupIndex]! }),
     serverHandshake(serverSide, { identity: testIdentity }),
   ]);
   assert.ok(server);
@@ -36,7 +36,7 @@ async function converse(clientSide: Transport, serverSide: Transport, groupIndex
 testEachEngine(
   "a full handshake and records flow both ways over an in-memory pipe, in every group",
   async () => {
-    for (let g = 0; g < GROUPS.length; g++) {
+    for (let g = 0; g < KEX_GROUPS.length; g++) {
       const [a, b] = pipe();
       await converse(a, b, g);
       a.close();
@@ -75,7 +75,7 @@ testEachEngine("a replayed record is refused by the receiver", async () => {
     close: () => a.close(),
   };
   const [client, server] = await Promise.all([
-    clientHandshake(tap, { group: GROUPS[0]! }),
+    clientHandshake(tap, { group: KEX_GROUPS[0]! }),
     serverHandshake(b, { identity: testIdentity }),
   ]);
   client.session.send(text('PNG{"id":1}'));
@@ -121,7 +121,7 @@ testEachEngine("the client surfaces a server's ERR and a server that hangs up", 
     new FrameWriter(b).send(encodeHandshakeError("unsupported_group", "only ffdhe4096"));
   })();
   await assert.rejects(
-    clientHandshake(a, { group: GROUPS[0]! }),
+    clientHandshake(a, { group: KEX_GROUPS[0]! }),
     (e) => e instanceof HandshakeError && e.code === "unsupported_group",
   );
   await serving;
@@ -130,7 +130,7 @@ testEachEngine("the client surfaces a server's ERR and a server that hangs up", 
     await new FrameReader(d).next();
     d.close();
   })();
-  await assert.rejects(clientHandshake(c, { group: GROUPS[0]! }), HandshakeError);
+  await assert.rejects(clientHandshake(c, { group: KEX_GROUPS[0]! }), HandshakeError);
   await hangup;
 });
 
@@ -139,7 +139,7 @@ testEachEngine("checkPin can refuse the server before any record is sent", async
   const serving = serverHandshake(b, { identity: testIdentity });
   await assert.rejects(
     clientHandshake(a, {
-      group: GROUPS[0]!,
+      group: KEX_GROUPS[0]!,
       checkPin: (r) => {
         throw new Error(`pin mismatch ${r.fingerprint}`);
       },
@@ -155,7 +155,7 @@ testEachEngine("record traces name code, sizes, IV and seq in both directions", 
   const [a, b] = pipe();
   const events: RecordTrace[] = [];
   const [client, server] = await Promise.all([
-    clientHandshake(a, { group: GROUPS[0]!, recordTrace: (e) => events.push(e) }),
+    clientHandshake(a, { group: KEX_GROUPS[0]!, recordTrace: (e) => events.push(e) }),
     serverHandshake(b, { identity: testIdentity }),
   ]);
   client.session.send(text('PNG{"id":7}'));
@@ -178,7 +178,7 @@ testEachEngine(
   async () => {
     const [a, b] = pipe();
     const [client, server] = await Promise.all([
-      clientHandshake(a, { group: GROUPS[0]! }),
+      clientHandshake(a, { group: KEX_GROUPS[0]! }),
       serverHandshake(b, { identity: testIdentity }),
     ]);
     assert.ok(server);

@@ -1,6 +1,6 @@
 // Test harness: an in-process server on port 0 with a temporary log, and a scripted client
 // speaking HSP/1 over a real loopback socket.
-import { type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
+import { type KexGroup, type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
 import type { RequestCode, ServerMessage } from "../../protocol/messages.ts";
 import { Link, type Outcome, type RequestBody } from "../../tools/link.ts";
 import { readToClose } from "../../tools/raw_conn.ts";
@@ -33,7 +33,12 @@ export interface TestServer {
 
 /** Starts a server on 127.0.0.1:0 over a log in `dir` (a fresh temp dir by default). */
 export async function startServer(
-  options: { dir?: string; limits?: Partial<ServerLimits>; hashParams?: ScryptParams } = {},
+  options: {
+    dir?: string;
+    limits?: Partial<ServerLimits>;
+    hashParams?: ScryptParams;
+    groups?: readonly KexGroup[];
+  } = {},
 ): Promise<TestServer> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "hybrid-test-" });
   const logPath = `${dir}/events.log`;
@@ -48,6 +53,7 @@ export async function startServer(
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     logger: new Logger({ write: (line) => lines.push(line) }),
     hashParams: options.hashParams ?? TEST_ONLY_WEAK_PARAMS,
+    groups: options.groups,
   });
   let stopped: Promise<void> | undefined;
   const stop = () =>

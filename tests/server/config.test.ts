@@ -91,3 +91,23 @@ Deno.test("--crypto and --libcrypto choose the engine (default auto), also from 
   );
   assert.throws(() => parseConfig(["--libcrypto", ""], {}), UsageError);
 });
+
+Deno.test("--groups narrows the key-exchange groups offered; all five by default", () => {
+  assert.deepEqual(parse([]).groups.map((g) => g.name), [
+    "ffdhe2048",
+    "ffdhe3072",
+    "ffdhe4096",
+    "x25519",
+    "x25519mlkem768",
+  ]);
+  assert.deepEqual(parse(["--groups", "x25519mlkem768, x25519"]).groups.map((g) => g.id), [
+    0x11ec,
+    0x001d,
+  ]);
+  assert.deepEqual(parse([], { HYBRID_GROUPS: "ffdhe3072" }).groups.map((g) => g.name), [
+    "ffdhe3072",
+  ]);
+  assert.throws(() => parse(["--groups", "x25519,p256"]), /--groups takes names from .*"p256"/);
+  assert.throws(() => parse(["--groups", ""]), UsageError);
+  assert.throws(() => parse(["--groups", "x25519,x25519"]), /names a group twice/);
+});

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { decodeHandshakeError } from "../../protocol/handshake.ts";
 import { helloFrameWithShare, holdingSession } from "../../tools/raw_conn.ts";
-import { handshakeVectors } from "../_vectors.ts";
+import { handshakeVectors, kexVectors } from "../_vectors.ts";
 import { Prng } from "../../tools/prng.ts";
 import {
   loggedIn,
@@ -55,7 +55,9 @@ Deno.test("a huge length prefix is refused after four bytes", async () => {
 Deno.test("every invalid share vector gets ERR bad_hello and a close", async () => {
   const t = await startServer();
   try {
-    for (const v of handshakeVectors.invalid_shares) {
+    // kex.json's "server" shares are the client's to refuse (tests/protocol/kex_handshake.test.ts).
+    const kex = kexVectors.invalid_shares.filter((v) => v.side !== "server");
+    for (const v of [...handshakeVectors.invalid_shares, ...kex]) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
       await conn.write(helloFrameWithShare(v.group, v.share));
       const reply = await readUntilClosed(conn);

@@ -1,6 +1,7 @@
 // The limits and timeouts of PROTOCOL §5, each shown to bite and to spare others.
 import assert from "node:assert/strict";
-import { GROUPS } from "../../crypto/mod.ts";
+import { KEX_GROUPS, kexGroupByName } from "../../crypto/mod.ts";
+import { HandshakeRefusedError } from "../../protocol/handshake.ts";
 import { clientHandshake } from "../../protocol/session.ts";
 import { loggedIn, readUntilClosed, startServer, TestClient, until } from "./_harness.ts";
 
@@ -179,18 +180,42 @@ Deno.test("an idle session gets BYE idle and is closed", async () => {
   }
 });
 
-Deno.test("clients may use any of the three RFC 7919 groups", async () => {
+Deno.test("clients may use any of the five groups", async () => {
   const t = await startServer();
   try {
-    for (let g = 0; g < GROUPS.length; g++) {
+    for (let g = 0; g < KEX_GROUPS.length; g++) {
       const c = await TestClient.connect(t.port, g);
       assert.equal((await c.request({ code: "PNG" })).code, "ACK");
       await c.close();
     }
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
-    const { result } = await clientHandshake(conn, { group: GROUPS[2]! });
+    const { result } = await clientHandshake(conn, { group: KEX_GROUPS[2]! });
     assert.equal(result.group.name, "ffdhe4096");
     conn.close();
+  } finally {
+    await t.dispose();
+  }
+});
+
+Deno.test("a server narrowed with groups refuses the others with unsupported_group and its list", async () => {
+  const t = await startServer({ groups: [kexGroupByName("x25519")!] });
+  try {
+    const c = await TestClient.connect(t.port, 3); // KEX_GROUPS[3]: x25519
+    assert.equal((await c.request({ code: "PNG" })).code, "ACK");
+    await c.close();
+    for (const group of KEX_GROUPS.filter((g) => g.name !== "x25519")) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
+      try {
+        await assert.rejects(
+          clientHandshake(conn, { group }),
+          (e) =>
+            e instanceof HandshakeRefusedError && e.code === "unsupported_group" &&
+            e.serverMessage === `group ${group.name} is not offered; this server offers x25519`,
+        );
+      } finally {
+        conn.close();
+      }
+    }
   } finally {
     await t.dispose();
   }
