@@ -7,7 +7,13 @@ import {
   selectCrypto,
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
-import { FileEventStore, openEventLog, StoreCorruptError, StoreError } from "../store/mod.ts";
+import {
+  FileEventStore,
+  openEventLog,
+  plural,
+  StoreCorruptError,
+  StoreError,
+} from "../store/mod.ts";
 import { HELP, parseConfig, UsageError } from "./config.ts";
 import { Logger } from "./logger.ts";
 import { progressOnStderr } from "./progress.ts";
@@ -134,8 +140,9 @@ async function main(): Promise<void> {
   let queued = 0;
   for (const q of state.queues.values()) queued += q.size;
   console.log(
-    `replayed ${report.events} events from ${config.log} in ${report.ms.toFixed(0)} ms: ` +
-      `${state.users.size} users, ${queued} queued messages${report.created ? " (new log)" : ""}`,
+    `replayed ${plural(report.events, "event")} from ${config.log} in ${report.ms.toFixed(0)} ms: ` +
+      `${plural(state.users.size, "user")}, ${plural(queued, "queued message")}` +
+      (report.created ? " (new log)" : ""),
   );
 
   let identity;

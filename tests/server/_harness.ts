@@ -1,6 +1,11 @@
 // Test harness: an in-process server on port 0 with a temporary log, and a scripted client
 // speaking HSP/1 over a real loopback socket.
-import { type KexGroup, type ScryptParams, TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
+import {
+  type KexGroup,
+  type ScryptParams,
+  type ServerIdentity,
+  TEST_ONLY_WEAK_PARAMS,
+} from "../../crypto/mod.ts";
 import type { RequestCode, ServerMessage } from "../../protocol/messages.ts";
 import { Link, type Outcome, type RequestBody } from "../../tools/link.ts";
 import { readToClose } from "../../tools/raw_conn.ts";
@@ -38,6 +43,7 @@ export async function startServer(
     limits?: Partial<ServerLimits>;
     hashParams?: ScryptParams;
     groups?: readonly KexGroup[];
+    identity?: ServerIdentity;
   } = {},
 ): Promise<TestServer> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "hybrid-test-" });
@@ -47,7 +53,7 @@ export async function startServer(
   const server = new Server({
     host: "127.0.0.1",
     port: 0,
-    identity: testIdentity,
+    identity: options.identity ?? testIdentity,
     store: new FileEventStore(log),
     state,
     limits: { ...DEFAULT_LIMITS, ...options.limits },

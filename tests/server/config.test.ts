@@ -111,3 +111,16 @@ Deno.test("--groups narrows the key-exchange groups offered; all five by default
   assert.throws(() => parse(["--groups", ""]), UsageError);
   assert.throws(() => parse(["--groups", "x25519,x25519"]), /names a group twice/);
 });
+
+Deno.test("HYBRID_INSECURE_FAST_HASH is refused: weak hashing is asked for on the command line only", () => {
+  assert.throws(
+    () => parse([], { HYBRID_INSECURE_FAST_HASH: "1" }),
+    (err: Error) => err instanceof UsageError && /--insecure-fast-hash/.test(err.message),
+  );
+  assert.throws(
+    () => parse(["--insecure-fast-hash"], { HYBRID_INSECURE_FAST_HASH: "0" }),
+    UsageError,
+  );
+  assert.equal(parse(["--insecure-fast-hash"]).insecureFastHash, true);
+  assert.equal(parse([]).insecureFastHash, false);
+});

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { runServer, runTestServer } from "../../tools/server_process.ts";
 import { loggedIn, TestClient } from "./_harness.ts";
 import { NATIVE_SKIPPED } from "../_engines.ts";
+import { KEX_GROUPS } from "../../crypto/mod.ts";
+import { openEventLog } from "../../store/mod.ts";
 
 Deno.test("--help and --version print and exit 0; a bad flag exits 2 naming it", async () => {
   const help = await runServer(["--help"], { waitListening: false });
@@ -197,6 +199,93 @@ Deno.test("--trace --json-logs logs each handshake step and record as JSON lines
     );
     const text = server.stderr.text;
     assert.ok(!text.includes("password-alice"), "a password reached the log");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGINT twice at once (the terminal's and deno task's copy) is one graceful shutdown", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-sigint-" });
+  try {
+    const server = await runTestServer(dir);
+    server.child.kill("SIGINT");
+    server.child.kill("SIGINT");
+    assert.equal(await server.exited, 0);
+    assert.match(server.stderr.text, /shutdown complete/);
+    assert.doesNotMatch(server.stderr.text, /exiting at once/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a port in use is reported before the log or the key file is created", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-port-" });
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const server = await runServer(
+      ["--host", "127.0.0.1", "--port", String(taken.addr.port), "--log", `${dir}/new/events.log`],
+      { waitListening: false },
+    );
+    assert.equal(await server.exited, 1);
+    assert.match(server.stderr.text, /127\.0\.0\.1:\d+ is already in use/);
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "the server left files behind");
+  } finally {
+    taken.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a log holding more undelivered text than max_queued_bytes_total stops replay with the limit to raise", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-replay-" });
+  try {
+    const { log } = await openEventLog(`${dir}/events.log`);
+    const text = "z".repeat(1000);
+    await log.append({
+      type: "user_signed_up",
+      ts: 1,
+      user: "bob",
+      passwordHash: "scrypt$10$8$1$AA==$AA==",
+    });
+    for (let i = 0; i < 20; i++) {
+      await log.append({
+        type: "message_sent",
+        ts: 2 + i,
+        msg: `m${i}`,
+        from: "bob",
+        to: "bob",
+        text,
+      });
+    }
+    await log.close();
+    const refused = await runTestServer(dir, ["--limit", "max_queued_bytes_total=10000"]).then(
+      () => assert.fail("the server started"),
+      (err: Error) => err.message,
+    );
+    assert.match(refused, /exited with code 1/);
+    assert.match(
+      refused,
+      /take over 10000 bytes \(max_queued_bytes_total\).*--limit max_queued_bytes_total=N/s,
+    );
+    const fits = await runTestServer(dir, ["--limit", "max_queued_bytes_total=20000"]);
+    assert.match(fits.stdout.text, /1 user, 20 queued messages/);
+    fits.child.kill("SIGTERM");
+    assert.equal(await fits.exited, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("handshakes computed on worker threads give working sessions, for every group", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-workers-" });
+  try {
+    const server = await runTestServer(dir, ["--limit", "handshake_workers=2"]);
+    for (let i = 0; i < KEX_GROUPS.length; i++) {
+      const c = await TestClient.connect(server.port, i);
+      assert.equal((await c.request({ code: "PNG" })).code, "ACK");
+      await c.close();
+    }
+    server.child.kill("SIGTERM");
+    assert.equal(await server.exited, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

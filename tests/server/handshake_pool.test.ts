@@ -1,0 +1,60 @@
+// Handshakes off the event loop: the worker pool's cap on handshakes in flight, and a fault of
+// the server's own during a handshake, logged as such and never blamed on the client.
+import assert from "node:assert/strict";
+import { KEX_GROUPS } from "../../crypto/mod.ts";
+import { ClientHandshake } from "../../protocol/handshake.ts";
+import { WorkerResponder } from "../../server/handshake_pool.ts";
+import { startServer, TestClient, until } from "./_harness.ts";
+import { testIdentity } from "../_vectors.ts";
+
+const WORKER = new URL("../../server/main.ts", import.meta.url);
+
+Deno.test("the worker pool answers ClientHellos and refuses more than its cap in flight", async () => {
+  const pool = new WorkerResponder(WORKER, 1, 2, {
+    type: "init",
+    pem: testIdentity.toPem(),
+    crypto: "portable",
+    libcrypto: undefined,
+    groups: undefined,
+    trace: false,
+  });
+  try {
+    const hellos = [0, 1, 2].map(() =>
+      new ClientHandshake({ group: KEX_GROUPS.find((g) => g.name === "x25519")! }).hello()
+    );
+    const first = pool.respond(hellos[0]!);
+    const second = pool.respond(hellos[1]!);
+    assert.ok(first && second);
+    assert.equal(pool.inFlight, 2);
+    assert.equal(pool.respond(hellos[2]!), undefined, "a third was taken past the cap");
+    const answers = await Promise.all([first, second]);
+    assert.ok(answers.every((a) => a.outcome.ok));
+    assert.equal(pool.inFlight, 0);
+    const third = await pool.respond(hellos[2]!);
+    assert.ok(third?.outcome.ok);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("a signing failure on the server is logged as ours and the client gets no bad_hello", async () => {
+  const broken = {
+    ...testIdentity,
+    sign: (): Uint8Array => {
+      throw new Error("the signing key is unreadable");
+    },
+  };
+  const t = await startServer({ identity: broken });
+  try {
+    await assert.rejects(TestClient.connect(t.port), (err: Error) => {
+      assert.match(err.message, /closed the connection during the handshake/);
+      return true;
+    });
+    await until(() => t.lines.some((l) => l.includes("handshake failed on our side")), "the log");
+    const line = t.lines.find((l) => l.includes("handshake failed on our side"))!;
+    assert.match(line, /the signing key is unreadable/);
+    assert.ok(!t.lines.some((l) => l.includes("bad_hello")));
+  } finally {
+    await t.dispose();
+  }
+});
