@@ -99,6 +99,9 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
   handshake_workers: 1,
 };
 
+/** Limits that may be 0: every other one at 0 would refuse everything. */
+const ZERO_ALLOWED = new Set(["handshake_workers"]);
+
 export type FsyncMode = "always" | "off";
 
 export interface Config {
@@ -259,7 +262,8 @@ export function parseConfig(
         }; got "${item}"`,
       );
     }
-    limits[name as keyof ServerLimits] = integer(`limit ${name}`, value, 1, 2 ** 31 - 1);
+    const min = ZERO_ALLOWED.has(name) ? 0 : 1;
+    limits[name as keyof ServerLimits] = integer(`limit ${name}`, value, min, 2 ** 31 - 1);
   }
   const maxConn = v["max-connections"] ?? env.HYBRID_MAX_CONNECTIONS;
   if (maxConn !== undefined) {

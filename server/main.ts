@@ -140,7 +140,9 @@ async function main(): Promise<void> {
   let queued = 0;
   for (const q of state.queues.values()) queued += q.size;
   console.log(
-    `replayed ${plural(report.events, "event")} from ${config.log} in ${report.ms.toFixed(0)} ms: ` +
+    `replayed ${plural(report.events, "event")} from ${config.log} in ${
+      report.ms.toFixed(0)
+    } ms: ` +
       `${plural(state.users.size, "user")}, ${plural(queued, "queued message")}` +
       (report.created ? " (new log)" : ""),
   );

@@ -25,6 +25,12 @@ const THROTTLE_SWEEP_EVERY = 40;
 const SHUTDOWN_DRAIN_MS = 2000;
 /** At most one "connection refused" line per address key and reason this often (floods). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
+/**
+ * Connections that end before their handshake are logged one by one up to this many per
+ * throttle sweep (10 s), then counted and summed up: a flood of ClientHellos must not turn into
+ * a flood of log lines, each costing the server more than the connection did.
+ */
+const PRE_HANDSHAKE_LINES = 20;
 
 export interface ServerOptions {
   /** Where to listen; ignored when `listener` is given. */
@@ -121,6 +127,9 @@ export class Server {
   /** Handshakes per address key (§5, IPv6 per /64): a token bucket each. */
   readonly #handshakeBuckets = new Map<string, Bucket>();
   readonly #refusalsLogged = new Map<string, number>();
+  /** Connections that ended before their handshake and were not logged, by reason. */
+  readonly #unlogged = new Map<string, number>();
+  #preHandshakeLogged = 0;
   readonly #pool: HandshakePool;
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #tasks = new Set<Promise<void>>();
@@ -255,7 +264,9 @@ export class Server {
     const c = new Connection(this.#nextId++, addr, addrKey, conn, now);
     this.#connections.add(c);
     this.#perAddress.set(addrKey, (this.#perAddress.get(addrKey) ?? 0) + 1);
-    this.#o.logger.info("connection opened", { conn: c.id, addr: `${addr}:${remote.port}` });
+    if (this.#o.trace) {
+      this.#o.logger.info("connection opened", { conn: c.id, addr: `${addr}:${remote.port}` });
+    }
     const task = this.#serve(c).finally(() => this.#tasks.delete(task));
     this.#tasks.add(task);
   }
@@ -308,7 +319,11 @@ export class Server {
       c.session = result.session;
       c.phase = "open";
       c.lastActivity = Date.now();
-      this.#o.logger.info("handshake done", { conn: c.id, group: result.group.name });
+      this.#o.logger.info("handshake done", {
+        conn: c.id,
+        addr: c.addr,
+        group: result.group.name,
+      });
       this.core.open(session, c.addr, c.addrKey, c);
       await this.#readLoop(c, session, result.session);
     } catch (err) {
@@ -331,13 +346,19 @@ export class Server {
       const n = (this.#perAddress.get(c.addrKey) ?? 1) - 1;
       if (n <= 0) this.#perAddress.delete(c.addrKey);
       else this.#perAddress.set(c.addrKey, n);
-      this.#o.logger.info("connection closed", {
-        conn: c.id,
-        addr: c.addr,
-        user,
-        reason: c.closeReason,
-      });
+      this.#logClosed(c, user);
     }
+  }
+
+  /** Logs a connection's end; those that never got past the handshake, within a budget. */
+  #logClosed(c: Connection, user: string | undefined): void {
+    const fields = { conn: c.id, addr: c.addr, user, reason: c.closeReason };
+    if (c.session || this.#o.trace || this.#preHandshakeLogged < PRE_HANDSHAKE_LINES) {
+      if (!c.session) this.#preHandshakeLogged++;
+      this.#o.logger.info("connection closed", fields);
+      return;
+    }
+    this.#unlogged.set(c.closeReason, (this.#unlogged.get(c.closeReason) ?? 0) + 1);
   }
 
   async #readLoop(c: Connection, session: string, secure: SecureSession): Promise<void> {
@@ -378,6 +399,15 @@ export class Server {
         ) >= limits.handshakes_per_address_burst;
         if (full) this.#handshakeBuckets.delete(key);
       }
+      if (this.#unlogged.size > 0) {
+        const total = [...this.#unlogged.values()].reduce((a, b) => a + b, 0);
+        this.#o.logger.warn("connections ended before their handshake, not logged one by one", {
+          count: total,
+          reasons: JSON.stringify(Object.fromEntries(this.#unlogged)),
+        });
+        this.#unlogged.clear();
+      }
+      this.#preHandshakeLogged = 0;
       for (const [key, at] of this.#refusalsLogged) {
         if (now - at >= REFUSAL_LOG_INTERVAL_MS) this.#refusalsLogged.delete(key);
       }
