@@ -12,3 +12,4 @@ export * from "./record.ts";
 export * from "./password.ts";
 export * from "./engine.ts";
 export * from "./native.ts";
+export * from "./user_key.ts";

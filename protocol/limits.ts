@@ -18,6 +18,13 @@ export const MAX_PASSWORD_BYTES = 1024;
 /** Message text length in UTF-8 bytes (§4.3). */
 export const MIN_TEXT_BYTES = 1;
 export const MAX_TEXT_BYTES = 16384;
+/** Longest `sealed` (§8.3): base64 of an envelope, in characters. */
+export const MAX_SEALED_CHARS = 32768;
+/**
+ * Longest user `key` we read (§8.1): base64 of a DER SubjectPublicKeyInfo. A 4096-bit RSA key
+ * takes 736 characters; anything much longer cannot be one of the keys §8.1 allows.
+ */
+export const MAX_USER_KEY_B64_CHARS = 1024;
 /** Request ids run from 1 to 2^31 - 1 (§4). */
 export const MAX_REQUEST_ID = 2 ** 31 - 1;
 /** `msg` ids are opaque strings of at most 64 characters (§4.3). */

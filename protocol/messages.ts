@@ -9,8 +9,10 @@ import {
   MAX_MSG_ID_CHARS,
   MAX_PASSWORD_BYTES,
   MAX_REQUEST_ID,
+  MAX_SEALED_CHARS,
   MAX_SERVER_KEY_B64_CHARS,
   MAX_TEXT_BYTES,
+  MAX_USER_KEY_B64_CHARS,
   MAX_USERNAME_CHARS,
   MIN_PASSWORD_BYTES,
   MIN_TEXT_BYTES,
@@ -20,7 +22,18 @@ import {
 // ─── Codes ───────────────────────────────────────────────────────────────────────────────────
 
 /** Request codes of the §4.1 table; each request carries an `id` and gets one response. */
-export const REQUEST_CODES = ["SNU", "LGN", "LGO", "CPW", "GSR", "GUL", "MSG", "PNG"] as const;
+export const REQUEST_CODES = [
+  "SNU",
+  "LGN",
+  "LGO",
+  "CPW",
+  "GSR",
+  "GUL",
+  "MSG",
+  "KEY",
+  "GPK",
+  "PNG",
+] as const;
 export type RequestCode = typeof REQUEST_CODES[number];
 /** Everything a client sends: the requests, plus `DAK`, which gets no response (§4.2). */
 export type ClientCode = RequestCode | "DAK";
@@ -40,6 +53,9 @@ export const ERROR_CODES = [
   "unknown_user",
   "too_large",
   "invalid_message",
+  "invalid_key",
+  "no_key",
+  "stale_key",
 ] as const;
 export type ErrorCode = typeof ERROR_CODES[number];
 
@@ -68,6 +84,8 @@ export interface SignUp {
   id: number;
   user: string;
   password: string;
+  /** The user's RSA public key (§8.1): base64 of its DER SubjectPublicKeyInfo. */
+  key?: string;
 }
 export interface LogIn {
   code: "LGN";
@@ -101,13 +119,28 @@ export interface GetUserList {
   after?: string;
   limit?: number;
 }
-export interface SendMessage {
+/** A message's content: `text` the server can read, or a `sealed` envelope it cannot (§8). */
+export type Content = { text: string; sealed?: never } | { sealed: string; text?: never };
+
+export type SendMessage = {
   code: "MSG";
   id: number;
   to: string;
-  text: string;
   /** Idempotency key (§4.3); absent when the client sends none. */
   cid?: string;
+} & Content;
+/** `KEY`: publish the sender's own RSA key (§8.1), replacing the current one. */
+export interface PublishKey {
+  code: "KEY";
+  id: number;
+  key: string;
+}
+/** `GPK`: a user's current key, or the one with `fingerprint` if they ever published it (§8.1). */
+export interface GetPublicKey {
+  code: "GPK";
+  id: number;
+  user: string;
+  fingerprint?: string;
 }
 export interface Ping {
   code: "PNG";
@@ -127,6 +160,8 @@ export type Request =
   | GetServerKey
   | GetUserList
   | SendMessage
+  | PublishKey
+  | GetPublicKey
   | Ping;
 export type ClientMessage = Request | DeliveryAck;
 
@@ -135,6 +170,8 @@ export type ClientMessage = Request | DeliveryAck;
 export interface UserEntry {
   user: string;
   online: boolean;
+  /** The fingerprint of the user's current key, if they published one (§8). */
+  fingerprint?: string;
 }
 
 /**
@@ -142,7 +179,17 @@ export interface UserEntry {
  * client knows from the id. `request` carries that knowledge in the type and is never sent.
  */
 export type Ack =
-  | { code: "ACK"; id: number; request: "SNU"; user: string }
+  | { code: "ACK"; id: number; request: "SNU"; user: string; fingerprint?: string }
+  | { code: "ACK"; id: number; request: "KEY"; fingerprint: string }
+  | {
+    code: "ACK";
+    id: number;
+    request: "GPK";
+    user: string;
+    key: string;
+    fingerprint: string;
+    current: boolean;
+  }
   | { code: "ACK"; id: number; request: "LGN"; user: string; queued: number }
   | { code: "ACK"; id: number; request: "LGO" | "CPW" | "PNG" }
   | { code: "ACK"; id: number; request: "GSR"; key: string; fingerprint: string }
@@ -168,14 +215,13 @@ export interface ErrorResponse {
   /** Present with `rate_limited`: when the same request may succeed (§4). */
   retry_after_ms?: number;
 }
-export interface Deliver {
+export type Deliver = {
   code: "DLV";
   msg: string;
   from: string;
   to: string;
-  text: string;
   ts: number;
-}
+} & Content;
 export interface Bye {
   code: "BYE";
   reason: ByeReason;
@@ -222,8 +268,17 @@ export function messageText(m: ClientMessage | ServerMessage): string {
 function wireBody(m: ClientMessage | ServerMessage): Record<string, unknown> {
   switch (m.code) {
     case "SNU":
+      return m.key === undefined
+        ? { id: m.id, user: m.user, password: m.password }
+        : { id: m.id, user: m.user, password: m.password, key: m.key };
     case "LGN":
       return { id: m.id, user: m.user, password: m.password };
+    case "KEY":
+      return { id: m.id, key: m.key };
+    case "GPK":
+      return m.fingerprint === undefined
+        ? { id: m.id, user: m.user }
+        : { id: m.id, user: m.user, fingerprint: m.fingerprint };
     case "LGO":
     case "GSR":
     case "PNG":
@@ -238,9 +293,12 @@ function wireBody(m: ClientMessage | ServerMessage): Record<string, unknown> {
     case "CPW":
       return { id: m.id, old: m.old, new: m.new };
     case "MSG":
-      return m.cid === undefined
-        ? { id: m.id, to: m.to, text: m.text }
-        : { id: m.id, to: m.to, text: m.text, cid: m.cid };
+      return {
+        id: m.id,
+        to: m.to,
+        ...(m.sealed === undefined ? { text: m.text } : { sealed: m.sealed }),
+        ...(m.cid === undefined ? {} : { cid: m.cid }),
+      };
     case "DAK":
       return { msg: m.msg };
     case "ACK":
@@ -250,7 +308,9 @@ function wireBody(m: ClientMessage | ServerMessage): Record<string, unknown> {
         ? { id: m.id, code: m.error, message: m.message }
         : { id: m.id, code: m.error, message: m.message, retry_after_ms: m.retry_after_ms };
     case "DLV":
-      return { msg: m.msg, from: m.from, to: m.to, text: m.text, ts: m.ts };
+      return m.sealed === undefined
+        ? { msg: m.msg, from: m.from, to: m.to, text: m.text, ts: m.ts }
+        : { msg: m.msg, from: m.from, to: m.to, sealed: m.sealed, ts: m.ts };
     case "BYE":
       return { reason: m.reason };
     default:
@@ -261,7 +321,19 @@ function wireBody(m: ClientMessage | ServerMessage): Record<string, unknown> {
 function ackBody(m: Ack): Record<string, unknown> {
   switch (m.request) {
     case "SNU":
-      return { id: m.id, user: m.user };
+      return m.fingerprint === undefined
+        ? { id: m.id, user: m.user }
+        : { id: m.id, user: m.user, fingerprint: m.fingerprint };
+    case "KEY":
+      return { id: m.id, fingerprint: m.fingerprint };
+    case "GPK":
+      return {
+        id: m.id,
+        user: m.user,
+        key: m.key,
+        fingerprint: m.fingerprint,
+        current: m.current,
+      };
     case "LGN":
       return { id: m.id, user: m.user, queued: m.queued };
     case "LGO":
@@ -273,7 +345,11 @@ function ackBody(m: Ack): Record<string, unknown> {
     case "GUL":
       return {
         id: m.id,
-        users: m.users.map((u) => ({ user: u.user, online: u.online })),
+        users: m.users.map((u) =>
+          u.fingerprint === undefined
+            ? { user: u.user, online: u.online }
+            : { user: u.user, online: u.online, fingerprint: u.fingerprint }
+        ),
         ...(m.next === undefined ? {} : { next: m.next }),
       };
     case "MSG":
@@ -404,7 +480,36 @@ export function parseClientMessage(plaintext: Uint8Array): ClientParse {
       }
       const weak = passwordProblem(password);
       if (weak !== undefined) return fail("weak_password", weak);
-      return { ok: true, value: { code: request, id, user, password } };
+      const key = field(body, "key");
+      if (key === undefined) return { ok: true, value: { code: request, id, user, password } };
+      const bad = keyProblem(key);
+      if (bad !== undefined) {
+        return fail(typeof key === "string" ? "invalid_key" : "bad_request", bad);
+      }
+      return { ok: true, value: { code: request, id, user, password, key: key as string } };
+    }
+    case "KEY": {
+      const key = field(body, "key");
+      const bad = keyProblem(key);
+      if (bad !== undefined) {
+        return fail(typeof key === "string" ? "invalid_key" : "bad_request", bad);
+      }
+      return { ok: true, value: { code: request, id, key: key as string } };
+    }
+    case "GPK": {
+      const user = field(body, "user");
+      const fingerprint = field(body, "fingerprint");
+      if (typeof user !== "string") return fail("bad_request", mustBeString("user", user));
+      if (fingerprint !== undefined && typeof fingerprint !== "string") {
+        return fail("bad_request", mustBeString("fingerprint", fingerprint));
+      }
+      if (!isUsername(user)) return fail("unknown_user", "no such user");
+      if (fingerprint !== undefined && !FINGERPRINT_PATTERN.test(fingerprint)) {
+        return fail("no_key", "no key has that fingerprint");
+      }
+      const value: GetPublicKey = { code: request, id, user };
+      if (fingerprint !== undefined) value.fingerprint = fingerprint;
+      return { ok: true, value };
     }
     case "CPW": {
       const old = field(body, "old");
@@ -430,6 +535,22 @@ export function parseClientMessage(plaintext: Uint8Array): ClientParse {
         );
       }
       if (!isUsername(to)) return fail("unknown_user", "no such user");
+      const sealed = field(body, "sealed");
+      if ((text === undefined) === (sealed === undefined)) {
+        return fail("invalid_message", `exactly one of "text" and "sealed" is needed`);
+      }
+      if (sealed !== undefined) {
+        // §8.4's first check; the rest needs the keys, which the server holds.
+        if (typeof sealed !== "string" || !isSealed(sealed)) {
+          return fail(
+            "invalid_message",
+            `"sealed" must be padded base64 of at most ${MAX_SEALED_CHARS} characters`,
+          );
+        }
+        const value: SendMessage = { code: request, id, to, sealed };
+        if (cid !== undefined) value.cid = cid;
+        return { ok: true, value };
+      }
       if (typeof text !== "string") {
         return fail("invalid_message", `"text" must be a string, got ${describe(text)}`);
       }
@@ -451,7 +572,17 @@ export function parseClientMessage(plaintext: Uint8Array): ClientParse {
 
 /** Whether a client message needs a logged-in session (§4.1; `DAK` acknowledges the user's queue). */
 export function needsLogin(code: ClientCode): boolean {
-  return code === "LGO" || code === "CPW" || code === "GUL" || code === "MSG" || code === "DAK";
+  return code === "LGO" || code === "CPW" || code === "GUL" || code === "MSG" || code === "DAK" ||
+    code === "KEY" || code === "GPK";
+}
+
+/** Why a `key` field cannot be a user key (§8.1) before its DER is read, or undefined. */
+function keyProblem(key: unknown): string | undefined {
+  if (typeof key !== "string") return mustBeString("key", key);
+  if (key.length === 0 || key.length > MAX_USER_KEY_B64_CHARS || !isPaddedBase64(key)) {
+    return `"key" must be padded base64 of at most ${MAX_USER_KEY_B64_CHARS} characters`;
+  }
+  return undefined;
 }
 
 function refuse(
@@ -527,8 +658,18 @@ export function parseServerMessage(
       if (!isMsgId(msg)) return malformed(`DLV "msg" is ${describe(msg)}`);
       if (!isUsername(from)) return malformed(`DLV "from" is not a username`);
       if (!isUsername(to)) return malformed(`DLV "to" is not a username`);
-      if (!isText(text)) return malformed(`DLV "text" is not 1..${MAX_TEXT_BYTES} bytes of UTF-8`);
+      const sealed = field(body, "sealed");
       if (!isCount(ts)) return malformed(`DLV "ts" is ${describe(ts)}`);
+      if ((text === undefined) === (sealed === undefined)) {
+        return malformed(`DLV carries not exactly one of "text" and "sealed"`);
+      }
+      if (sealed !== undefined) {
+        if (!isSealed(sealed)) {
+          return malformed(`DLV "sealed" is not base64 of at most ${MAX_SEALED_CHARS} chars`);
+        }
+        return { ok: true, value: { code, msg, from, to, sealed, ts } };
+      }
+      if (!isText(text)) return malformed(`DLV "text" is not 1..${MAX_TEXT_BYTES} bytes of UTF-8`);
       return { ok: true, value: { code, msg, from, to, text, ts } };
     }
     case "BYE": {
@@ -558,8 +699,45 @@ function parseAck(
       return { ok: true, value: { code: "ACK", id, request } };
     case "SNU": {
       const user = field(body, "user");
+      const fingerprint = field(body, "fingerprint");
       if (!isUsername(user)) return malformed(`ACK of SNU: "user" is not a username`);
-      return { ok: true, value: { code: "ACK", id, request, user } };
+      if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
+        return malformed(`ACK of SNU: "fingerprint" is not SHA256:<43 base64 chars>`);
+      }
+      return {
+        ok: true,
+        value: {
+          code: "ACK",
+          id,
+          request,
+          user,
+          ...(fingerprint === undefined ? {} : { fingerprint }),
+        },
+      };
+    }
+    case "KEY": {
+      const fingerprint = field(body, "fingerprint");
+      if (!isFingerprint(fingerprint)) {
+        return malformed(`ACK of KEY: "fingerprint" is not SHA256:<43 base64 chars>`);
+      }
+      return { ok: true, value: { code: "ACK", id, request, fingerprint } };
+    }
+    case "GPK": {
+      const user = field(body, "user");
+      const key = field(body, "key");
+      const fingerprint = field(body, "fingerprint");
+      const current = field(body, "current");
+      if (!isUsername(user)) return malformed(`ACK of GPK: "user" is not a username`);
+      if (typeof key !== "string" || keyProblem(key) !== undefined) {
+        return malformed(
+          `ACK of GPK: "key" is not base64 of at most ${MAX_USER_KEY_B64_CHARS} chars`,
+        );
+      }
+      if (!isFingerprint(fingerprint)) {
+        return malformed(`ACK of GPK: "fingerprint" is not SHA256:<43 base64 chars>`);
+      }
+      if (typeof current !== "boolean") return malformed(`ACK of GPK: "current" is not a boolean`);
+      return { ok: true, value: { code: "ACK", id, request, user, key, fingerprint, current } };
     }
     case "LGN": {
       const user = field(body, "user");
@@ -576,7 +754,7 @@ function parseAck(
           `ACK of GSR: "key" is not base64 of at most ${MAX_SERVER_KEY_B64_CHARS} chars`,
         );
       }
-      if (typeof fingerprint !== "string" || !FINGERPRINT_PATTERN.test(fingerprint)) {
+      if (!isFingerprint(fingerprint)) {
         return malformed(`ACK of GSR: "fingerprint" is not SHA256:<43 base64 chars>`);
       }
       return { ok: true, value: { code: "ACK", id, request, key, fingerprint } };
@@ -589,10 +767,14 @@ function parseAck(
         if (!isObject(entry)) return malformed(`ACK of GUL: an entry is ${describe(entry)}`);
         const user = field(entry, "user");
         const online = field(entry, "online");
-        if (!isUsername(user) || typeof online !== "boolean") {
-          return malformed(`ACK of GUL: an entry is not {"user", "online"}`);
+        const fingerprint = field(entry, "fingerprint");
+        if (
+          !isUsername(user) || typeof online !== "boolean" ||
+          (fingerprint !== undefined && !isFingerprint(fingerprint))
+        ) {
+          return malformed(`ACK of GUL: an entry is not {"user", "online", "fingerprint"?}`);
         }
-        users.push({ user, online });
+        users.push(fingerprint === undefined ? { user, online } : { user, online, fingerprint });
       }
       const next = field(body, "next");
       if (next !== undefined && !isUsername(next)) {
@@ -732,6 +914,21 @@ function isText(value: unknown): value is string {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+/** Standard base64 with its padding exactly right (§8.1, §8.3). */
+const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function isFingerprint(value: unknown): value is string {
+  return typeof value === "string" && FINGERPRINT_PATTERN.test(value);
+}
+
+function isPaddedBase64(value: string): boolean {
+  return PADDED_BASE64.test(value);
+}
+
+function isSealed(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= MAX_SEALED_CHARS &&
+    isPaddedBase64(value);
+}
 
 function isBase64(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 &&

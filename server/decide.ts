@@ -4,7 +4,8 @@
 // Neither does I/O nor changes the state: the shell (server/core.ts) applies a decision's facts
 // with `evolve` (state.ts), sends its replies, appends its events and runs its password work,
 // then feeds the work's results back in as commands. Time and message ids come in `context`.
-import { needsRehash } from "../crypto/mod.ts";
+import { checkUserKey, fingerprintOfKid, needsRehash } from "../crypto/mod.ts";
+import { decodeSealed, EnvelopeError, parseEnvelope } from "../protocol/envelope.ts";
 import { MAX_GUL_PAGE } from "../protocol/limits.ts";
 import {
   type ByeReason,
@@ -13,6 +14,7 @@ import {
   type ErrorCode,
   INVALID_CREDENTIALS_MESSAGE,
   needsLogin,
+  type SendMessage,
   type ServerMessage,
   type UserEntry,
 } from "../protocol/messages.ts";
@@ -20,8 +22,11 @@ import {
   type ConflictRule,
   type Event,
   type MessageSent,
+  type PublishedKey,
   queuedFor,
+  type QueuedMessage,
   rememberedCid,
+  type SealedMessageSent,
   utf8Bytes,
 } from "../store/mod.ts";
 import { bucketWait, throttleWait, windowWait } from "./rate_limit.ts";
@@ -38,13 +43,16 @@ import {
 
 /** Retry hint when a recipient's queue or a byte quota is full: they must log in and DAK first. */
 export const QUEUE_FULL_RETRY_MS = 60_000;
+/** §8.1: at most this many KEYs per user in KEY_WINDOW_MS. */
+export const KEYS_PER_WINDOW = 5;
+export const KEY_WINDOW_MS = 3_600_000;
 /** Time one password job takes, roughly: the unit of the retry hint when the hash queue is full. */
 const HASH_JOB_MS = 300;
 
 /** Password work for the shell: scrypt on worker threads. Passwords live here only, never in state. */
 export type Work =
-  /** SNU: hash a new password. */
-  | { kind: "hash"; origin: Origin; user: string; password: string }
+  /** SNU: hash a new password (the user's key, if any, checked already, waits with it). */
+  | { kind: "hash"; origin: Origin; user: string; password: string; key?: PublishedKeyInput }
   /** LGN: check `password` against `stored` (the dummy hash for an unknown user); rehash if asked. */
   | {
     kind: "verify";
@@ -69,6 +77,9 @@ export type Work =
     next: string;
     stored: string | undefined;
   };
+
+/** A user key that passed §8.1's checks, as it will be written. */
+export type PublishedKeyInput = Omit<PublishedKey, "ts">;
 
 /** What a finished job found: a hash, a verdict, or the error that stopped it. */
 export type WorkResult =
@@ -272,7 +283,11 @@ function request(
     case "GUL":
       return userList(state, session, message.id, message, ctx);
     case "SNU":
-      return signUp(state, session, message.id, message.user, message.password, ctx);
+      return signUp(state, session, message.id, message.user, message.password, message.key, ctx);
+    case "KEY":
+      return publishKey(state, session, message.id, message.key, ctx);
+    case "GPK":
+      return getPublicKey(state, session, message.id, message.user, message.fingerprint);
     case "LGN":
       return logIn(state, session, message.id, message.user, message.password, ctx);
     case "LGO": {
@@ -288,7 +303,7 @@ function request(
     case "CPW":
       return changePassword(state, session, message.id, message.old, message.new, ctx);
     case "MSG":
-      return send(state, session, message.id, message.to, message.text, message.cid, ctx);
+      return send(state, session, message, ctx);
     case "DAK":
       return deliveryAck(state, session.user!, message.msg, ctx);
     default: {
@@ -328,7 +343,12 @@ function userList(
   for (; i < names.length && users.length < limit; i++) {
     const user = names[i]!;
     if (!user.startsWith(prefix)) break;
-    users.push({ user, online: state.online.has(user) });
+    const current = state.log.users.get(user)?.keys.at(-1);
+    users.push(
+      current === undefined
+        ? { user, online: state.online.has(user) }
+        : { user, online: state.online.has(user), fingerprint: current.fingerprint },
+    );
   }
   const more = i < names.length && names[i]!.startsWith(prefix) && users.length > 0;
   return decision({
@@ -360,6 +380,7 @@ function signUp(
   id: number,
   user: string,
   password: string,
+  key: string | undefined,
   ctx: Context,
 ): Decision {
   const limits = state.config.limits;
@@ -375,13 +396,111 @@ function signUp(
   if (state.log.users.has(user) || state.pending.signups.has(user)) {
     return refuse(to, id, "user_exists", `user ${user} already exists`);
   }
+  const checked = key === undefined ? undefined : userKey(key);
+  if (typeof checked === "string") return refuse(to, id, "invalid_key", checked);
   const busy = jobsFull(state);
   if (busy !== undefined) {
     return refuse(to, id, "rate_limited", "server busy hashing passwords", busy);
   }
   return decision({
     facts: [{ type: "signup_reserved", session: to, user, addrKey: session.addrKey, now: ctx.now }],
-    work: [{ kind: "hash", origin: { session: to, id }, user, password }],
+    work: [{
+      kind: "hash",
+      origin: { session: to, id },
+      user,
+      password,
+      ...(checked === undefined ? {} : { key: checked }),
+    }],
+  });
+}
+
+/** A published key after §8.1's checks, or why it is refused. */
+function userKey(key: string): PublishedKeyInput | string {
+  const checked = checkUserKey(key);
+  if (typeof checked === "string") return `not a user key: ${checked}`;
+  return { key, fingerprint: checked.fingerprint, bits: checked.bits };
+}
+
+/** KEY (§8.1): replaces the user's key, at most KEYS_PER_WINDOW times an hour. */
+function publishKey(
+  state: ServerState,
+  session: Session,
+  id: number,
+  key: string,
+  ctx: Context,
+): Decision {
+  const to = session.id;
+  const user = session.user!;
+  const checked = userKey(key);
+  if (typeof checked === "string") return refuse(to, id, "invalid_key", checked);
+  // Counted from the log, so the limit holds across restarts and nodes.
+  const recent = (state.log.users.get(user)?.keys ?? []).filter((k) =>
+    k.ts > ctx.now - KEY_WINDOW_MS
+  );
+  const inFlight = state.pending.keys.get(user) ?? 0;
+  if (recent.length + inFlight >= KEYS_PER_WINDOW) {
+    const oldest = recent[0]?.ts ?? ctx.now;
+    return refuse(
+      to,
+      id,
+      "rate_limited",
+      `at most ${KEYS_PER_WINDOW} keys an hour`,
+      Math.max(1, oldest + KEY_WINDOW_MS - ctx.now),
+    );
+  }
+  return decision({
+    facts: [{ type: "key_reserved", user }],
+    events: [{ type: "user_key_published", ts: ctx.now, user, ...checked }],
+    origin: { session: to, id },
+    onCommit: [{
+      to,
+      message: { code: "ACK", id, request: "KEY", fingerprint: checked.fingerprint },
+    }],
+    logs: [{
+      level: "info",
+      msg: "key published",
+      fields: { conn: to, user, fingerprint: checked.fingerprint, bits: checked.bits },
+    }],
+  });
+}
+
+/** GPK (§8.1): the current key of `user`, or the one with `fingerprint` if they published it. */
+function getPublicKey(
+  state: ServerState,
+  session: Session,
+  id: number,
+  user: string,
+  fingerprint: string | undefined,
+): Decision {
+  const to = session.id;
+  const keys = state.log.users.get(user)?.keys;
+  if (keys === undefined) return refuse(to, id, "unknown_user", `no user ${user}`);
+  const found = fingerprint === undefined
+    ? keys.at(-1)
+    : keys.findLast((k) => k.fingerprint === fingerprint);
+  if (found === undefined) {
+    return refuse(
+      to,
+      id,
+      "no_key",
+      fingerprint === undefined
+        ? `${user} has published no key`
+        : `${user} never published that key`,
+    );
+  }
+  return decision({
+    replies: [{
+      to,
+      message: {
+        code: "ACK",
+        id,
+        request: "GPK",
+        user,
+        key: found.key,
+        fingerprint: found.fingerprint,
+        current: found === keys.at(-1),
+      },
+    }],
   });
 }
 
@@ -481,12 +600,10 @@ function changePassword(
 function send(
   state: ServerState,
   session: Session,
-  id: number,
-  recipient: string,
-  text: string,
-  cid: string | undefined,
+  message: SendMessage,
   ctx: Context,
 ): Decision {
+  const { id, to: recipient, cid } = message;
   const limits = state.config.limits;
   const { log, pending } = state;
   const to = session.id;
@@ -512,7 +629,12 @@ function send(
   const wait = bucketWait(session.msgBucket, limits.msg_burst, limits.msg_per_second, ctx.now);
   if (wait > 0) return refuse(to, id, "rate_limited", "sending too fast", wait);
   if (!log.users.has(recipient)) return refuse(to, id, "unknown_user", `no user ${recipient}`);
-  const bytes = utf8Bytes(text);
+  if (message.sealed !== undefined) {
+    const refusal = sealedProblem(state, from, recipient, message.sealed);
+    if (refusal) return refuse(to, id, refusal.error, refusal.message);
+  }
+  // An envelope is base64, one byte per character; a text counts its UTF-8 bytes.
+  const bytes = message.sealed === undefined ? utf8Bytes(message.text) : message.sealed.length;
   const queued = log.queues.get(recipient);
   const full = (what: string) =>
     refuse(to, id, "rate_limited", `${what}; try again later`, QUEUE_FULL_RETRY_MS);
@@ -540,9 +662,13 @@ function send(
   const msg = ctx.newMessageId();
   // Built with its final shape: `delete` of an absent cid would put the object in V8's
   // dictionary mode, slowing every later read of it (encoding, evolve, DLV).
-  const event: MessageSent = cid === undefined
-    ? { type: "message_sent", ts, msg, from, to: recipient, text }
-    : { type: "message_sent", ts, msg, from, to: recipient, text, cid };
+  const event: MessageSent | SealedMessageSent = message.sealed === undefined
+    ? (cid === undefined
+      ? { type: "message_sent", ts, msg, from, to: recipient, text: message.text }
+      : { type: "message_sent", ts, msg, from, to: recipient, text: message.text, cid })
+    : (cid === undefined
+      ? { type: "sealed_message_sent", ts, msg, from, to: recipient, sealed: message.sealed }
+      : { type: "sealed_message_sent", ts, msg, from, to: recipient, sealed: message.sealed, cid });
   return decision({
     facts: [
       { type: "token_taken", session: to, bucket: "msg", now: ctx.now },
@@ -552,6 +678,40 @@ function send(
     origin: { session: to, id },
     onCommit: [{ to, message: { code: "ACK", id, request: "MSG", msg, ts } }],
   });
+}
+
+/**
+ * §8.4, after the base64 check the parser made: the layout parses exactly; the kids name the
+ * recipient's and the sender's current keys (`stale_key` otherwise: fetch them again with GPK);
+ * `wrapped` and `sig` are as long as those keys' moduli. Undefined when the envelope may go.
+ */
+function sealedProblem(
+  state: ServerState,
+  from: string,
+  to: string,
+  sealed: string,
+): { error: ErrorCode; message: string } | undefined {
+  let envelope;
+  try {
+    envelope = parseEnvelope(decodeSealed(sealed));
+  } catch (err) {
+    if (!(err instanceof EnvelopeError)) throw err;
+    return { error: "invalid_message", message: `sealed envelope: ${err.message}` };
+  }
+  const recipientKey = state.log.users.get(to)?.keys.at(-1);
+  const senderKey = state.log.users.get(from)?.keys.at(-1);
+  if (recipientKey?.fingerprint !== fingerprintOfKid(envelope.recipientKid)) {
+    return { error: "stale_key", message: `not sealed to ${to}'s current key; fetch it with GPK` };
+  }
+  if (senderKey?.fingerprint !== fingerprintOfKid(envelope.senderKid)) {
+    return { error: "stale_key", message: "not from your current key; publish or fetch it again" };
+  }
+  if (
+    envelope.wrapped.length !== recipientKey.bits / 8 || envelope.sig.length !== senderKey.bits / 8
+  ) {
+    return { error: "invalid_message", message: "wrapped key or signature of the wrong length" };
+  }
+  return undefined;
 }
 
 function deliveryAck(state: ServerState, user: string, msg: string, ctx: Context): Decision {
@@ -715,7 +875,13 @@ function commitFailed(
           answered = true;
         }
         break;
-      case "message_sent": {
+      case "user_key_published":
+        if (origin && state.pending.keys.has(event.user)) {
+          facts.push({ type: "key_released", user: event.user });
+        }
+        break;
+      case "message_sent":
+      case "sealed_message_sent": {
         facts.push({ type: "send_released", msg: event.msg });
         if (event.cid === undefined) break;
         const key = cidKey(event.from, event.cid);
@@ -791,7 +957,8 @@ function tick(state: ServerState, ctx: Context): Decision {
  */
 export function react(state: ServerState, event: Event, origin: Origin | undefined): Reaction {
   switch (event.type) {
-    case "message_sent": {
+    case "message_sent":
+    case "sealed_message_sent": {
       const replies: Outgoing[] = [];
       if (event.cid !== undefined) {
         for (const w of state.pending.cidWaiters.get(cidKey(event.from, event.cid)) ?? []) {
@@ -803,8 +970,13 @@ export function react(state: ServerState, event: Event, origin: Origin | undefin
       }
       const recipient = liveSession(state, state.online.get(event.to));
       if (recipient) {
-        const { msg, from, to, text, ts } = event;
-        replies.push({ to: recipient.id, message: { code: "DLV", msg, from, to, text, ts } });
+        const { msg, from, to, ts } = event;
+        replies.push({
+          to: recipient.id,
+          message: event.type === "message_sent"
+            ? { code: "DLV", msg, from, to, text: event.text, ts }
+            : { code: "DLV", msg, from, to, sealed: event.sealed, ts },
+        });
       }
       return { replies, logs: [] };
     }
@@ -834,18 +1006,21 @@ export function react(state: ServerState, event: Event, origin: Origin | undefin
           },
         });
         // §4.3: every queued message, oldest first, right after the ACK.
-        for (const m of queued) {
-          replies.push({
-            to: session.id,
-            message: { code: "DLV", msg: m.msg, from: m.from, to: m.to, text: m.text, ts: m.ts },
-          });
-        }
+        for (const m of queued) replies.push({ to: session.id, message: deliver(m) });
       }
       return { replies, logs };
     }
     default:
       return { replies: [], logs: [] };
   }
+}
+
+/** The DLV of a queued message: its text or its envelope, as sent. */
+function deliver(m: QueuedMessage): ServerMessage {
+  const { msg, from, to, ts } = m;
+  return m.sealed === undefined
+    ? { code: "DLV", msg, from, to, text: m.text, ts }
+    : { code: "DLV", msg, from, to, sealed: m.sealed, ts };
 }
 
 function liveSession(state: ServerState, id: SessionId | undefined): Session | undefined {

@@ -1,6 +1,8 @@
 // `deno task events`: prints the event log for people, or as JSON lines, never showing a
 // password hash in full. Reads without locking, so it works beside a running server.
 
+import { fingerprintOfKid } from "../crypto/mod.ts";
+import { decodeSealed, parseEnvelope } from "../protocol/envelope.ts";
 import { escapeUnsafe } from "./logger.ts";
 import { progressOnStderr } from "./progress.ts";
 import { parseArgs } from "node:util";
@@ -55,8 +57,24 @@ export function redactEvent(event: Event): Event {
     case "user_signed_up":
     case "password_changed":
       return { ...event, passwordHash: redactHash(event.passwordHash) };
+    case "sealed_message_sent":
+      // The server cannot read an envelope; it shows what it can know: size and the two keys.
+      return { ...event, sealed: describeSealed(event.sealed) };
     default:
       return event;
+  }
+}
+
+/** A sealed envelope as `tools` show it: its size and the two kids' fingerprints, no bytes of it. */
+export function describeSealed(sealed: string): string {
+  try {
+    const bytes = decodeSealed(sealed);
+    const e = parseEnvelope(bytes);
+    return `${plural(bytes.length, "byte")} from ${fingerprintOfKid(e.senderKid)} to ${
+      fingerprintOfKid(e.recipientKid)
+    }`;
+  } catch {
+    return `${plural(sealed.length, "character")} that do not parse as an envelope`;
   }
 }
 
@@ -96,7 +114,10 @@ export function namesUser(event: Event, user: string): boolean {
     case "password_changed":
     case "message_delivered":
       return event.user === user;
+    case "user_key_published":
+      return event.user === user;
     case "message_sent":
+    case "sealed_message_sent":
       return event.from === user || event.to === user;
     case "cid_remembered":
       return event.from === user;

@@ -86,6 +86,8 @@ export interface Pending {
    * this node and not durable yet, or by another node and not applied here yet).
    */
   readonly cidWaiters: Map<string, Origin[]>;
+  /** user → KEYs of theirs being written: they count against the hourly limit (§8.1). */
+  readonly keys: Map<string, number>;
   /** `user\0msg` of DAKs being written, so a repeated DAK is not logged twice. */
   readonly daks: Set<string>;
   /** recipient → messages and bytes being written to them; sender → bytes. */
@@ -154,6 +156,7 @@ export function initialServerState(
       sends: new Map(),
       cids: new Map(),
       cidWaiters: new Map(),
+      keys: new Map(),
       daks: new Set(),
       toCount: new Map(),
       toBytes: new Map(),
@@ -193,6 +196,8 @@ export type Fact =
   | { type: "send_released"; msg: string }
   | { type: "cid_waiter_added"; cidKey: string; waiter: Origin }
   | { type: "cid_waiters_released"; cidKey: string }
+  | { type: "key_reserved"; user: string }
+  | { type: "key_released"; user: string }
   | { type: "dak_reserved"; user: string; msg: string }
   | { type: "dak_released"; user: string; msg: string }
   /** Forget throttle entries that aged out. */
@@ -279,13 +284,18 @@ export function evolve(state: ServerState, change: Event | Fact, origin?: Origin
       }
       break;
     }
-    case "message_sent": {
+    case "message_sent":
+    case "sealed_message_sent": {
       evolveProjection(state.log, change);
       const send = pending.sends.get(change.msg);
       if (send) releaseSend(state, change.msg, send);
       if (change.cid !== undefined) pending.cidWaiters.delete(cidKey(change.from, change.cid));
       break;
     }
+    case "user_key_published":
+      evolveProjection(state.log, change);
+      if (origin !== undefined) add(pending.keys, change.user, -1);
+      break;
     case "message_delivered":
       evolveProjection(state.log, change);
       pending.daks.delete(`${change.user}\0${change.msg}`);
@@ -415,6 +425,12 @@ export function evolve(state: ServerState, change: Event | Fact, origin?: Origin
     }
     case "cid_waiters_released":
       pending.cidWaiters.delete(change.cidKey);
+      break;
+    case "key_reserved":
+      add(pending.keys, change.user, 1);
+      break;
+    case "key_released":
+      add(pending.keys, change.user, -1);
       break;
     case "dak_reserved":
       pending.daks.add(`${change.user}\0${change.msg}`);

@@ -55,6 +55,23 @@ export function compactionEvents(
       group: "",
       seq,
     });
+    let keySeq = 0;
+    for (const k of record.keys) {
+      placed.push({
+        event: {
+          type: "user_key_published",
+          ts: k.ts,
+          user,
+          key: k.key,
+          fingerprint: k.fingerprint,
+          bits: k.bits,
+        },
+        key: Math.max(signupKey, k.ts),
+        rank: 1,
+        group: user,
+        seq: keySeq++,
+      });
+    }
     if (record.lastLoginTs !== undefined) {
       const addr = lastLoginAddrs.get(user) ?? "";
       placed.push({
@@ -72,9 +89,11 @@ export function compactionEvents(
     let i = 0;
     for (const m of queue.values()) {
       key = Math.max(key, m.ts);
-      const { msg, from, text } = m;
+      const { msg, from } = m;
       placed.push({
-        event: { type: "message_sent", ts: m.ts, msg, from, to, text },
+        event: m.sealed === undefined
+          ? { type: "message_sent", ts: m.ts, msg, from, to, text: m.text }
+          : { type: "sealed_message_sent", ts: m.ts, msg, from, to, sealed: m.sealed },
         key,
         rank: 2,
         group: to,

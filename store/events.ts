@@ -51,6 +51,34 @@ export interface MessageSent {
   cid?: string;
 }
 
+/**
+ * A `MSG` with a sealed envelope (PROTOCOL §8) was accepted as message `msg`: the server keeps
+ * the base64 envelope as it came, and cannot read it.
+ */
+export interface SealedMessageSent {
+  type: "sealed_message_sent";
+  ts: number;
+  msg: string;
+  from: string;
+  to: string;
+  sealed: string;
+  cid?: string;
+}
+
+/**
+ * `user` published an RSA public key (PROTOCOL §8.1, by `SNU` or `KEY`): base64 of its DER
+ * SubjectPublicKeyInfo, already checked, with its fingerprint and modulus size. The latest one
+ * is the user's current key; every one stays, so messages sealed before a change still open.
+ */
+export interface UserKeyPublished {
+  type: "user_key_published";
+  ts: number;
+  user: string;
+  key: string;
+  fingerprint: string;
+  bits: number;
+}
+
 /** The recipient `user` acknowledged message `msg` with `DAK` (PROTOCOL §4.2). */
 export interface MessageDelivered {
   type: "message_delivered";
@@ -89,6 +117,8 @@ export type Event =
   | LoggedOut
   | PasswordChanged
   | MessageSent
+  | SealedMessageSent
+  | UserKeyPublished
   | MessageDelivered
   | CidRemembered
   | LogCompacted;
@@ -120,6 +150,19 @@ export const EVENT_SCHEMA: EventSchema = {
     ["cid", "optional string"],
   ],
   message_delivered: [["msg", "string"], ["user", "string"]],
+  sealed_message_sent: [
+    ["msg", "string"],
+    ["from", "string"],
+    ["to", "string"],
+    ["sealed", "string"],
+    ["cid", "optional string"],
+  ],
+  user_key_published: [
+    ["user", "string"],
+    ["key", "string"],
+    ["fingerprint", "string"],
+    ["bits", "count"],
+  ],
   cid_remembered: [["from", "string"], ["cid", "string"], ["msg", "string"]],
   log_compacted: [["events", "count"]],
 };

@@ -1,15 +1,18 @@
 // A recipient's queue of undelivered messages (PROTOCOL §4.3: oldest first, removed on DAK).
+import type { Content } from "../protocol/messages.ts";
 
-/** A message waiting for its recipient's `DAK`: the fields of a `DLV` push (PROTOCOL §4.2). */
-export interface QueuedMessage {
+/**
+ * A message waiting for its recipient's `DAK`: the fields of a `DLV` push (PROTOCOL §4.2), its
+ * `text` or its `sealed` envelope (§8).
+ */
+export type QueuedMessage = {
   msg: string;
   from: string;
   to: string;
-  text: string;
   ts: number;
-  /** UTF-8 bytes of `text`: what the queue quotas count (see `utf8Bytes`). */
+  /** UTF-8 bytes of the text or the envelope: what the queue quotas count (see `utf8Bytes`). */
   bytes: number;
-}
+} & Content;
 
 /** Cleared slots tolerated before the array is rebased (a memory bound, amortised O(1)). */
 const REBASE_SLACK = 1024;

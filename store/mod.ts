@@ -18,7 +18,9 @@ export {
   type MessageDelivered,
   type MessageSent,
   type PasswordChanged,
+  type SealedMessageSent,
   toEvent,
+  type UserKeyPublished,
   type UserSignedUp,
 } from "./events.ts";
 export { CidMemory, type RememberedCid } from "./cid_memory.ts";
@@ -26,6 +28,7 @@ export { MessageQueue, type QueuedMessage } from "./message_queue.ts";
 export {
   evolve,
   initialState,
+  type PublishedKey,
   queuedFor,
   rememberedCid,
   replay,

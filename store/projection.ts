@@ -5,11 +5,21 @@ import { CidMemory, type RememberedCid } from "./cid_memory.ts";
 import type { Event } from "./events.ts";
 import { MessageQueue, type QueuedMessage } from "./message_queue.ts";
 
+/** A user key as published (§8.1): base64 SPKI DER, fingerprint, modulus bits, when. */
+export interface PublishedKey {
+  key: string;
+  fingerprint: string;
+  bits: number;
+  ts: number;
+}
+
 /** A registered user. `lastLoginTs` is absent until the first successful login. */
 export interface User {
   passwordHash: string;
   createdTs: number;
   lastLoginTs?: number;
+  /** Every key the user published, oldest first; the last is the current one (§8.1). */
+  keys: PublishedKey[];
 }
 
 /**
@@ -55,7 +65,11 @@ export function evolve(state: State, event: Event): State {
   switch (event.type) {
     case "user_signed_up":
       if (!state.users.has(event.user)) {
-        state.users.set(event.user, { passwordHash: event.passwordHash, createdTs: event.ts });
+        state.users.set(event.user, {
+          passwordHash: event.passwordHash,
+          createdTs: event.ts,
+          keys: [],
+        });
       }
       break;
     case "login_succeeded": {
@@ -74,13 +88,23 @@ export function evolve(state: State, event: Event): State {
     }
     case "message_sent": {
       const { msg, from, to, text, ts } = event;
-      let queue = state.queues.get(to);
-      if (!queue) state.queues.set(to, queue = new MessageQueue());
-      const bytes = utf8Bytes(text);
-      queue.push({ msg, from, to, text, ts, bytes });
-      state.queuedBytes += bytes;
-      state.outstanding.set(from, (state.outstanding.get(from) ?? 0) + bytes);
+      enqueue(state, { msg, from, to, text, ts, bytes: utf8Bytes(text) });
       if (event.cid !== undefined) remember(state, from, event.cid, msg, ts);
+      break;
+    }
+    case "sealed_message_sent": {
+      const { msg, from, to, sealed, ts } = event;
+      // An envelope is base64: one byte per character.
+      enqueue(state, { msg, from, to, sealed, ts, bytes: sealed.length });
+      if (event.cid !== undefined) remember(state, from, event.cid, msg, ts);
+      break;
+    }
+    case "user_key_published": {
+      const user = state.users.get(event.user);
+      if (user) {
+        const { key, fingerprint, bits, ts } = event;
+        user.keys.push({ key, fingerprint, bits, ts });
+      }
       break;
     }
     case "message_delivered": {
@@ -108,6 +132,14 @@ export function evolve(state: State, event: Event): State {
   }
   state.events++;
   return state;
+}
+
+function enqueue(state: State, message: QueuedMessage): void {
+  let queue = state.queues.get(message.to);
+  if (!queue) state.queues.set(message.to, queue = new MessageQueue());
+  queue.push(message);
+  state.queuedBytes += message.bytes;
+  state.outstanding.set(message.from, (state.outstanding.get(message.from) ?? 0) + message.bytes);
 }
 
 /**
@@ -169,7 +201,9 @@ export interface StateSnapshot {
  */
 export function snapshot(state: State): StateSnapshot {
   return {
-    users: [...state.users].map(([name, user]) => [name, { ...user }]),
+    users: [...state.users].map((
+      [name, user],
+    ) => [name, { ...user, keys: user.keys.map((k) => ({ ...k })) }]),
     queues: [...state.queues].map(([to, queue]) => [to, [...queue].map((m) => ({ ...m }))]),
     cids: [...state.cids].map(([from, memory]) => [from, [...memory]]),
     queuedBytes: state.queuedBytes,

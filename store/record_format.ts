@@ -51,6 +51,8 @@ export const EVENT_TAGS: { readonly [T in EventType]: number } = {
   message_delivered: 7,
   cid_remembered: 8,
   log_compacted: 9,
+  sealed_message_sent: 10,
+  user_key_published: 11,
 };
 
 const TYPE_OF_TAG: (EventType | undefined)[] = [];
@@ -328,6 +330,12 @@ export function decodeRecord(bytes: Uint8Array, offset: number, total: number): 
         : { type, ts, msg: s[0]!, from: s[1]!, to: s[2]!, text: s[3]!, cid: s[4]! };
     case "message_delivered":
       return { type, ts, msg: s[0]!, user: s[1]! };
+    case "sealed_message_sent":
+      return lengths[4]! < 0
+        ? { type, ts, msg: s[0]!, from: s[1]!, to: s[2]!, sealed: s[3]! }
+        : { type, ts, msg: s[0]!, from: s[1]!, to: s[2]!, sealed: s[3]!, cid: s[4]! };
+    case "user_key_published":
+      return { type, ts, user: s[0]!, key: s[1]!, fingerprint: s[2]!, bits: count };
     case "cid_remembered":
       return { type, ts, from: s[0]!, cid: s[1]!, msg: s[2]! };
     case "log_compacted":
