@@ -47,7 +47,8 @@ export class ConnectionError extends Error {
       | "timeout"
       | "connect_failed"
       | "handshake"
-      | "key_mismatch",
+      | "key_mismatch"
+      | "known_hosts",
     message: string,
     options?: ErrorOptions,
   ) {
@@ -633,13 +634,18 @@ export class Connection {
         await this.#establish(true, generation);
       } catch (err) {
         if (generation !== this.#generation) return;
-        if (err instanceof ConnectionError && err.code === "key_mismatch") {
+        if (
+          err instanceof ConnectionError &&
+          (err.code === "key_mismatch" || err.code === "known_hosts")
+        ) {
           this.#state = "idle";
           this.#forgetCredentials();
           this.#options.events({
             type: "disconnected",
             ...this.endpoint,
-            reason: "the server's key changed: not reconnecting",
+            reason: err.code === "key_mismatch"
+              ? "the server's key changed: not reconnecting"
+              : `${err.message}: not reconnecting`,
             reconnect: false,
           });
           return;

@@ -221,6 +221,8 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
     }
     case "info":
       return [note(safe(event.message))];
+    case "warning":
+      return [style.yellow(`! ${safe(event.message)}`)];
     default:
       return unreachable(event);
   }

@@ -122,7 +122,9 @@ export type ClientEvent =
     readonly type: "help";
     readonly commands: readonly { readonly usage: string; readonly summary: string }[];
   }
-  | { readonly type: "info"; readonly message: string };
+  | { readonly type: "info"; readonly message: string }
+  /** Something the user should fix, though the client carries on. */
+  | { readonly type: "warning"; readonly message: string };
 
 /** A connection's life (§2 then §3): what /status shows and the prompt hints at. */
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";

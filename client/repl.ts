@@ -8,7 +8,7 @@ import { type Command, COMMANDS, type CompletionSources, parseLine } from "./com
 import { Connection, ConnectionError, type PinResult } from "./connection.ts";
 import { jsonLine, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
-import { endpointName, type KnownHosts } from "./known_hosts.ts";
+import { endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
 import type { Style } from "./style.ts";
 import type { LineInput, Screen } from "./terminal.ts";
 
@@ -37,6 +37,7 @@ export class Repl {
   #failed = false;
   readonly #usersSeen = new Set<string>();
   #endpointsPinned: string[] = [];
+  readonly #warned = new Set<string>();
 
   constructor(io: ReplOptions) {
     this.#io = io;
@@ -302,7 +303,11 @@ export class Repl {
 
   // ─── Helpers ──────────────────────────────────────────────────────────────────────────────
 
-  /** §6: first contact records the key; a mismatch refuses unless the user accepted new keys. */
+  /**
+   * §6: first contact records the key; a mismatch refuses unless the user accepted new keys. A
+   * line that does not parse but may be this host's pin refuses too: ignoring it would pin
+   * whatever key is presented in place of the one its author meant.
+   */
   async #checkPin(endpoint: Endpoint, fingerprint: string, automatic: boolean): Promise<PinResult> {
     const known = this.#io.knownHosts;
     const name = endpointName(endpoint.host, endpoint.port);
@@ -311,15 +316,28 @@ export class Repl {
       content = await known.read();
     } catch (err) {
       throw new ConnectionError(
-        "key_mismatch",
+        "known_hosts",
         `cannot read ${known.path}: ${(err as Error).message}`,
       );
     }
+    const loose = await known.looseness();
+    if (loose !== undefined) this.#warnOnce(loose);
+    const unparsed = problemsFor(content.problems, endpoint.host);
     for (const problem of content.problems) {
-      this.show({ type: "info", message: `${known.path}: ignored ${problem}` });
+      if (!unparsed.includes(problem)) {
+        this.#warnOnce(`${known.path} line ${problem.line} ignored: ${problem.reason}`);
+      }
     }
     const pinned = content.entries.filter((e) => e.endpoint === name).map((e) => e.fingerprint);
     if (pinned.includes(fingerprint)) return { pin: "match", previous: [], knownHosts: known.path };
+    const first = unparsed[0];
+    if (first !== undefined) {
+      throw new ConnectionError(
+        "known_hosts",
+        `refused: ${known.path} line ${first.line} does not parse (${first.reason}) and may ` +
+          `be the pin of ${endpoint.host}: fix or remove that line, then /connect`,
+      );
+    }
     if (pinned.length > 0) {
       // --accept-new-key speaks for the connections the user starts, never for a reconnect.
       const accepted = this.#options.acceptNewKey && !automatic;
@@ -447,6 +465,13 @@ export class Repl {
       }
     }
     return first;
+  }
+
+  /** Shows a warning once per session (a reconnect checks the pins again). */
+  #warnOnce(message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    this.show({ type: "warning", message });
   }
 
   #fail(context: ErrorContext, code: string, message: string): void {

@@ -47,6 +47,7 @@ Deno.test("with colors on, no escape sequence of the peer's survives, and escape
     { type: "error", context: "LGN", code: "internal", message: hostile },
     { type: "disconnected", host: "h\x1b[1m", port: 1, reason: hostile, reconnect: true },
     { type: "info", message: hostile },
+    { type: "warning", message: hostile },
   ];
   for (const event of events) {
     const text = render(event, colored).join("\n");

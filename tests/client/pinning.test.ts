@@ -1,0 +1,62 @@
+// Server key pinning as a user meets it (PROTOCOL §6): a known_hosts line that does not parse, a
+// file others may write, accepting exactly the key the user checked, and the key of a session.
+import assert from "node:assert/strict";
+import { client, tempDir, TestServer } from "./_harness.ts";
+
+const FORGED = "SHA256:" + "A".repeat(43);
+
+Deno.test("a known_hosts line for the server that does not parse refuses the connection, naming file and line", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  const home = `${dir.path}/home`;
+  await Deno.mkdir(home, { mode: 0o700 });
+  const knownHosts = `${home}/known_hosts`;
+  // A pin with a trailing comment: were it ignored, this key would be trusted as a first contact.
+  const text = `# mine\n127.0.0.1:${server.port} ${FORGED} # the office server\n`;
+  await Deno.writeTextFile(knownHosts, text, { mode: 0o600 });
+
+  await using c = client(server.port, home, "--json");
+  const refused = await c.event("error", { context: "connect", code: "known_hosts" });
+  assert.match(
+    String(refused.message),
+    new RegExp(
+      `^refused: ${knownHosts} line 2 does not parse \\(expected "host:port fingerprint"\\)`,
+    ),
+  );
+  assert.equal(await c.finish(), 1);
+  assert.ok(!c.stdout.lines.some((l) => l.includes('"event":"connected"')), "never connected");
+  assert.equal(await Deno.readTextFile(knownHosts), text, "the file is left as it was");
+});
+
+Deno.test("a malformed known_hosts line for another server is reported and skipped", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  const home = `${dir.path}/home`;
+  await Deno.mkdir(home, { mode: 0o700 });
+  await Deno.writeTextFile(`${home}/known_hosts`, `elsewhere:1 ${FORGED} # old\n`, { mode: 0o600 });
+  await using c = client(server.port, home, "--json");
+  await c.event("warning", {
+    message: `${home}/known_hosts line 1 ignored: expected "host:port fingerprint"`,
+  });
+  await c.event("connected", { pin: "first_contact" });
+  assert.equal(await c.finish(), 0);
+});
+
+Deno.test("a known_hosts file that others may write is warned about", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  const home = `${dir.path}/home`;
+  await Deno.mkdir(home, { mode: 0o700 });
+  const knownHosts = `${home}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, `127.0.0.1:${server.port} ${server.fingerprint}\n`);
+  await Deno.chmod(knownHosts, 0o666);
+  await using c = client(server.port, home, "--json");
+  const warning = await c.event("warning");
+  assert.equal(
+    warning.message,
+    `${knownHosts} is writable by others (mode 0666): whoever can write it can make this ` +
+      `client trust their server; run chmod 600 ${knownHosts}`,
+  );
+  await c.event("connected", { pin: "match" });
+  assert.equal(await c.finish(), 0);
+});
