@@ -74,7 +74,7 @@ export interface ConnectionOptions {
   /**
    * Checks the server's key against known_hosts (§6) before any record is sent; throws
    * ConnectionError("key_mismatch") to refuse. `automatic` is true on reconnects, which must
-   * never accept a changed key by themselves.
+   * never accept a changed key by themselves (and reach it only for the session's own key).
    */
   readonly pin: (fingerprint: string, automatic: boolean) => Promise<PinResult>;
   /** Opens the transport; TCP by default. */
@@ -166,6 +166,12 @@ export class Connection {
   #generation = 0;
   #retry: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
   #credentials: { user: string; password: string } | undefined;
+  /**
+   * The key of the first server this connection reached: a reconnect must find it again. The
+   * pins alone do not suffice, since a key they do not know counts as a first contact, and a
+   * reconnect sends the password by itself.
+   */
+  #sessionFingerprint: string | undefined;
   /** Waiting for the next automatic re-login: true once it succeeds, false if it never will. */
   #reloginWaiters: ((ok: boolean) => void)[] = [];
   readonly #seen = new Set<string>();
@@ -385,6 +391,7 @@ export class Connection {
             if (this.#tracing) events({ type: "trace", handshake: handshakeView(event) });
           },
           checkPin: async (result) => {
+            if (automatic) this.#checkSessionKey(result.fingerprint);
             pin = await this.#options.pin(result.fingerprint, automatic);
           },
         }),
@@ -417,6 +424,7 @@ export class Connection {
       done: Promise.resolve(),
     };
     session.trace = this.#tracing ? this.#recordTrace : undefined;
+    this.#sessionFingerprint ??= result.fingerprint;
     this.#link = link;
     this.#state = "open";
     link.done = this.#readLoop(link);
@@ -433,6 +441,25 @@ export class Connection {
       previous: pin?.previous ?? [],
       known_hosts: pin?.knownHosts ?? "",
     });
+  }
+
+  /** Refuses, loudly, a reconnect to a key other than the session's (before any record). */
+  #checkSessionKey(fingerprint: string): void {
+    const expected = this.#sessionFingerprint;
+    if (fingerprint === expected) return;
+    this.#options.events({
+      type: "key_mismatch",
+      ...this.endpoint,
+      source: "session",
+      pinned: expected === undefined ? [] : [expected],
+      presented: fingerprint,
+      accepted: false,
+      known_hosts: null,
+    });
+    throw new ConnectionError(
+      "key_mismatch",
+      `refused: the server's key ${fingerprint} is not the key ${expected} of this session`,
+    );
   }
 
   readonly #recordTrace = (event: Parameters<NonNullable<SecureSession["trace"]>>[0]) => {

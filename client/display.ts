@@ -92,20 +92,29 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
     case "key_mismatch": {
       const bar = style.red(style.bold("@".repeat(66)));
       const loud = (text: string) => style.red(style.bold(text));
+      const session = event.source === "session";
+      const pinned = style.bold(event.pinned.map(safe).join(", "));
       return [
         bar,
-        loud(`@  WARNING: THE KEY OF SERVER ${where(event)} HAS CHANGED!`),
+        loud(
+          `@  WARNING: THE KEY OF SERVER ${where(event)} HAS CHANGED` +
+            (session ? " SINCE THIS SESSION CONNECTED!" : "!"),
+        ),
         bar,
-        `   pinned:    ${style.bold(event.pinned.map(safe).join(", "))}  (${
-          safe(event.known_hosts)
-        })`,
-        `   presented: ${style.bold(safe(event.presented))}`,
+        session
+          ? `   this session: ${pinned}`
+          : `   pinned:    ${pinned}  (${safe(event.known_hosts ?? "")})`,
+        `   presented:${session ? "    " : " "}${style.bold(safe(event.presented))}`,
         "   Someone may be intercepting this connection (a man-in-the-middle attack),",
         "   or the server's key was replaced.",
-        event.accepted
-          ? style.yellow("   Accepted as asked (--accept-new-key): the new key replaces the pin.")
-          : loud("   Connection refused. If you know why the key changed, connect again") +
+        ...(session
+          ? [loud("   Not reconnecting, and your password was not sent.")]
+          : event.accepted
+          ? [style.yellow("   Accepted as asked (--accept-new-key): the new key replaces the pin.")]
+          : [
+            loud("   Connection refused. If you know why the key changed, connect again") +
             loud(" with --accept-new-key."),
+          ]),
       ];
     }
     case "disconnected":

@@ -68,10 +68,15 @@ export type ClientEvent =
   } & Endpoint)
   | ({
     readonly type: "key_mismatch";
+    /**
+     * What the key was checked against: the pins in known_hosts, or, on a reconnect, the key
+     * this session had (then `pinned` is that key and `known_hosts` is null).
+     */
+    readonly source: "known_hosts" | "session";
     readonly pinned: readonly string[];
     readonly presented: string;
     readonly accepted: boolean;
-    readonly known_hosts: string;
+    readonly known_hosts: string | null;
   } & Endpoint)
   | ({
     readonly type: "disconnected";

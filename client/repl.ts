@@ -344,6 +344,7 @@ export class Repl {
       this.show({
         type: "key_mismatch",
         ...endpoint,
+        source: "known_hosts",
         pinned,
         presented: fingerprint,
         accepted,

@@ -5,11 +5,18 @@ import {
   backoffDelay,
   Connection,
   ConnectionError,
+  type PinResult,
   RECONNECT_BASE_MS,
   RECONNECT_MAX_MS,
 } from "../../client/connection.ts";
 import type { ClientEvent } from "../../client/events.ts";
-import { GROUPS, liveNativeHandles, selectCrypto } from "../../crypto/mod.ts";
+import {
+  generateIdentity,
+  GROUPS,
+  liveNativeHandles,
+  selectCrypto,
+  type ServerIdentity,
+} from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import {
   type ClientMessage,
@@ -58,9 +65,11 @@ class ScriptedServer {
  * event that satisfies a test (events before it are passed over); `server(n)` for the n-th dial.
  */
 function setup(
-  pin = () => Promise.resolve({ pin: "match" as const, previous: [], knownHosts: "" }),
+  pin: () => Promise<PinResult> = () =>
+    Promise.resolve({ pin: "match", previous: [], knownHosts: "" }),
   observe: (event: ClientEvent) => void = () => {},
   ping?: { intervalMs: number; timeoutMs: number },
+  identityOf: (dial: number) => ServerIdentity = () => testIdentity,
 ) {
   const events: ClientEvent[] = [];
   const servers: Promise<ScriptedServer>[] = [];
@@ -84,7 +93,7 @@ function setup(
     dial: () => {
       const [client, server] = pipe();
       servers.push(
-        serverHandshake(server, { identity: testIdentity }).then((r) =>
+        serverHandshake(server, { identity: identityOf(servers.length) }).then((r) =>
           new ScriptedServer(r!.session, server)
         ),
       );
@@ -252,6 +261,39 @@ Deno.test("a refused pin fails open() with key_mismatch and sends no record", as
   const server = await nth(0);
   assert.equal(await server.session.receive(), null, "the client closed without a record");
   assert.equal(connection.state, "idle");
+});
+
+Deno.test("a reconnect to a server with another key than the session's is refused loudly, and the password is not sent", async () => {
+  const other = await generateIdentity();
+  // The pin check says "first contact", as known_hosts does once the pin is gone from it.
+  const t = setup(
+    () => Promise.resolve({ pin: "first_contact", previous: [], knownHosts: "" }),
+    undefined,
+    undefined,
+    (dial) => dial === 0 ? testIdentity : other,
+  );
+  const { connection, server: nth, event } = t;
+  const first = await openLoggedIn(t);
+  first.transport.close();
+
+  const impostor = await nth(1);
+  const received = await impostor.session.receive();
+  assert.equal(received, null, "not one record, so no password, was sent to the new key");
+  const warning = await event((e) => e.type === "key_mismatch");
+  assert.deepEqual(warning, {
+    type: "key_mismatch",
+    host: "test",
+    port: 1,
+    source: "session",
+    pinned: [testIdentity.fingerprint],
+    presented: other.fingerprint,
+    accepted: false,
+    known_hosts: null,
+  });
+  const given = await event((e) => e.type === "disconnected");
+  assert.ok(given.type === "disconnected" && !given.reconnect, "no further attempts");
+  assert.equal(connection.state, "idle");
+  assert.equal(connection.user, undefined, "the credentials are forgotten");
 });
 
 Deno.test("a request without a connection fails at once with not_connected", async () => {

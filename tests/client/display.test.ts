@@ -80,6 +80,7 @@ Deno.test("a changed server key is a loud warning naming both fingerprints", () 
     type: "key_mismatch",
     host: "127.0.0.1",
     port: 5002,
+    source: "known_hosts",
     pinned: [pinned],
     presented,
     accepted: false,
@@ -90,6 +91,27 @@ Deno.test("a changed server key is a loud warning naming both fingerprints", () 
   assert.match(text, new RegExp(`pinned: +${pinned}`));
   assert.match(text, new RegExp(`presented: +${presented}`));
   assert.match(text, /Connection refused.*--accept-new-key/s);
+});
+
+Deno.test("a reconnect to a key other than the session's is a loud warning that no password went", () => {
+  const before = "SHA256:" + "A".repeat(43);
+  const presented = "SHA256:" + "B".repeat(42) + "A";
+  const text = render({
+    type: "key_mismatch",
+    host: "127.0.0.1",
+    port: 5002,
+    source: "session",
+    pinned: [before],
+    presented,
+    accepted: false,
+    known_hosts: null,
+  }).join("\n");
+  assert.match(
+    text,
+    /THE KEY OF SERVER 127\.0\.0\.1:5002 HAS CHANGED SINCE THIS SESSION CONNECTED/,
+  );
+  assert.match(text, new RegExp(`this session: ${before}\n   presented: +${presented}`));
+  assert.match(text, /Not reconnecting, and your password was not sent/);
 });
 
 Deno.test("the user list marks who is online", () => {

@@ -1,7 +1,7 @@
 // Server key pinning as a user meets it (PROTOCOL §6): a known_hosts line that does not parse, a
 // file others may write, accepting exactly the key the user checked, and the key of a session.
 import assert from "node:assert/strict";
-import { client, tempDir, TestServer } from "./_harness.ts";
+import { client, passwordOf, signUp, tempDir, TestServer } from "./_harness.ts";
 
 const FORGED = "SHA256:" + "A".repeat(43);
 
@@ -59,4 +59,44 @@ Deno.test("a known_hosts file that others may write is warned about", async () =
   );
   await c.event("connected", { pin: "match" });
   assert.equal(await c.finish(), 0);
+});
+
+Deno.test("an automatic reconnect to a server with another key refuses, though known_hosts lost the pin", async () => {
+  await using dir = await tempDir();
+  await using first = await TestServer.start(dir.path);
+  const port = first.port;
+  await signUp(port, `${dir.path}/setup`, "alice");
+  const home = `${dir.path}/home`;
+  await using alice = client(port, home, "--json");
+  await alice.send("/login alice", passwordOf("alice"));
+  await alice.event("ack", { request: "LGN", user: "alice" });
+
+  // The pin is gone (the file was cleaned up, say), and another server takes over the port.
+  await Deno.remove(`${home}/known_hosts`);
+  await first.stop();
+  await Deno.mkdir(`${dir.path}/other`);
+  await using other = await TestServer.start(`${dir.path}/other`, port);
+  assert.notEqual(other.fingerprint, first.fingerprint);
+
+  const next = await alice.stdout.next(
+    (l) => /"event":"(key_mismatch|connected)"/.test(l),
+    "the reconnect's outcome",
+  );
+  assert.deepEqual(JSON.parse(next), {
+    event: "key_mismatch",
+    host: "127.0.0.1",
+    port,
+    source: "session",
+    pinned: [first.fingerprint],
+    presented: other.fingerprint,
+    accepted: false,
+    known_hosts: null,
+  });
+  await alice.event("disconnected", { reconnect: false });
+  await alice.finish();
+  assert.ok(!alice.stdout.lines.some((l) => l.includes('"relogin":true')), "no login again");
+  assert.ok(
+    !(await Deno.readTextFile(`${home}/known_hosts`).catch(() => "")).includes(other.fingerprint),
+    "the other key is not pinned",
+  );
 });
