@@ -8,7 +8,7 @@ import {
   groupByName,
   GROUPS,
 } from "../crypto/mod.ts";
-import { isUsername } from "../protocol/messages.ts";
+import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
 
 /** The client's version, printed by --version. */
 export const VERSION = "0.1.0";
@@ -26,6 +26,8 @@ export interface Options {
   /** known_hosts path; undefined for the default in the config directory. */
   readonly knownHosts: string | undefined;
   readonly acceptNewKey: boolean;
+  /** Fingerprints the user checked: each is accepted in place of a different pin. */
+  readonly acceptKeys: readonly string[];
   readonly trace: boolean;
   readonly json: boolean;
   readonly noColor: boolean;
@@ -53,7 +55,10 @@ Options:
   --user USER          pre-fill the name for /signup and /login
   --known-hosts PATH   pinned server keys (default: known_hosts in $HYBRID_HOME,
                        $XDG_CONFIG_HOME/hybrid or ~/.config/hybrid)
-  --accept-new-key     accept a server key that differs from its pin, and re-pin it
+  --accept-key SHA256:…
+                       accept this key (the fingerprint you checked) in place of a
+                       different pin, and re-pin it; may be repeated
+  --accept-new-key     accept any key that differs from its pin (prefer --accept-key)
   --trace              show the handshake step by step and every record
   --json               print one JSON object per line for every event
   --no-color           no colors (also when NO_COLOR is set)
@@ -85,6 +90,7 @@ export function parseClientArgs(
         group: { type: "string" },
         user: { type: "string" },
         "known-hosts": { type: "string" },
+        "accept-key": { type: "string", multiple: true },
         "accept-new-key": { type: "boolean" },
         trace: { type: "boolean" },
         json: { type: "boolean" },
@@ -122,6 +128,11 @@ export function parseClientArgs(
   if (values["known-hosts"] === "") {
     return { kind: "error", message: "--known-hosts needs a path" };
   }
+  const acceptKeys = values["accept-key"] ?? [];
+  const badKey = acceptKeys.find((k) => !FINGERPRINT_PATTERN.test(k));
+  if (badKey !== undefined) {
+    return { kind: "error", message: `--accept-key ${notAFingerprint(badKey)}` };
+  }
   const cryptoValue = values.crypto ?? env("HYBRID_CRYPTO") ?? "auto";
   const crypto = cryptoModeOf(cryptoValue);
   if (crypto === undefined) {
@@ -141,6 +152,7 @@ export function parseClientArgs(
       user: values.user,
       knownHosts: values["known-hosts"],
       acceptNewKey: values["accept-new-key"] ?? false,
+      acceptKeys,
       trace: values.trace ?? false,
       json: values.json ?? false,
       noColor: values["no-color"] ?? false,
@@ -148,4 +160,10 @@ export function parseClientArgs(
       libcrypto,
     },
   };
+}
+
+/** Why `text` is not a fingerprint, for --accept-key and /accept-key. */
+export function notAFingerprint(text: string): string {
+  return `${JSON.stringify(text.slice(0, 60))} is not a fingerprint (SHA256: and 43 base64 ` +
+    "characters, as the server prints it)";
 }

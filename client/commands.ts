@@ -1,6 +1,7 @@
 // The REPL's command language: parsing a typed line into a Command (pure, never throws), the
 // usage table behind /help and the one-line hints, and tab completion.
-import { isUsername } from "../protocol/messages.ts";
+import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
+import { notAFingerprint } from "./args.ts";
 import { MAX_TEXT_BYTES, USERNAME_PATTERN } from "../protocol/limits.ts";
 
 export type Command =
@@ -13,6 +14,7 @@ export type Command =
   | { readonly type: "msg"; readonly to: string; readonly text: string }
   | { readonly type: "users" }
   | { readonly type: "key" }
+  | { readonly type: "accept-key"; readonly fingerprint: string }
   | { readonly type: "trace"; readonly on: boolean }
   | { readonly type: "status" }
   | { readonly type: "help"; readonly topic?: string }
@@ -43,6 +45,11 @@ export const COMMANDS: readonly {
   { name: "msg", usage: "/msg USER TEXT", summary: "send a message (or: @USER TEXT)" },
   { name: "users", usage: "/users", summary: "list users and who is online" },
   { name: "key", usage: "/key", summary: "show the server's key and whether it matches the pin" },
+  {
+    name: "accept-key",
+    usage: "/accept-key SHA256:…",
+    summary: "accept this key (checked with the server's operator) in place of its pin; connect",
+  },
   { name: "trace", usage: "/trace on|off", summary: "show the handshake and every record" },
   { name: "status", usage: "/status", summary: "connection, user and session state" },
   { name: "help", usage: "/help [command]", summary: "this list, or one command's usage" },
@@ -91,6 +98,12 @@ export function parseLine(line: string): ParsedLine {
       return arity(0, { type: "users" });
     case "key":
       return arity(0, { type: "key" });
+    case "accept-key": {
+      const fingerprint = args[0];
+      if (args.length !== 1 || fingerprint === undefined) return fail(`usage: ${usageOf(name)}`);
+      if (!FINGERPRINT_PATTERN.test(fingerprint)) return fail(notAFingerprint(fingerprint));
+      return ok({ type: "accept-key", fingerprint });
+    }
     case "trace":
       if (args.length === 1 && (args[0] === "on" || args[0] === "off")) {
         return ok({ type: "trace", on: args[0] === "on" });

@@ -110,10 +110,12 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
         ...(session
           ? [loud("   Not reconnecting, and your password was not sent.")]
           : event.accepted
-          ? [style.yellow("   Accepted as asked (--accept-new-key): the new key replaces the pin.")]
+          ? [style.yellow("   Accepted as you asked: the new key replaces the pin.")]
           : [
-            loud("   Connection refused. If you know why the key changed, connect again") +
-            loud(" with --accept-new-key."),
+            loud("   Connection refused."),
+            "   If the server's operator confirms that the presented key is the server's new one,",
+            `   accept exactly that key: /accept-key ${safe(event.presented)}`,
+            "   (or start the client with --accept-key and that fingerprint).",
           ]),
       ];
     }

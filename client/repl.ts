@@ -3,7 +3,7 @@
 // the Connection knows the wire.
 import { fingerprint as keyFingerprint, fromBase64 } from "../crypto/mod.ts";
 import type { Response } from "../protocol/messages.ts";
-import { DEFAULT_PORT, type Options } from "./args.ts";
+import type { Options } from "./args.ts";
 import { type Command, COMMANDS, type CompletionSources, parseLine } from "./commands.ts";
 import { Connection, ConnectionError, type PinResult } from "./connection.ts";
 import { jsonLine, renderEvent } from "./display.ts";
@@ -38,6 +38,8 @@ export class Repl {
   readonly #usersSeen = new Set<string>();
   #endpointsPinned: string[] = [];
   readonly #warned = new Set<string>();
+  /** Keys the user checked and accepted in place of a different pin (--accept-key). */
+  readonly #acceptedKeys: Set<string>;
 
   constructor(io: ReplOptions) {
     this.#io = io;
@@ -45,6 +47,7 @@ export class Repl {
     this.#now = io.now ?? Date.now;
     this.#endpoint = { host: io.options.host, port: io.options.port };
     this.#tracing = io.options.trace;
+    this.#acceptedKeys = new Set(io.options.acceptKeys);
     if (io.options.user) this.#usersSeen.add(io.options.user);
   }
 
@@ -116,10 +119,14 @@ export class Repl {
       case "connect": {
         const endpoint = command.host === undefined
           ? this.#endpoint
-          : { host: command.host, port: command.port ?? DEFAULT_PORT };
+          : { host: command.host, port: command.port ?? this.#endpoint.port };
         await this.#connect(endpoint);
         return;
       }
+      case "accept-key":
+        this.#acceptedKeys.add(command.fingerprint);
+        await this.#connect(this.#endpoint);
+        return;
       case "disconnect":
         if (this.#connection === undefined || this.#connection.state === "idle") {
           this.show({ type: "info", message: "not connected" });
@@ -339,8 +346,9 @@ export class Repl {
       );
     }
     if (pinned.length > 0) {
-      // --accept-new-key speaks for the connections the user starts, never for a reconnect.
-      const accepted = this.#options.acceptNewKey && !automatic;
+      // The user's acceptance speaks for the connections they start, never for a reconnect.
+      const accepted = !automatic &&
+        (this.#options.acceptNewKey || this.#acceptedKeys.has(fingerprint));
       this.show({
         type: "key_mismatch",
         ...endpoint,

@@ -32,6 +32,8 @@ Deno.test("parseLine() reads every command of the REPL", () => {
   assert.deepEqual(command("/passwd"), { type: "passwd" });
   assert.deepEqual(command("/users"), { type: "users" });
   assert.deepEqual(command("/key"), { type: "key" });
+  const key = "SHA256:" + "Ab+/".repeat(10) + "xyA";
+  assert.deepEqual(command(`/accept-key ${key}`), { type: "accept-key", fingerprint: key });
   assert.deepEqual(command("/trace on"), { type: "trace", on: true });
   assert.deepEqual(command("/trace off"), { type: "trace", on: false });
   assert.deepEqual(command("/status"), { type: "status" });
@@ -67,6 +69,8 @@ Deno.test("parseLine() answers a wrong command or argument with a usage hint", (
   assert.match(hint("/msg BOB hi"), /^"BOB" is not a username/);
   assert.match(hint("/connect host:0"), /^usage: \/connect \[host\[:port\]\]/);
   assert.match(hint("/help nothing"), /^usage: \/help \[command\]/);
+  assert.equal(hint("/accept-key"), "usage: /accept-key SHA256:…");
+  assert.match(hint("/accept-key SHA256:short"), /^"SHA256:short" is not a fingerprint/);
   assert.equal(
     hint("/lgoin"),
     "unknown command /lgoin (did you mean /login?); /help lists commands",

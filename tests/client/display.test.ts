@@ -90,7 +90,10 @@ Deno.test("a changed server key is a loud warning naming both fingerprints", () 
   assert.match(text, /WARNING: THE KEY OF SERVER 127\.0\.0\.1:5002 HAS CHANGED/);
   assert.match(text, new RegExp(`pinned: +${pinned}`));
   assert.match(text, new RegExp(`presented: +${presented}`));
-  assert.match(text, /Connection refused.*--accept-new-key/s);
+  assert.match(
+    text,
+    new RegExp(`Connection refused.*/accept-key ${presented}\n.*--accept-key`, "s"),
+  );
 });
 
 Deno.test("a reconnect to a key other than the session's is a loud warning that no password went", () => {

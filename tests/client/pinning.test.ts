@@ -100,3 +100,55 @@ Deno.test("an automatic reconnect to a server with another key refuses, though k
     "the other key is not pinned",
   );
 });
+
+Deno.test("--accept-key and /accept-key accept exactly the key the user checked, no other", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  const home = `${dir.path}/home`;
+  await Deno.mkdir(home, { mode: 0o700 });
+  const knownHosts = `${home}/known_hosts`;
+  const forged = `127.0.0.1:${server.port} ${FORGED}\n`;
+  await Deno.writeTextFile(knownHosts, forged, { mode: 0o600 });
+  const otherKey = "SHA256:" + "B".repeat(42) + "A";
+
+  // A fingerprint other than the presented one accepts nothing.
+  await using wrong = client(server.port, home, "--json", "--accept-key", otherKey);
+  await wrong.event("key_mismatch", { accepted: false, presented: server.fingerprint });
+  await wrong.event("error", { context: "connect", code: "key_mismatch" });
+  // Nor inside the client.
+  await wrong.send(`/accept-key ${otherKey}`);
+  await wrong.event("key_mismatch", { accepted: false });
+  assert.equal(await wrong.finish(), 1);
+  assert.equal(await Deno.readTextFile(knownHosts), forged);
+
+  // The checked fingerprint, inside the client, re-pins and connects.
+  await using checked = client(server.port, home, "--json");
+  await checked.event("key_mismatch", { accepted: false });
+  await checked.send(`/accept-key ${server.fingerprint}`);
+  await checked.event("key_mismatch", { accepted: true, presented: server.fingerprint });
+  await checked.event("connected", { pin: "replaced", previous: [FORGED] });
+  await checked.finish();
+  assert.equal(
+    await Deno.readTextFile(knownHosts),
+    `127.0.0.1:${server.port} ${server.fingerprint}\n`,
+  );
+
+  // And as a flag.
+  await Deno.writeTextFile(knownHosts, forged);
+  await using flag = client(server.port, home, "--json", "--accept-key", server.fingerprint);
+  await flag.event("connected", { pin: "replaced", previous: [FORGED] });
+  assert.equal(await flag.finish(), 0);
+});
+
+Deno.test("/connect HOST keeps the current port", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  await using c = client(server.port, `${dir.path}/home`, "--json");
+  await c.event("connected", { port: server.port });
+  await c.send("/disconnect", "/connect 127.0.0.1");
+  await c.event("disconnected", { reconnect: false });
+  const next = await c.stdout.next((l) => /"event":"(connected|error)"/.test(l), "the connect");
+  assert.equal(JSON.parse(next).event, "connected", next);
+  assert.equal(JSON.parse(next).port, server.port);
+  assert.equal(await c.finish(), 0);
+});
