@@ -167,8 +167,8 @@ export class Connection {
   #retry: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
   #credentials: { user: string; password: string } | undefined;
   /**
-   * The key of the first server this connection reached: a reconnect must find it again. The
-   * pins alone do not suffice, since a key they do not know counts as a first contact, and a
+   * The key of the last connection the user started: a reconnect must find it again. The pins
+   * alone do not suffice, since a key they do not know counts as a first contact, and a
    * reconnect sends the password by itself.
    */
   #sessionFingerprint: string | undefined;
@@ -240,14 +240,7 @@ export class Connection {
     const wasActive = this.#link !== undefined || this.#state === "reconnecting";
     this.#cancelReconnect();
     this.#forgetCredentials();
-    const link = this.#link;
-    if (link) {
-      link.closing = true;
-      await withTimeout(link.session.writer.drained(), CLOSE_DRAIN_MS, () => new Error("drain"))
-        .catch(() => {});
-      this.#safeClose(link.transport);
-      await link.done;
-    }
+    await this.#closeLink();
     this.#state = "idle";
     if (wasActive && report) {
       this.#options.events({
@@ -257,6 +250,59 @@ export class Connection {
         reconnect: false,
       });
     }
+  }
+
+  /**
+   * Connects again at the user's request (/connect to this server): the open link, if any, is
+   * closed, and the login this session holds is made again if the server shows the session's
+   * key, as an automatic reconnect does. A key the user accepted in its place starts a new
+   * session: the credentials are forgotten, and the user is told to log in.
+   */
+  async reconnect(): Promise<void> {
+    const wasActive = this.#link !== undefined || this.#state === "reconnecting";
+    this.#cancelReconnect();
+    await this.#closeLink();
+    if (wasActive) {
+      this.#options.events({
+        type: "disconnected",
+        ...this.endpoint,
+        reason: "connecting again as you asked",
+        reconnect: true,
+      });
+    }
+    const previous = this.#sessionFingerprint;
+    try {
+      await this.#establish(false, this.#generation);
+    } catch (err) {
+      this.#state = "idle";
+      if (err instanceof ConnectionError && err.code !== "connect_failed") {
+        this.#forgetCredentials();
+      }
+      throw err;
+    }
+    const credentials = this.#credentials;
+    if (credentials === undefined) return;
+    if (this.#link?.fingerprint === previous) {
+      await this.#relogin();
+      return;
+    }
+    this.#forgetCredentials();
+    this.#options.events({
+      type: "info",
+      message: `not logged in again as ${credentials.user}: the server's key is not the one ` +
+        "it had when you logged in; /login",
+    });
+  }
+
+  /** Closes the open link (its DAKs flushed first, briefly), reporting nothing. */
+  async #closeLink(): Promise<void> {
+    const link = this.#link;
+    if (link === undefined) return;
+    link.closing = true;
+    await withTimeout(link.session.writer.drained(), CLOSE_DRAIN_MS, () => new Error("drain"))
+      .catch(() => {});
+    this.#safeClose(link.transport);
+    await link.done;
   }
 
   /** Sends one request and waits for its response (an ACK or an ERR; both resolve). */
@@ -424,7 +470,8 @@ export class Connection {
       done: Promise.resolve(),
     };
     session.trace = this.#tracing ? this.#recordTrace : undefined;
-    this.#sessionFingerprint ??= result.fingerprint;
+    // A connection the user starts may have accepted a new key: the session's key from now on.
+    if (!automatic) this.#sessionFingerprint = result.fingerprint;
     this.#link = link;
     this.#state = "open";
     link.done = this.#readLoop(link);

@@ -214,9 +214,28 @@ export class Repl {
 
   // ─── Commands ─────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * Connects to `endpoint`. The server already in use is connected to again, logging in again
+   * as an automatic reconnect does; switching servers leaves the login behind, and says so.
+   */
   async #connect(endpoint: Endpoint): Promise<void> {
-    if (this.#connection) {
-      await this.#connection.close(`switching to ${endpoint.host}:${endpoint.port}`);
+    const current = this.#connection;
+    const name = endpointName(endpoint.host, endpoint.port);
+    if (current && endpointName(current.endpoint.host, current.endpoint.port) === name) {
+      await this.#opening(current.reconnect());
+      return;
+    }
+    if (current) {
+      const user = current.user;
+      await current.close(`switching to ${endpoint.host}:${endpoint.port}`);
+      if (user !== undefined) {
+        const was = `${current.endpoint.host}:${current.endpoint.port}`;
+        this.show({
+          type: "info",
+          message: `logged out: the login as ${user} was for ${was}; ` +
+            `/login on ${endpoint.host}:${endpoint.port}`,
+        });
+      }
     }
     this.#endpoint = endpoint;
     const connection = new Connection({
@@ -227,8 +246,13 @@ export class Repl {
     });
     connection.tracing = this.#tracing;
     this.#connection = connection;
+    await this.#opening(connection.open());
+  }
+
+  /** Waits for a connection attempt; a failure is the command's. */
+  async #opening(attempt: Promise<void>): Promise<void> {
     try {
-      await connection.open();
+      await attempt;
     } catch (err) {
       const code = err instanceof ConnectionError ? err.code : "internal";
       this.#fail("connect", code, (err as Error).message);

@@ -296,6 +296,33 @@ Deno.test("a reconnect to a server with another key than the session's is refuse
   assert.equal(connection.user, undefined, "the credentials are forgotten");
 });
 
+Deno.test("reconnect() logs in again on the session's key, and not on a key accepted in its place", async () => {
+  const other = await generateIdentity();
+  const t = setup(undefined, undefined, undefined, (dial) => dial === 2 ? other : testIdentity);
+  const { connection, server: nth, event } = t;
+  await openLoggedIn(t);
+
+  const again = connection.reconnect();
+  const second = await nth(1);
+  const relogin = await second.request("LGN");
+  assert.deepEqual([relogin.user, relogin.password], ["alice", "password1"]);
+  second.send({ code: "ACK", id: relogin.id, request: "LGN", user: "alice", queued: 0 });
+  await again;
+  await event((e) => e.type === "ack" && e.request === "LGN" && e.relogin);
+
+  // The pin check lets another key through, as when the user accepted it: a new session.
+  await connection.reconnect();
+  const third = await nth(2);
+  const note = await event((e) => e.type === "info");
+  assert.match(note.type === "info" ? note.message : "", /^not logged in again as alice/);
+  assert.equal(connection.user, undefined);
+  const users = connection.request({ code: "GUL" });
+  assert.equal((await third.next()).code, "GUL", "the first record is not a login");
+  third.transport.close();
+  await assert.rejects(users);
+  await connection.close();
+});
+
 Deno.test("a request without a connection fails at once with not_connected", async () => {
   const { connection } = setup();
   await assert.rejects(

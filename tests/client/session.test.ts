@@ -1,0 +1,42 @@
+// A session across connections: /connect to the same server logs in again as an automatic
+// reconnect does; switching servers says that the login stays behind.
+import assert from "node:assert/strict";
+import { client, passwordOf, signUp, tempDir, TestServer } from "./_harness.ts";
+
+Deno.test("/connect to the same server logs in again, as an automatic reconnect does", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  await signUp(server.port, `${dir.path}/setup`, "alice", "bob");
+  await using c = client(server.port, `${dir.path}/home`, "--json");
+  await c.send("/login alice", passwordOf("alice"));
+  await c.event("ack", { request: "LGN", user: "alice", relogin: false });
+
+  await c.send("/connect", "/status", "/msg bob after the reconnect");
+  await c.event("disconnected", { reconnect: true });
+  await c.event("connected", { pin: "match" });
+  await c.event("ack", { request: "LGN", user: "alice", relogin: true });
+  await c.event("status", { state: "open", user: "alice" });
+  await c.event("ack", { request: "MSG", to: "bob" });
+  assert.equal(await c.finish(), 0);
+});
+
+Deno.test("/connect to another server says the login stays behind", async () => {
+  await using dir = await tempDir();
+  await using one = await TestServer.start(dir.path);
+  await Deno.mkdir(`${dir.path}/two`);
+  await using two = await TestServer.start(`${dir.path}/two`);
+  await signUp(one.port, `${dir.path}/setup`, "alice");
+  await using c = client(one.port, `${dir.path}/home`, "--json");
+  await c.send("/login alice", passwordOf("alice"));
+  await c.event("ack", { request: "LGN", user: "alice" });
+
+  await c.send(`/connect 127.0.0.1:${two.port}`, "/status");
+  await c.event("info", {
+    message: `logged out: the login as alice was for 127.0.0.1:${one.port}; ` +
+      `/login on 127.0.0.1:${two.port}`,
+  });
+  await c.event("connected", { port: two.port, pin: "first_contact" });
+  await c.event("status", { state: "open", user: null, port: two.port });
+  assert.equal(await c.finish(), 0);
+  assert.ok(!c.stdout.lines.some((l) => l.includes('"relogin":true')), "no password to server two");
+});
