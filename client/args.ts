@@ -31,6 +31,8 @@ export interface Options {
   readonly trace: boolean;
   readonly json: boolean;
   readonly noColor: boolean;
+  /** Piped input: run every line, even after a command failed (else the first failure stops). */
+  readonly keepGoing: boolean;
   /** Engine for AES, HMAC, RSA and DH (crypto/engine.ts). */
   readonly crypto: CryptoMode;
   /** libcrypto for the native engine; undefined for the OS's usual name. */
@@ -62,6 +64,7 @@ Options:
   --trace              show the handshake step by step and every record
   --json               print one JSON object per line for every event
   --no-color           no colors (also when NO_COLOR is set)
+  --keep-going         with piped input, run every line even after a command failed
   --crypto MODE        auto | native | portable (default auto, or HYBRID_CRYPTO): native is
                        OpenSSL 3's libcrypto over FFI, portable is @noble + node:crypto
   --libcrypto PATH     libcrypto for the native engine (default the OS's, or HYBRID_LIBCRYPTO)
@@ -69,8 +72,10 @@ Options:
   -V, --version        the version
 
 Type /help once running for the commands. With stdin not a terminal, commands are read
-line by line (the line after /signup or /login is the password); the exit status is 0
-when every command succeeded.
+line by line: the line after /signup or /login is the password (the two after /passwd:
+current, new), even when the command fails before asking for it. The first failed
+command stops the script (unless --keep-going); the exit status is 0 when every command
+succeeded, 1 when one failed, 2 for bad flags.
 `;
 
 /** Parses the client's flags (and HYBRID_CRYPTO, HYBRID_LIBCRYPTO from `env`); never throws. */
@@ -95,6 +100,7 @@ export function parseClientArgs(
         trace: { type: "boolean" },
         json: { type: "boolean" },
         "no-color": { type: "boolean" },
+        "keep-going": { type: "boolean" },
         crypto: { type: "string" },
         libcrypto: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -156,6 +162,7 @@ export function parseClientArgs(
       trace: values.trace ?? false,
       json: values.json ?? false,
       noColor: values["no-color"] ?? false,
+      keepGoing: values["keep-going"] ?? false,
       crypto,
       libcrypto,
     },

@@ -62,6 +62,24 @@ function usageOf(name: CommandName): string {
   return COMMANDS.find((c) => c.name === name)!.usage;
 }
 
+/**
+ * How many lines after `line` its command reads as passwords: a new one is asked twice at a
+ * terminal. When the command fails before asking, that many lines must still be skipped, or a
+ * password would run as the next command (and could be sent as a message).
+ */
+export function secretLines(line: string, interactive: boolean): number {
+  switch (/^\s*\/(\S+)/.exec(line)?.[1]?.toLowerCase()) {
+    case "login":
+      return 1;
+    case "signup":
+      return interactive ? 2 : 1;
+    case "passwd":
+      return interactive ? 3 : 2;
+    default:
+      return 0;
+  }
+}
+
 /** Parses one input line. Leading and trailing blanks are ignored; a blank line is `empty`. */
 export function parseLine(line: string): ParsedLine {
   const input = line.trim();

@@ -4,7 +4,13 @@
 import { fingerprint as keyFingerprint, fromBase64 } from "../crypto/mod.ts";
 import type { Response } from "../protocol/messages.ts";
 import type { Options } from "./args.ts";
-import { type Command, COMMANDS, type CompletionSources, parseLine } from "./commands.ts";
+import {
+  type Command,
+  COMMANDS,
+  type CompletionSources,
+  parseLine,
+  secretLines,
+} from "./commands.ts";
 import { Connection, ConnectionError, type PinResult } from "./connection.ts";
 import { jsonLine, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
@@ -35,6 +41,12 @@ export class Repl {
   #connection: Connection | undefined;
   #tracing: boolean;
   #failed = false;
+  /** Lines read from the input so far (passwords included), for messages about a script. */
+  #lineNumber = 0;
+  /** The line of the running (or last) command. */
+  #commandLine = 0;
+  /** Passwords the running command has asked for. */
+  #secretsRead = 0;
   readonly #usersSeen = new Set<string>();
   #endpointsPinned: string[] = [];
   readonly #warned = new Set<string>();
@@ -61,20 +73,26 @@ export class Repl {
     await this.#refreshEndpoints();
     await this.#connect(this.#endpoint);
     this.#refreshPrompt();
-    while (true) {
+    while (!this.#mustStop()) {
       const line = await this.#io.input.next();
       if (line === null) break;
+      const lineNumber = ++this.#lineNumber;
+      this.#commandLine = lineNumber;
+      const secrets = secretLines(line, this.#io.interactive);
+      this.#secretsRead = 0;
       const parsed = parseLine(line);
       if (!parsed.ok) {
         this.#fail("command", "usage", parsed.error);
-        continue;
+      } else if (parsed.command.type === "quit") {
+        break;
+      } else {
+        try {
+          await this.#execute(parsed.command);
+        } catch (err) {
+          this.#fail("command", "internal", `internal error: ${(err as Error).message}`);
+        }
       }
-      if (parsed.command.type === "quit") break;
-      try {
-        await this.#execute(parsed.command);
-      } catch (err) {
-        this.#fail("command", "internal", `internal error: ${(err as Error).message}`);
-      }
+      await this.#skipSecrets(secrets - this.#secretsRead, lineNumber);
       this.#refreshPrompt();
     }
     const connection = this.#connection;
@@ -83,6 +101,33 @@ export class Repl {
       await connection.close("leaving", false);
     }
     return this.#failed ? 1 : 0;
+  }
+
+  /** Piped input stops at the first failure (unless --keep-going): later lines assumed it. */
+  #mustStop(): boolean {
+    if (!this.#failed || this.#io.interactive || this.#options.keepGoing) return false;
+    const what = this.#commandLine === 0
+      ? "the connection at start failed"
+      : `line ${this.#commandLine} failed`;
+    this.show({
+      type: "info",
+      message: `stopped: ${what}; the rest of the input is not run (--keep-going runs it)`,
+    });
+    return true;
+  }
+
+  /** Skips the passwords a command that failed before asking for them would have read. */
+  async #skipSecrets(count: number, commandLine: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      if (!(await this.#io.input.skipSecret())) return;
+      const skipped = ++this.#lineNumber;
+      this.show({
+        type: "info",
+        message: this.#io.interactive
+          ? "dropped a line typed ahead: the password of the failed command"
+          : `skipped line ${skipped}: the password of the failed command on line ${commandLine}`,
+      });
+    }
   }
 
   /** Shows an event (JSON or lines) and keeps what completion and the prompt need. */
@@ -485,12 +530,15 @@ export class Repl {
     isNew: boolean,
     context: ErrorContext,
   ): Promise<string | undefined> {
+    this.#secretsRead++;
     const first = await this.#io.input.secret(prompt);
+    if (first !== null) this.#lineNumber++;
     if (first === null) {
       this.#fail(context, "no_password", "no password given");
       return undefined;
     }
     if (isNew && this.#io.interactive) {
+      this.#secretsRead++;
       const again = await this.#io.input.secret("again, to be sure: ");
       if (again !== first) {
         this.#fail(context, "password_mismatch", "the two passwords differ");

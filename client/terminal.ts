@@ -14,6 +14,11 @@ export interface LineInput {
   next(): Promise<string | null>;
   /** The next line as a secret, after showing `prompt` (on a terminal); null if cancelled. */
   secret(prompt: string): Promise<string | null>;
+  /**
+   * Drops, unread and unshown, the line a secret prompt that never came would have taken: the
+   * next line of piped input, a line typed ahead at a terminal. Whether there was one.
+   */
+  skipSecret(): Promise<boolean>;
 }
 
 /** Lines out. */
@@ -96,6 +101,10 @@ export class PipedInput implements LineInput {
 
   secret(_prompt: string): Promise<string | null> {
     return this.next();
+  }
+
+  async skipSecret(): Promise<boolean> {
+    return (await this.next()) !== null;
   }
 }
 
@@ -186,6 +195,10 @@ export class Terminal implements LineInput, Screen {
     process.stdout.write(prompt);
     this.#output.muted = true;
     return this.next();
+  }
+
+  skipSecret(): Promise<boolean> {
+    return Promise.resolve(this.#lines.shift() !== undefined);
   }
 
   print(lines: readonly string[]): void {

@@ -1,7 +1,7 @@
 // The command language: each command parses, each mistake gets a one-line usage hint, and Tab
 // completes commands, usernames seen and pinned servers.
 import assert from "node:assert/strict";
-import { complete, parseHostPort, parseLine } from "../../client/commands.ts";
+import { complete, parseHostPort, parseLine, secretLines } from "../../client/commands.ts";
 
 function command(line: string) {
   const parsed = parseLine(line);
@@ -113,4 +113,15 @@ Deno.test("complete() offers commands, usernames seen, on|off and pinned servers
     [[], "/msg bob hel"],
     "text is not completed",
   );
+});
+
+Deno.test("secretLines() counts the passwords a command reads, also when the line is malformed", () => {
+  assert.equal(secretLines("/login alice", false), 1);
+  assert.equal(secretLines("  /LOGIN Alice extra", false), 1);
+  assert.equal(secretLines("/signup bob", false), 1);
+  assert.equal(secretLines("/signup bob", true), 2, "asked twice at a terminal");
+  assert.equal(secretLines("/passwd", false), 2);
+  assert.equal(secretLines("/passwd", true), 3);
+  assert.equal(secretLines("/logout", false), 0);
+  assert.equal(secretLines("@bob /login", false), 0);
 });

@@ -112,7 +112,14 @@ Deno.test("--accept-key and /accept-key accept exactly the key the user checked,
   const otherKey = "SHA256:" + "B".repeat(42) + "A";
 
   // A fingerprint other than the presented one accepts nothing.
-  await using wrong = client(server.port, home, "--json", "--accept-key", otherKey);
+  await using wrong = client(
+    server.port,
+    home,
+    "--json",
+    "--keep-going",
+    "--accept-key",
+    otherKey,
+  );
   await wrong.event("key_mismatch", { accepted: false, presented: server.fingerprint });
   await wrong.event("error", { context: "connect", code: "key_mismatch" });
   // Nor inside the client.
@@ -122,7 +129,7 @@ Deno.test("--accept-key and /accept-key accept exactly the key the user checked,
   assert.equal(await Deno.readTextFile(knownHosts), forged);
 
   // The checked fingerprint, inside the client, re-pins and connects.
-  await using checked = client(server.port, home, "--json");
+  await using checked = client(server.port, home, "--json", "--keep-going");
   await checked.event("key_mismatch", { accepted: false });
   await checked.send(`/accept-key ${server.fingerprint}`);
   await checked.event("key_mismatch", { accepted: true, presented: server.fingerprint });

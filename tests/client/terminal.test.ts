@@ -22,7 +22,7 @@ Deno.test("LineSplitter cuts a line longer than MAX_INPUT_LINE_CHARS and keeps g
 });
 
 Deno.test("PipedInput reads commands and secrets line by line, then null at the end", async () => {
-  const bytes = new TextEncoder().encode("/login alice\nsecret pass\n/quit");
+  const bytes = new TextEncoder().encode("/login alice\nsecret pass\n/login x\nskipped\n/quit");
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       // One byte at a time: a multi-byte chunking must not matter.
@@ -33,7 +33,10 @@ Deno.test("PipedInput reads commands and secrets line by line, then null at the 
   const input = new PipedInput(stream);
   assert.equal(await input.next(), "/login alice");
   assert.equal(await input.secret("password: "), "secret pass");
+  assert.equal(await input.next(), "/login x");
+  assert.equal(await input.skipSecret(), true);
   assert.equal(await input.next(), "/quit");
+  assert.equal(await input.skipSecret(), false);
   assert.equal(await input.next(), null);
   assert.equal(await input.next(), null);
 });
