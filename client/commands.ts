@@ -2,7 +2,13 @@
 // usage table behind /help and the one-line hints, and tab completion.
 import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
 import { notAFingerprint } from "./args.ts";
-import { MAX_TEXT_BYTES, USERNAME_PATTERN } from "../protocol/limits.ts";
+import {
+  MAX_PASSWORD_BYTES,
+  MAX_TEXT_BYTES,
+  MIN_PASSWORD_BYTES,
+  USERNAME_PATTERN,
+} from "../protocol/limits.ts";
+import { plural } from "./display.ts";
 
 export type Command =
   | { readonly type: "connect"; readonly host?: string; readonly port?: number }
@@ -180,6 +186,18 @@ export function parseHostPort(text: string): { host: string; port?: number } | u
   if (match[3] === undefined) return { host };
   const port = Number(match[3]);
   return port >= 1 && port <= 65535 ? { host, port } : undefined;
+}
+
+/** Why the server would refuse `password` as a new one (§4.3), or undefined: said before sending. */
+export function newPasswordProblem(password: string): string | undefined {
+  const size = new TextEncoder().encode(password).length;
+  if (size < MIN_PASSWORD_BYTES) {
+    return `password is ${plural(size, "byte")}, below the minimum of ${MIN_PASSWORD_BYTES} bytes`;
+  }
+  if (size > MAX_PASSWORD_BYTES) {
+    return `password is ${size} bytes, above the maximum of ${MAX_PASSWORD_BYTES} bytes`;
+  }
+  return undefined;
 }
 
 function badUsername(user: string): string {

@@ -34,6 +34,8 @@ export const SEEN_MESSAGES = 10_000;
  * so the server stores it once, §4.3) after each automatic re-login.
  */
 export const RESEND_WINDOW_MS = 60_000;
+/** Messages that may wait for a re-login at once; more are refused rather than kept. */
+export const MAX_QUEUED_MESSAGES = 100;
 /** Time to flush queued records (DAKs) when the user closes the connection. */
 export const CLOSE_DRAIN_MS = 1_000;
 
@@ -48,7 +50,8 @@ export class ConnectionError extends Error {
       | "connect_failed"
       | "handshake"
       | "key_mismatch"
-      | "known_hosts",
+      | "known_hosts"
+      | "queue_full",
     message: string,
     options?: ErrorOptions,
   ) {
@@ -172,6 +175,8 @@ export class Connection {
    * reconnect sends the password by itself.
    */
   #sessionFingerprint: string | undefined;
+  /** A re-login is under way (messages wait for it). */
+  #loggingInAgain = false;
   /** Waiting for the next automatic re-login: true once it succeeds, false if it never will. */
   #reloginWaiters: ((ok: boolean) => void)[] = [];
   readonly #seen = new Set<string>();
@@ -316,25 +321,62 @@ export class Connection {
   }
 
   /**
-   * MSG with a fresh cid. If the connection is lost before the answer, the same MSG (same cid,
-   * so the server stores it once, §4.3) is sent again after each automatic re-login, for up to
-   * RESEND_WINDOW_MS; past that, or when no re-login can happen, the loss is the answer.
+   * MSG with a fresh cid. If the connection is lost before the answer, or is being regained
+   * when the message is sent, the same MSG (same cid, so the server stores it once, §4.3) waits
+   * for the next automatic re-login and is sent then, in the order given, for up to
+   * RESEND_WINDOW_MS; past that, or when no re-login can happen, the loss is the answer. At
+   * most MAX_QUEUED_MESSAGES wait at a time.
    */
   async sendMessage(to: string, text: string): Promise<Response> {
     const cid = crypto.randomUUID();
     const deadline = Date.now() + RESEND_WINDOW_MS;
     while (true) {
+      // Checked before the first await, so that `queuedMessages` counts this one at once.
+      if (this.queues) await this.#waitForRelogin(deadline);
       try {
         return await this.request({ code: "MSG", to, text, cid });
       } catch (err) {
-        const lost = err instanceof ConnectionError &&
-          (err.code === "connection_lost" ||
-            (err.code === "not_connected" && this.#state === "reconnecting"));
-        const left = deadline - Date.now();
-        if (!lost || this.#credentials === undefined || left <= 0) throw err;
-        if (!(await this.#loggedInAgain(left))) throw err;
+        // A lost connection is being regained (queues) unless no re-login can follow.
+        const lost = err instanceof ConnectionError && err.code === "connection_lost";
+        if (!lost || !this.queues || Date.now() >= deadline) throw err;
       }
     }
+  }
+
+  /** Waits, in line, for the next re-login; throws if the queue is full or none comes in time. */
+  #waitForRelogin(deadline: number): Promise<void> {
+    if (this.#reloginWaiters.length >= MAX_QUEUED_MESSAGES) {
+      return Promise.reject(
+        new ConnectionError(
+          "queue_full",
+          `not sent: ${MAX_QUEUED_MESSAGES} messages already wait for the connection to come back`,
+        ),
+      );
+    }
+    return this.#loggedInAgain(deadline - Date.now()).then((ok) => {
+      if (!ok) {
+        throw new ConnectionError(
+          "connection_lost",
+          `not sent: the connection did not come back with your login (within ${
+            RESEND_WINDOW_MS / 1000
+          } s)`,
+        );
+      }
+    });
+  }
+
+  /**
+   * Whether a message sent now would wait for a re-login: the connection is being regained, or
+   * its login made again (sent before, it would find the session not yet logged in).
+   */
+  get queues(): boolean {
+    return this.#credentials !== undefined &&
+      (this.#state === "reconnecting" || this.#loggingInAgain);
+  }
+
+  /** Messages waiting for the next re-login. */
+  get queuedMessages(): number {
+    return this.#reloginWaiters.length;
   }
 
   /** Resolves true at the next successful automatic re-login, false if none comes in `ms`. */
@@ -735,6 +777,15 @@ export class Connection {
   }
 
   async #relogin(): Promise<void> {
+    this.#loggingInAgain = true;
+    try {
+      await this.#loginAgain();
+    } finally {
+      this.#loggingInAgain = false;
+    }
+  }
+
+  async #loginAgain(): Promise<void> {
     const link = this.#link;
     const credentials = this.#credentials;
     if (link === undefined || credentials === undefined) return;

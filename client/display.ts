@@ -43,6 +43,11 @@ const CONTEXT_TEXT: Readonly<Record<ErrorContext, string>> = {
   input: "input",
 };
 
+/** `1 message`, `2 messages`: a count and its noun. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
 /** Local time of a server timestamp: HH:MM:SS today, with the date otherwise. */
 export function formatTime(ts: number, now: number): string {
   const date = new Date(ts);
@@ -75,6 +80,10 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
           return [
             note(head),
             note(`first contact: the server's key is ${style.bold(safe(event.fingerprint))}`),
+            note(
+              "check it against the line `server key SHA256:…` the server printed at start-up " +
+                "(ask its operator); if they differ, /disconnect and delete the pin",
+            ),
             note(`pinned in ${safe(event.known_hosts)}; later connections must show this key`),
           ];
         case "replaced":
@@ -137,9 +146,7 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
         case "SNU":
           return [`${style.green("✓")} signed up as ${user(event.user)}; now /login`];
         case "LGN": {
-          const waiting = event.queued === 0
-            ? ""
-            : ` · ${event.queued} message${event.queued === 1 ? "" : "s"} waiting`;
+          const waiting = event.queued === 0 ? "" : ` · ${plural(event.queued, "message")} waiting`;
           return [
             event.relogin
               ? `${style.green("✓")} logged in again as ${user(event.user)}${waiting}`

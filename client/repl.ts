@@ -8,11 +8,12 @@ import {
   type Command,
   COMMANDS,
   type CompletionSources,
+  newPasswordProblem,
   parseLine,
   secretLines,
 } from "./commands.ts";
 import { Connection, ConnectionError, type PinResult } from "./connection.ts";
-import { jsonLine, renderEvent } from "./display.ts";
+import { jsonLine, plural, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
 import { endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
 import type { Style } from "./style.ts";
@@ -50,6 +51,8 @@ export class Repl {
   readonly #usersSeen = new Set<string>();
   #endpointsPinned: string[] = [];
   readonly #warned = new Set<string>();
+  /** Messages queued while reconnecting, not yet answered. */
+  readonly #sending = new Set<Promise<void>>();
   /** Keys the user checked and accepted in place of a different pin (--accept-key). */
   readonly #acceptedKeys: Set<string>;
 
@@ -95,6 +98,8 @@ export class Repl {
       await this.#skipSecrets(secrets - this.#secretsRead, lineNumber);
       this.#refreshPrompt();
     }
+    // Messages queued while reconnecting are sent, or fail, within their resend window.
+    await Promise.all(this.#sending);
     const connection = this.#connection;
     if (connection) {
       await connection.queuedDelivered(QUEUED_WAIT_MS);
@@ -190,22 +195,23 @@ export class Repl {
       case "passwd":
         return await this.#changePassword();
       case "msg": {
-        const connection = this.#requireConnection("MSG");
-        if (connection === undefined) return;
-        const { to, text } = command;
-        // A fresh cid per message: sent again after a re-login, it is not stored twice (§4.3).
-        const response = await this.#ask("MSG", () => connection.sendMessage(to, text));
-        if (response?.code === "ACK" && response.request === "MSG") {
+        const connection = this.#connection;
+        if (connection?.queues) {
+          // Not awaited: the prompt stays free while the connection is regained.
+          const sending = this.#sendMessage(connection, command.to, command.text);
+          this.#sending.add(sending);
+          void sending.finally(() => this.#sending.delete(sending));
+          const count = connection.queuedMessages;
           this.show({
-            type: "ack",
-            request: "MSG",
-            id: response.id,
-            msg: response.msg,
-            ts: response.ts,
-            to,
-            text,
+            type: "info",
+            message: `queued for ${command.to}: ${plural(count, "message")} ` +
+              `${count === 1 ? "waits" : "wait"} to be sent once the connection is back and ` +
+              "you are logged in again",
           });
-        } else this.#report("MSG", response);
+          return;
+        }
+        if (this.#requireConnection("MSG") === undefined) return;
+        await this.#sendMessage(connection!, command.to, command.text);
         return;
       }
       case "users": {
@@ -258,6 +264,22 @@ export class Repl {
   }
 
   // ─── Commands ─────────────────────────────────────────────────────────────────────────────
+
+  /** Sends a message (a fresh cid: sent again after a re-login, it is stored once, §4.3). */
+  async #sendMessage(connection: Connection, to: string, text: string): Promise<void> {
+    const response = await this.#ask("MSG", () => connection.sendMessage(to, text));
+    if (response?.code === "ACK" && response.request === "MSG") {
+      this.show({
+        type: "ack",
+        request: "MSG",
+        id: response.id,
+        msg: response.msg,
+        ts: response.ts,
+        to,
+        text,
+      });
+    } else this.#report("MSG", response);
+  }
 
   /**
    * Connects to `endpoint`. The server already in use is connected to again, logging in again
@@ -535,6 +557,11 @@ export class Repl {
     if (first !== null) this.#lineNumber++;
     if (first === null) {
       this.#fail(context, "no_password", "no password given");
+      return undefined;
+    }
+    const problem = isNew ? newPasswordProblem(first) : undefined;
+    if (problem !== undefined) {
+      this.#fail(context, "weak_password", problem);
       return undefined;
     }
     if (isNew && this.#io.interactive) {

@@ -1,7 +1,13 @@
 // The command language: each command parses, each mistake gets a one-line usage hint, and Tab
 // completes commands, usernames seen and pinned servers.
 import assert from "node:assert/strict";
-import { complete, parseHostPort, parseLine, secretLines } from "../../client/commands.ts";
+import {
+  complete,
+  newPasswordProblem,
+  parseHostPort,
+  parseLine,
+  secretLines,
+} from "../../client/commands.ts";
 
 function command(line: string) {
   const parsed = parseLine(line);
@@ -124,4 +130,15 @@ Deno.test("secretLines() counts the passwords a command reads, also when the lin
   assert.equal(secretLines("/passwd", true), 3);
   assert.equal(secretLines("/logout", false), 0);
   assert.equal(secretLines("@bob /login", false), 0);
+});
+
+Deno.test("newPasswordProblem() says what is wrong with a new password's size, in words", () => {
+  assert.equal(newPasswordProblem("x"), "password is 1 byte, below the minimum of 8 bytes");
+  assert.equal(newPasswordProblem("é"), "password is 2 bytes, below the minimum of 8 bytes");
+  assert.equal(newPasswordProblem("12345678"), undefined);
+  assert.equal(newPasswordProblem("x".repeat(1024)), undefined);
+  assert.equal(
+    newPasswordProblem("x".repeat(1025)),
+    "password is 1025 bytes, above the maximum of 1024 bytes",
+  );
 });

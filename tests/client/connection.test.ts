@@ -5,6 +5,7 @@ import {
   backoffDelay,
   Connection,
   ConnectionError,
+  MAX_QUEUED_MESSAGES,
   type PinResult,
   RECONNECT_BASE_MS,
   RECONNECT_MAX_MS,
@@ -70,6 +71,7 @@ function setup(
   observe: (event: ClientEvent) => void = () => {},
   ping?: { intervalMs: number; timeoutMs: number },
   identityOf: (dial: number) => ServerIdentity = () => testIdentity,
+  refuseDial: (dial: number) => boolean = () => false,
 ) {
   const events: ClientEvent[] = [];
   const servers: Promise<ScriptedServer>[] = [];
@@ -91,6 +93,7 @@ function setup(
     pingIntervalMs: ping?.intervalMs,
     pingTimeoutMs: ping?.timeoutMs,
     dial: () => {
+      if (refuseDial(servers.length)) return Promise.reject(new Error("refused"));
       const [client, server] = pipe();
       servers.push(
         serverHandshake(server, { identity: identityOf(servers.length) }).then((r) =>
@@ -321,6 +324,29 @@ Deno.test("reconnect() logs in again on the session's key, and not on a key acce
   third.transport.close();
   await assert.rejects(users);
   await connection.close();
+});
+
+Deno.test("while reconnecting, messages wait for the re-login, at most MAX_QUEUED_MESSAGES of them", async () => {
+  const t = setup(undefined, undefined, undefined, undefined, (dial) => dial > 0);
+  const { connection, event } = t;
+  const server = await openLoggedIn(t);
+  server.transport.close();
+  await event((e) => e.type === "reconnecting");
+  assert.ok(connection.queues);
+  const waiting = Array.from(
+    { length: MAX_QUEUED_MESSAGES },
+    (_, i) => connection.sendMessage("bob", `m${i}`),
+  );
+  assert.equal(connection.queuedMessages, MAX_QUEUED_MESSAGES);
+  await assert.rejects(
+    connection.sendMessage("bob", "one too many"),
+    (e) => e instanceof ConnectionError && e.code === "queue_full",
+  );
+  await connection.close();
+  for (const message of waiting) {
+    await assert.rejects(message, /^ConnectionError: not sent: the connection did not come back/);
+  }
+  assert.equal(connection.queuedMessages, 0);
 });
 
 Deno.test("a request without a connection fails at once with not_connected", async () => {

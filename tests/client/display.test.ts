@@ -73,6 +73,29 @@ Deno.test("an error names what failed, the server's message escaped, and its cod
   );
 });
 
+Deno.test("first contact shows the key and says to check it against the server's start-up line", () => {
+  const fingerprint = "SHA256:" + "A".repeat(43);
+  assert.deepEqual(
+    render({
+      type: "connected",
+      host: "127.0.0.1",
+      port: 5002,
+      group: "ffdhe2048",
+      fingerprint,
+      pin: "first_contact",
+      previous: [],
+      known_hosts: "/k",
+    }),
+    [
+      "· connected to 127.0.0.1:5002 (ffdhe2048)",
+      `· first contact: the server's key is ${fingerprint}`,
+      "· check it against the line `server key SHA256:…` the server printed at start-up " +
+      "(ask its operator); if they differ, /disconnect and delete the pin",
+      "· pinned in /k; later connections must show this key",
+    ],
+  );
+});
+
 Deno.test("a changed server key is a loud warning naming both fingerprints", () => {
   const pinned = "SHA256:" + "A".repeat(43);
   const presented = "SHA256:" + "B".repeat(42) + "A";

@@ -78,3 +78,16 @@ Deno.test("with --keep-going, the lines a failed /login, /signup or /passwd mean
   );
   assert.ok(!c.stdout.lines.some((l) => l.includes("password-line")), "never shown either");
 });
+
+Deno.test("a too short new password is refused before it is sent, its size said in words", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  await using c = client(server.port, `${dir.path}/home`, "--json");
+  await c.send("/signup bob", "x");
+  await c.event("error", {
+    context: "SNU",
+    code: "weak_password",
+    message: "password is 1 byte, below the minimum of 8 bytes",
+  });
+  assert.equal(await c.finish(), 1);
+});

@@ -40,3 +40,38 @@ Deno.test("/connect to another server says the login stays behind", async () => 
   assert.equal(await c.finish(), 0);
   assert.ok(!c.stdout.lines.some((l) => l.includes('"relogin":true')), "no password to server two");
 });
+
+Deno.test("messages typed while reconnecting are queued, said so, and sent in order after the re-login", async () => {
+  await using dir = await tempDir();
+  await using first = await TestServer.start(dir.path);
+  const port = first.port;
+  await signUp(port, `${dir.path}/setup`, "alice", "bob");
+  await using alice = client(port, `${dir.path}/alice`, "--json");
+  await alice.send("/login alice", passwordOf("alice"));
+  await alice.event("ack", { request: "LGN", user: "alice" });
+
+  await first.stop();
+  await alice.event("reconnecting", { attempt: 1 });
+  await alice.send("/msg bob one", "@bob two");
+  await alice.event("info", {
+    message: "queued for bob: 1 message waits to be sent once the connection is back and " +
+      "you are logged in again",
+  });
+  await alice.event("info", {
+    message: "queued for bob: 2 messages wait to be sent once the connection is back and " +
+      "you are logged in again",
+  });
+
+  await using second = await TestServer.start(dir.path, port);
+  await alice.event("ack", { request: "LGN", relogin: true });
+  await alice.event("ack", { request: "MSG", to: "bob", text: "one" });
+  await alice.event("ack", { request: "MSG", to: "bob", text: "two" });
+  assert.equal(await alice.finish(), 0);
+
+  await using bob = client(port, `${dir.path}/bob`, "--json");
+  await bob.send("/login bob", passwordOf("bob"));
+  await bob.event("message", { from: "alice", text: "one" });
+  await bob.event("message", { from: "alice", text: "two" });
+  assert.equal(await bob.finish(), 0);
+  await second.stop();
+});
