@@ -86,11 +86,28 @@ export function secretLines(line: string, interactive: boolean): number {
   }
 }
 
+/**
+ * Why a paste at a terminal that would make the input line `line` is refused, or undefined:
+ * pasted lines are never several commands (nor a command and its password, shown on the
+ * screen), only one message's text.
+ */
+export function pasteProblem(line: string): string | undefined {
+  if (!line.includes("\n") || /^\s*(?:@\S+[ \t]|\/msg[ \t]+\S+[ \t])/i.test(line)) return undefined;
+  return "several lines can only be one message's text: type @USER and a space, then paste";
+}
+
 /** Parses one input line. Leading and trailing blanks are ignored; a blank line is `empty`. */
 export function parseLine(line: string): ParsedLine {
   const input = line.trim();
   if (input === "") return ok({ type: "empty" });
   if (input.startsWith("@")) return parseMessage(input.slice(1), "@USER TEXT");
+  if (input.includes("\n") && !/^\/msg\s/i.test(input)) {
+    // Pasted lines at a terminal arrive as one: never run them as several commands.
+    return fail(
+      "a line break can only be inside a message's text (@USER TEXT); the pasted lines were " +
+        "not run",
+    );
+  }
   if (!input.startsWith("/")) {
     return fail("not a command: send with @USER TEXT or /msg USER TEXT; /help lists commands");
   }

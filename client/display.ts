@@ -200,6 +200,9 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       return [style.yellow(`· the server says goodbye: ${BYE_TEXT[event.reason]}`)];
     case "error": {
       const what = CONTEXT_TEXT[event.context];
+      if (event.code === "cancelled") {
+        return [style.yellow(`✗ ${what.replace(/ failed$/, "") || "command"} cancelled`)];
+      }
       const retry = event.retry_after_ms === undefined
         ? ""
         : `; retry in ${seconds(event.retry_after_ms)}`;

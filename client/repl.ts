@@ -17,7 +17,7 @@ import { jsonLine, plural, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
 import { endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
 import type { Style } from "./style.ts";
-import type { LineInput, Screen } from "./terminal.ts";
+import type { LineInput, Screen, Secret } from "./terminal.ts";
 
 /** How long the end of input waits for the messages a login said were queued. */
 export const QUEUED_WAIT_MS = 5_000;
@@ -142,8 +142,13 @@ export class Repl {
         this.#usersSeen.add(event.from);
         break;
       case "ack":
-        if (event.request === "GUL") { for (const u of event.users) this.#usersSeen.add(u.user); }
+        if (event.request === "GUL") this.#learnUsers(event.users);
         if (event.request === "MSG") this.#usersSeen.add(event.to);
+        // At a terminal, the names Tab completes are there from the login on (the user's own
+        // login waits for them, so that the prompt comes back with them).
+        if (event.request === "LGN" && event.relogin && this.#io.interactive) {
+          void this.#fetchUsers();
+        }
         break;
     }
     if (event.type === "connected" || event.type === "disconnected" || event.type === "ack") {
@@ -351,6 +356,9 @@ export class Repl {
           : connection.login(user, password),
     );
     this.#report(code, response);
+    if (response?.code === "ACK" && response.request === "LGN" && this.#io.interactive) {
+      await this.#fetchUsers();
+    }
   }
 
   async #changePassword(): Promise<void> {
@@ -553,12 +561,9 @@ export class Repl {
     context: ErrorContext,
   ): Promise<string | undefined> {
     this.#secretsRead++;
-    const first = await this.#io.input.secret(prompt);
-    if (first !== null) this.#lineNumber++;
-    if (first === null) {
-      this.#fail(context, "no_password", "no password given");
-      return undefined;
-    }
+    const first = this.#secretValue(await this.#io.input.secret(prompt), context);
+    if (first === undefined) return undefined;
+    this.#lineNumber++;
     const problem = isNew ? newPasswordProblem(first) : undefined;
     if (problem !== undefined) {
       this.#fail(context, "weak_password", problem);
@@ -566,13 +571,42 @@ export class Repl {
     }
     if (isNew && this.#io.interactive) {
       this.#secretsRead++;
-      const again = await this.#io.input.secret("again, to be sure: ");
+      const again = this.#secretValue(await this.#io.input.secret("again, to be sure: "), context);
+      if (again === undefined) return undefined;
       if (again !== first) {
         this.#fail(context, "password_mismatch", "the two passwords differ");
         return undefined;
       }
     }
     return first;
+  }
+
+  /** A secret's value; a cancelled or missing one is the command's failure, said so. */
+  #secretValue(secret: Secret, context: ErrorContext): string | undefined {
+    switch (secret.type) {
+      case "secret":
+        return secret.value;
+      case "cancelled":
+        this.#fail(context, "cancelled", "cancelled");
+        return undefined;
+      case "end":
+        this.#fail(context, "no_password", "no password given");
+        return undefined;
+      default: {
+        const never: never = secret;
+        throw new TypeError(`unhandled secret ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #learnUsers(users: readonly { readonly user: string }[]): void {
+    for (const u of users) this.#usersSeen.add(u.user);
+  }
+
+  /** Asks for the user list without showing it (for completion); a failure is not reported. */
+  async #fetchUsers(): Promise<void> {
+    const response = await this.#connection?.request({ code: "GUL" }).catch(() => undefined);
+    if (response?.code === "ACK" && response.request === "GUL") this.#learnUsers(response.users);
   }
 
   /** Shows a warning once per session (a reconnect checks the pins again). */

@@ -6,6 +6,7 @@ import {
   newPasswordProblem,
   parseHostPort,
   parseLine,
+  pasteProblem,
   secretLines,
 } from "../../client/commands.ts";
 
@@ -56,6 +57,8 @@ Deno.test("parseLine() takes the text of /msg and @user as typed, inner spaces i
     to: "bob",
     text: "hello  there",
   });
+  assert.deepEqual(command("@bob two\nlines"), { type: "msg", to: "bob", text: "two\nlines" });
+  assert.deepEqual(command("/msg bob two\nlines"), { type: "msg", to: "bob", text: "two\nlines" });
   assert.deepEqual(command("@carol.d-1 /not a command"), {
     type: "msg",
     to: "carol.d-1",
@@ -84,6 +87,8 @@ Deno.test("parseLine() answers a wrong command or argument with a usage hint", (
   assert.equal(hint("/st"), "unknown command /st (did you mean /status?); /help lists commands");
   assert.equal(hint("/zzzzzz"), "unknown command /zzzzzz; /help lists commands");
   assert.match(hint("hello"), /^not a command: send with @USER TEXT or \/msg USER TEXT/);
+  assert.match(hint("/users\n/quit"), /^a line break can only be inside a message's text/);
+  assert.match(hint("hello\nworld"), /^a line break can only be inside a message's text/);
 });
 
 Deno.test("parseLine() refuses a message above 16384 UTF-8 bytes before sending it", () => {
@@ -141,4 +146,13 @@ Deno.test("newPasswordProblem() says what is wrong with a new password's size, i
     newPasswordProblem("x".repeat(1025)),
     "password is 1025 bytes, above the maximum of 1024 bytes",
   );
+});
+
+Deno.test("pasteProblem() lets several pasted lines in only as one message's text", () => {
+  assert.equal(pasteProblem("/users"), undefined, "one line is typed text like any other");
+  assert.equal(pasteProblem("@bob first\nsecond"), undefined);
+  assert.equal(pasteProblem("  /MSG bob first\nsecond"), undefined);
+  assert.match(pasteProblem("/login alice\nhunter2\n")!, /^several lines can only be one/);
+  assert.match(pasteProblem("@bob\nsecond")!, /^several lines/, "no text on the first line");
+  assert.match(pasteProblem("hello\nworld")!, /^several lines/);
 });
