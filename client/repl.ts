@@ -187,6 +187,16 @@ export class Repl {
           this.show({ type: "info", message: "not connected" });
           return;
         }
+        if (this.#connection.user !== undefined) {
+          const user = this.#connection.user;
+          await this.#connection.close();
+          this.show({
+            type: "info",
+            message: `logged out: the session as ${user} ended with the connection; /connect, ` +
+              "then /login",
+          });
+          return;
+        }
         await this.#connection.close();
         return;
       case "signup":

@@ -17,7 +17,17 @@ Deno.test("/connect to the same server logs in again, as an automatic reconnect 
   await c.event("ack", { request: "LGN", user: "alice", relogin: true });
   await c.event("status", { state: "open", user: "alice" });
   await c.event("ack", { request: "MSG", to: "bob" });
+
+  // /disconnect ends the session, and says so: a /connect after it is not logged in.
+  await c.send("/disconnect", "/connect", "/status");
+  await c.event("disconnected", { reason: "closed by you", reconnect: false });
+  await c.event("info", {
+    message: "logged out: the session as alice ended with the connection; /connect, then /login",
+  });
+  await c.event("connected", { pin: "match" });
+  await c.event("status", { state: "open", user: null });
   assert.equal(await c.finish(), 0);
+  assert.equal(c.stdout.lines.filter((l) => l.includes('"relogin":true')).length, 1);
 });
 
 Deno.test("/connect to another server says the login stays behind", async () => {
