@@ -182,23 +182,22 @@ export class Repl {
         this.#acceptedKeys.add(command.fingerprint);
         await this.#connect(this.#endpoint);
         return;
-      case "disconnect":
-        if (this.#connection === undefined || this.#connection.state === "idle") {
+      case "disconnect": {
+        const connection = this.#connection;
+        if (connection === undefined || connection.state === "idle") {
           this.show({ type: "info", message: "not connected" });
           return;
         }
-        if (this.#connection.user !== undefined) {
-          const user = this.#connection.user;
-          await this.#connection.close();
-          this.show({
-            type: "info",
-            message: `logged out: the session as ${user} ended with the connection; /connect, ` +
-              "then /login",
-          });
-          return;
-        }
-        await this.#connection.close();
+        const user = connection.user;
+        await connection.close();
+        if (user === undefined) return;
+        this.show({
+          type: "info",
+          message: `logged out: the session as ${user} ended with the connection; /connect, ` +
+            "then /login",
+        });
         return;
+      }
       case "signup":
       case "login":
         return await this.#signUpOrLogIn(command.type, command.user);
@@ -225,8 +224,8 @@ export class Repl {
           });
           return;
         }
-        if (this.#requireConnection("MSG") === undefined) return;
-        await this.#sendMessage(connection!, command.to, command.text);
+        const open = this.#requireConnection("MSG");
+        if (open) await this.#sendMessage(open, command.to, command.text);
         return;
       }
       case "users": {

@@ -6,7 +6,10 @@ import { BRACKETED_PASTE_OFF, BRACKETED_PASTE_ON, type Key, KeyDecoder } from ".
 import { type Completer, LineEditor } from "./line_editor.ts";
 import { MAX_TEXT_BYTES } from "../protocol/limits.ts";
 
-/** Longest input line kept whole; the rest of a longer one is dropped (a message is 16 KiB). */
+/**
+ * Longest input line (a message is 16 KiB): a longer piped line is cut there, and at a terminal
+ * typing beyond it inserts nothing.
+ */
 export const MAX_INPUT_LINE_CHARS = 1 << 20;
 
 /** A secret read from the input, or why there is none. */
