@@ -114,7 +114,7 @@ export class HspClient implements LoadClient {
           }
           case "DLV":
             this.#session.sendMessage({ code: "DAK", msg: m.msg });
-            this.onDeliver(m.text);
+            this.onDeliver(m.text ?? m.sealed);
             break;
           case "BYE":
             throw new Error(`BYE ${m.reason}`);

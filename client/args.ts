@@ -8,7 +8,7 @@ import {
   type KexGroup,
   kexGroupByName,
 } from "../crypto/mod.ts";
-import { isUsername } from "../protocol/messages.ts";
+import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
 
 /** The client's version, printed by --version. */
 export const VERSION = "0.1.0";
@@ -27,9 +27,13 @@ export interface Options {
   /** known_hosts path; undefined for the default in the config directory. */
   readonly knownHosts: string | undefined;
   readonly acceptNewKey: boolean;
+  /** Fingerprints the user checked: each is accepted in place of a different pin. */
+  readonly acceptKeys: readonly string[];
   readonly trace: boolean;
   readonly json: boolean;
   readonly noColor: boolean;
+  /** Piped input: run every line, even after a command failed (else the first failure stops). */
+  readonly keepGoing: boolean;
   /** Engine for AES, HMAC, RSA and DH (crypto/engine.ts). */
   readonly crypto: CryptoMode;
   /** libcrypto for the native engine; undefined for the OS's usual name. */
@@ -54,10 +58,14 @@ Options:
   --user USER          pre-fill the name for /signup and /login
   --known-hosts PATH   pinned server keys (default: known_hosts in $HYBRID_HOME,
                        $XDG_CONFIG_HOME/hybrid or ~/.config/hybrid)
-  --accept-new-key     accept a server key that differs from its pin, and re-pin it
+  --accept-key SHA256:…
+                       accept this key (the fingerprint you checked) in place of a
+                       different pin, and re-pin it; may be repeated
+  --accept-new-key     accept any key that differs from its pin (prefer --accept-key)
   --trace              show the handshake step by step and every record
   --json               print one JSON object per line for every event
   --no-color           no colors (also when NO_COLOR is set)
+  --keep-going         with piped input, run every line even after a command failed
   --crypto MODE        auto | native | portable (default auto, or HYBRID_CRYPTO): native is
                        OpenSSL 3's libcrypto over FFI, portable is @noble + node:crypto
   --libcrypto PATH     libcrypto for the native engine (default the OS's, or HYBRID_LIBCRYPTO)
@@ -65,8 +73,10 @@ Options:
   -V, --version        the version
 
 Type /help once running for the commands. With stdin not a terminal, commands are read
-line by line (the line after /signup or /login is the password); the exit status is 0
-when every command succeeded.
+line by line: the line after /signup or /login is the password (the two after /passwd:
+current, new), even when the command fails before asking for it. The first failed
+command stops the script (unless --keep-going); the exit status is 0 when every command
+succeeded, 1 when one failed, 2 for bad flags.
 `;
 
 /** Parses the client's flags (and HYBRID_CRYPTO, HYBRID_LIBCRYPTO from `env`); never throws. */
@@ -86,10 +96,12 @@ export function parseClientArgs(
         group: { type: "string" },
         user: { type: "string" },
         "known-hosts": { type: "string" },
+        "accept-key": { type: "string", multiple: true },
         "accept-new-key": { type: "boolean" },
         trace: { type: "boolean" },
         json: { type: "boolean" },
         "no-color": { type: "boolean" },
+        "keep-going": { type: "boolean" },
         crypto: { type: "string" },
         libcrypto: { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -123,6 +135,11 @@ export function parseClientArgs(
   if (values["known-hosts"] === "") {
     return { kind: "error", message: "--known-hosts needs a path" };
   }
+  const acceptKeys = values["accept-key"] ?? [];
+  const badKey = acceptKeys.find((k) => !FINGERPRINT_PATTERN.test(k));
+  if (badKey !== undefined) {
+    return { kind: "error", message: `--accept-key ${notAFingerprint(badKey)}` };
+  }
   const cryptoValue = values.crypto ?? env("HYBRID_CRYPTO") ?? "auto";
   const crypto = cryptoModeOf(cryptoValue);
   if (crypto === undefined) {
@@ -142,9 +159,11 @@ export function parseClientArgs(
       user: values.user,
       knownHosts: values["known-hosts"],
       acceptNewKey: values["accept-new-key"] ?? false,
+      acceptKeys,
       trace: values.trace ?? false,
       json: values.json ?? false,
       noColor: values["no-color"] ?? false,
+      keepGoing: values["keep-going"] ?? false,
       crypto,
       libcrypto,
     },
@@ -159,4 +178,10 @@ export function unsupportedGroupMessage(group: KexGroup, serverMessage: string):
   const others = KEX_GROUPS.filter((g) => g !== group).map((g) => `--group ${g.name}`);
   return `the server does not offer the ${group.title} key exchange` +
     `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${others.join(", ")}`;
+}
+
+/** Why `text` is not a fingerprint, for --accept-key and /accept-key. */
+export function notAFingerprint(text: string): string {
+  return `${JSON.stringify(text.slice(0, 60))} is not a fingerprint (SHA256: and 43 base64 ` +
+    "characters, as the server prints it)";
 }

@@ -1,7 +1,14 @@
 // The REPL's command language: parsing a typed line into a Command (pure, never throws), the
 // usage table behind /help and the one-line hints, and tab completion.
-import { isUsername } from "../protocol/messages.ts";
-import { MAX_TEXT_BYTES, USERNAME_PATTERN } from "../protocol/limits.ts";
+import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
+import { notAFingerprint } from "./args.ts";
+import {
+  MAX_PASSWORD_BYTES,
+  MAX_TEXT_BYTES,
+  MIN_PASSWORD_BYTES,
+  USERNAME_PATTERN,
+} from "../protocol/limits.ts";
+import { plural } from "./display.ts";
 
 export type Command =
   | { readonly type: "connect"; readonly host?: string; readonly port?: number }
@@ -13,6 +20,7 @@ export type Command =
   | { readonly type: "msg"; readonly to: string; readonly text: string }
   | { readonly type: "users" }
   | { readonly type: "key" }
+  | { readonly type: "accept-key"; readonly fingerprint: string }
   | { readonly type: "trace"; readonly on: boolean }
   | { readonly type: "status" }
   | { readonly type: "help"; readonly topic?: string }
@@ -43,6 +51,11 @@ export const COMMANDS: readonly {
   { name: "msg", usage: "/msg USER TEXT", summary: "send a message (or: @USER TEXT)" },
   { name: "users", usage: "/users", summary: "list users and who is online" },
   { name: "key", usage: "/key", summary: "show the server's key and whether it matches the pin" },
+  {
+    name: "accept-key",
+    usage: "/accept-key SHA256:…",
+    summary: "accept this key (checked with the server's operator) in place of its pin; connect",
+  },
   { name: "trace", usage: "/trace on|off", summary: "show the handshake and every record" },
   { name: "status", usage: "/status", summary: "connection, user and session state" },
   { name: "help", usage: "/help [command]", summary: "this list, or one command's usage" },
@@ -55,11 +68,46 @@ function usageOf(name: CommandName): string {
   return COMMANDS.find((c) => c.name === name)!.usage;
 }
 
+/**
+ * How many lines after `line` its command reads as passwords: a new one is asked twice at a
+ * terminal. When the command fails before asking, that many lines must still be skipped, or a
+ * password would run as the next command (and could be sent as a message).
+ */
+export function secretLines(line: string, interactive: boolean): number {
+  switch (/^\s*\/(\S+)/.exec(line)?.[1]?.toLowerCase()) {
+    case "login":
+      return 1;
+    case "signup":
+      return interactive ? 2 : 1;
+    case "passwd":
+      return interactive ? 3 : 2;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * Why a paste at a terminal that would make the input line `line` is refused, or undefined:
+ * pasted lines are never several commands (nor a command and its password, shown on the
+ * screen), only one message's text.
+ */
+export function pasteProblem(line: string): string | undefined {
+  if (!line.includes("\n") || /^\s*(?:@\S+[ \t]|\/msg[ \t]+\S+[ \t])/i.test(line)) return undefined;
+  return "several lines can only be one message's text: type @USER and a space, then paste";
+}
+
 /** Parses one input line. Leading and trailing blanks are ignored; a blank line is `empty`. */
 export function parseLine(line: string): ParsedLine {
   const input = line.trim();
   if (input === "") return ok({ type: "empty" });
   if (input.startsWith("@")) return parseMessage(input.slice(1), "@USER TEXT");
+  if (input.includes("\n") && !/^\/msg\s/i.test(input)) {
+    // Pasted lines at a terminal arrive as one: never run them as several commands.
+    return fail(
+      "a line break can only be inside a message's text (@USER TEXT); the pasted lines were " +
+        "not run",
+    );
+  }
   if (!input.startsWith("/")) {
     return fail("not a command: send with @USER TEXT or /msg USER TEXT; /help lists commands");
   }
@@ -91,6 +139,12 @@ export function parseLine(line: string): ParsedLine {
       return arity(0, { type: "users" });
     case "key":
       return arity(0, { type: "key" });
+    case "accept-key": {
+      const fingerprint = args[0];
+      if (args.length !== 1 || fingerprint === undefined) return fail(`usage: ${usageOf(name)}`);
+      if (!FINGERPRINT_PATTERN.test(fingerprint)) return fail(notAFingerprint(fingerprint));
+      return ok({ type: "accept-key", fingerprint });
+    }
     case "trace":
       if (args.length === 1 && (args[0] === "on" || args[0] === "off")) {
         return ok({ type: "trace", on: args[0] === "on" });
@@ -149,6 +203,18 @@ export function parseHostPort(text: string): { host: string; port?: number } | u
   if (match[3] === undefined) return { host };
   const port = Number(match[3]);
   return port >= 1 && port <= 65535 ? { host, port } : undefined;
+}
+
+/** Why the server would refuse `password` as a new one (§4.3), or undefined: said before sending. */
+export function newPasswordProblem(password: string): string | undefined {
+  const size = new TextEncoder().encode(password).length;
+  if (size < MIN_PASSWORD_BYTES) {
+    return `password is ${plural(size, "byte")}, below the minimum of ${MIN_PASSWORD_BYTES} bytes`;
+  }
+  if (size > MAX_PASSWORD_BYTES) {
+    return `password is ${size} bytes, above the maximum of ${MAX_PASSWORD_BYTES} bytes`;
+  }
+  return undefined;
 }
 
 function badUsername(user: string): string {

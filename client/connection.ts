@@ -35,6 +35,8 @@ export const SEEN_MESSAGES = 10_000;
  * so the server stores it once, §4.3) after each automatic re-login.
  */
 export const RESEND_WINDOW_MS = 60_000;
+/** Messages that may wait for a re-login at once; more are refused rather than kept. */
+export const MAX_QUEUED_MESSAGES = 100;
 /** Time to flush queued records (DAKs) when the user closes the connection. */
 export const CLOSE_DRAIN_MS = 1_000;
 
@@ -48,7 +50,9 @@ export class ConnectionError extends Error {
       | "timeout"
       | "connect_failed"
       | "handshake"
-      | "key_mismatch",
+      | "key_mismatch"
+      | "known_hosts"
+      | "queue_full",
     message: string,
     options?: ErrorOptions,
   ) {
@@ -74,7 +78,7 @@ export interface ConnectionOptions {
   /**
    * Checks the server's key against known_hosts (§6) before any record is sent; throws
    * ConnectionError("key_mismatch") to refuse. `automatic` is true on reconnects, which must
-   * never accept a changed key by themselves.
+   * never accept a changed key by themselves (and reach it only for the session's own key).
    */
   readonly pin: (fingerprint: string, automatic: boolean) => Promise<PinResult>;
   /** Opens the transport; TCP by default. */
@@ -166,6 +170,14 @@ export class Connection {
   #generation = 0;
   #retry: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
   #credentials: { user: string; password: string } | undefined;
+  /**
+   * The key of the last connection the user started: a reconnect must find it again. The pins
+   * alone do not suffice, since a key they do not know counts as a first contact, and a
+   * reconnect sends the password by itself.
+   */
+  #sessionFingerprint: string | undefined;
+  /** A re-login is under way (messages wait for it). */
+  #loggingInAgain = false;
   /** Waiting for the next automatic re-login: true once it succeeds, false if it never will. */
   #reloginWaiters: ((ok: boolean) => void)[] = [];
   readonly #seen = new Set<string>();
@@ -234,14 +246,7 @@ export class Connection {
     const wasActive = this.#link !== undefined || this.#state === "reconnecting";
     this.#cancelReconnect();
     this.#forgetCredentials();
-    const link = this.#link;
-    if (link) {
-      link.closing = true;
-      await withTimeout(link.session.writer.drained(), CLOSE_DRAIN_MS, () => new Error("drain"))
-        .catch(() => {});
-      this.#safeClose(link.transport);
-      await link.done;
-    }
+    await this.#closeLink();
     this.#state = "idle";
     if (wasActive && report) {
       this.#options.events({
@@ -251,6 +256,59 @@ export class Connection {
         reconnect: false,
       });
     }
+  }
+
+  /**
+   * Connects again at the user's request (/connect to this server): the open link, if any, is
+   * closed, and the login this session holds is made again if the server shows the session's
+   * key, as an automatic reconnect does. A key the user accepted in its place starts a new
+   * session: the credentials are forgotten, and the user is told to log in.
+   */
+  async reconnect(): Promise<void> {
+    const wasActive = this.#link !== undefined || this.#state === "reconnecting";
+    this.#cancelReconnect();
+    await this.#closeLink();
+    if (wasActive) {
+      this.#options.events({
+        type: "disconnected",
+        ...this.endpoint,
+        reason: "connecting again as you asked",
+        reconnect: true,
+      });
+    }
+    const previous = this.#sessionFingerprint;
+    try {
+      await this.#establish(false, this.#generation);
+    } catch (err) {
+      this.#state = "idle";
+      if (err instanceof ConnectionError && err.code !== "connect_failed") {
+        this.#forgetCredentials();
+      }
+      throw err;
+    }
+    const credentials = this.#credentials;
+    if (credentials === undefined) return;
+    if (this.#link?.fingerprint === previous) {
+      await this.#relogin();
+      return;
+    }
+    this.#forgetCredentials();
+    this.#options.events({
+      type: "info",
+      message: `not logged in again as ${credentials.user}: the server's key is not the one ` +
+        "it had when you logged in; /login",
+    });
+  }
+
+  /** Closes the open link (its DAKs flushed first, briefly), reporting nothing. */
+  async #closeLink(): Promise<void> {
+    const link = this.#link;
+    if (link === undefined) return;
+    link.closing = true;
+    await withTimeout(link.session.writer.drained(), CLOSE_DRAIN_MS, () => new Error("drain"))
+      .catch(() => {});
+    this.#safeClose(link.transport);
+    await link.done;
   }
 
   /** Sends one request and waits for its response (an ACK or an ERR; both resolve). */
@@ -264,25 +322,62 @@ export class Connection {
   }
 
   /**
-   * MSG with a fresh cid. If the connection is lost before the answer, the same MSG (same cid,
-   * so the server stores it once, §4.3) is sent again after each automatic re-login, for up to
-   * RESEND_WINDOW_MS; past that, or when no re-login can happen, the loss is the answer.
+   * MSG with a fresh cid. If the connection is lost before the answer, or is being regained
+   * when the message is sent, the same MSG (same cid, so the server stores it once, §4.3) waits
+   * for the next automatic re-login and is sent then, in the order given, for up to
+   * RESEND_WINDOW_MS; past that, or when no re-login can happen, the loss is the answer. At
+   * most MAX_QUEUED_MESSAGES wait at a time.
    */
   async sendMessage(to: string, text: string): Promise<Response> {
     const cid = crypto.randomUUID();
     const deadline = Date.now() + RESEND_WINDOW_MS;
     while (true) {
+      // Checked before the first await, so that `queuedMessages` counts this one at once.
+      if (this.queues) await this.#waitForRelogin(deadline);
       try {
         return await this.request({ code: "MSG", to, text, cid });
       } catch (err) {
-        const lost = err instanceof ConnectionError &&
-          (err.code === "connection_lost" ||
-            (err.code === "not_connected" && this.#state === "reconnecting"));
-        const left = deadline - Date.now();
-        if (!lost || this.#credentials === undefined || left <= 0) throw err;
-        if (!(await this.#loggedInAgain(left))) throw err;
+        // A lost connection is being regained (queues) unless no re-login can follow.
+        const lost = err instanceof ConnectionError && err.code === "connection_lost";
+        if (!lost || !this.queues || Date.now() >= deadline) throw err;
       }
     }
+  }
+
+  /** Waits, in line, for the next re-login; throws if the queue is full or none comes in time. */
+  #waitForRelogin(deadline: number): Promise<void> {
+    if (this.#reloginWaiters.length >= MAX_QUEUED_MESSAGES) {
+      return Promise.reject(
+        new ConnectionError(
+          "queue_full",
+          `not sent: ${MAX_QUEUED_MESSAGES} messages already wait for the connection to come back`,
+        ),
+      );
+    }
+    return this.#loggedInAgain(deadline - Date.now()).then((ok) => {
+      if (!ok) {
+        throw new ConnectionError(
+          "connection_lost",
+          `not sent: the connection did not come back with your login (within ${
+            RESEND_WINDOW_MS / 1000
+          } s)`,
+        );
+      }
+    });
+  }
+
+  /**
+   * Whether a message sent now would wait for a re-login: the connection is being regained, or
+   * its login made again (sent before, it would find the session not yet logged in).
+   */
+  get queues(): boolean {
+    return this.#credentials !== undefined &&
+      (this.#state === "reconnecting" || this.#loggingInAgain);
+  }
+
+  /** Messages waiting for the next re-login. */
+  get queuedMessages(): number {
+    return this.#reloginWaiters.length;
   }
 
   /** Resolves true at the next successful automatic re-login, false if none comes in `ms`. */
@@ -385,6 +480,7 @@ export class Connection {
             if (this.#tracing) events({ type: "trace", handshake: handshakeView(event) });
           },
           checkPin: async (result) => {
+            if (automatic) this.#checkSessionKey(result.fingerprint);
             pin = await this.#options.pin(result.fingerprint, automatic);
           },
         }),
@@ -422,6 +518,8 @@ export class Connection {
       done: Promise.resolve(),
     };
     session.trace = this.#tracing ? this.#recordTrace : undefined;
+    // A connection the user starts may have accepted a new key: the session's key from now on.
+    if (!automatic) this.#sessionFingerprint = result.fingerprint;
     this.#link = link;
     this.#state = "open";
     link.done = this.#readLoop(link);
@@ -438,6 +536,25 @@ export class Connection {
       previous: pin?.previous ?? [],
       known_hosts: pin?.knownHosts ?? "",
     });
+  }
+
+  /** Refuses, loudly, a reconnect to a key other than the session's (before any record). */
+  #checkSessionKey(fingerprint: string): void {
+    const expected = this.#sessionFingerprint;
+    if (fingerprint === expected) return;
+    this.#options.events({
+      type: "key_mismatch",
+      ...this.endpoint,
+      source: "session",
+      pinned: expected === undefined ? [] : [expected],
+      presented: fingerprint,
+      accepted: false,
+      known_hosts: null,
+    });
+    throw new ConnectionError(
+      "key_mismatch",
+      `refused: the server's key ${fingerprint} is not the key ${expected} of this session`,
+    );
   }
 
   readonly #recordTrace = (event: Parameters<NonNullable<SecureSession["trace"]>>[0]) => {
@@ -536,12 +653,15 @@ export class Connection {
         if (!this.#seen.has(message.msg)) {
           this.#remember(message.msg);
           this.messagesReceived++;
+          // Sealed messages (§8) are not opened by this client yet: shown as such, never as text.
           this.#options.events({
             type: "message",
             msg: message.msg,
             from: message.from,
             to: message.to,
-            text: message.text,
+            text: message.sealed === undefined
+              ? message.text
+              : "[a sealed message this client cannot open]",
             ts: message.ts,
           });
         }
@@ -639,13 +759,18 @@ export class Connection {
         await this.#establish(true, generation);
       } catch (err) {
         if (generation !== this.#generation) return;
-        if (err instanceof ConnectionError && err.code === "key_mismatch") {
+        if (
+          err instanceof ConnectionError &&
+          (err.code === "key_mismatch" || err.code === "known_hosts")
+        ) {
           this.#state = "idle";
           this.#forgetCredentials();
           this.#options.events({
             type: "disconnected",
             ...this.endpoint,
-            reason: "the server's key changed: not reconnecting",
+            reason: err.code === "key_mismatch"
+              ? "the server's key changed: not reconnecting"
+              : `${err.message}: not reconnecting`,
             reconnect: false,
           });
           return;
@@ -661,6 +786,15 @@ export class Connection {
   }
 
   async #relogin(): Promise<void> {
+    this.#loggingInAgain = true;
+    try {
+      await this.#loginAgain();
+    } finally {
+      this.#loggingInAgain = false;
+    }
+  }
+
+  async #loginAgain(): Promise<void> {
     const link = this.#link;
     const credentials = this.#credentials;
     if (link === undefined || credentials === undefined) return;

@@ -36,12 +36,19 @@ const CONTEXT_TEXT: Readonly<Record<ErrorContext, string>> = {
   GSR: "key request failed",
   GUL: "user list failed",
   MSG: "not sent",
+  KEY: "key not published",
+  GPK: "key request failed",
   PNG: "ping failed",
   command: "",
   connect: "cannot connect",
   connection: "connection",
   input: "input",
 };
+
+/** `1 message`, `2 messages`: a count and its noun. */
+export function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
 
 /** Local time of a server timestamp: HH:MM:SS today, with the date otherwise. */
 export function formatTime(ts: number, now: number): string {
@@ -75,6 +82,10 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
           return [
             note(head),
             note(`first contact: the server's key is ${style.bold(safe(event.fingerprint))}`),
+            note(
+              "check it against the line `server key SHA256:…` the server printed at start-up " +
+                "(ask its operator); if they differ, /disconnect and delete the pin",
+            ),
             note(`pinned in ${safe(event.known_hosts)}; later connections must show this key`),
           ];
         case "replaced":
@@ -92,20 +103,31 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
     case "key_mismatch": {
       const bar = style.red(style.bold("@".repeat(66)));
       const loud = (text: string) => style.red(style.bold(text));
+      const session = event.source === "session";
+      const pinned = style.bold(event.pinned.map(safe).join(", "));
       return [
         bar,
-        loud(`@  WARNING: THE KEY OF SERVER ${where(event)} HAS CHANGED!`),
+        loud(
+          `@  WARNING: THE KEY OF SERVER ${where(event)} HAS CHANGED` +
+            (session ? " SINCE THIS SESSION CONNECTED!" : "!"),
+        ),
         bar,
-        `   pinned:    ${style.bold(event.pinned.map(safe).join(", "))}  (${
-          safe(event.known_hosts)
-        })`,
-        `   presented: ${style.bold(safe(event.presented))}`,
+        session
+          ? `   this session: ${pinned}`
+          : `   pinned:    ${pinned}  (${safe(event.known_hosts ?? "")})`,
+        `   presented:${session ? "    " : " "}${style.bold(safe(event.presented))}`,
         "   Someone may be intercepting this connection (a man-in-the-middle attack),",
         "   or the server's key was replaced.",
-        event.accepted
-          ? style.yellow("   Accepted as asked (--accept-new-key): the new key replaces the pin.")
-          : loud("   Connection refused. If you know why the key changed, connect again") +
-            loud(" with --accept-new-key."),
+        ...(session
+          ? [loud("   Not reconnecting, and your password was not sent.")]
+          : event.accepted
+          ? [style.yellow("   Accepted as you asked: the new key replaces the pin.")]
+          : [
+            loud("   Connection refused."),
+            "   If the server's operator confirms that the presented key is the server's new one,",
+            `   accept exactly that key: /accept-key ${safe(event.presented)}`,
+            "   (or start the client with --accept-key and that fingerprint).",
+          ]),
       ];
     }
     case "disconnected":
@@ -126,9 +148,7 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
         case "SNU":
           return [`${style.green("✓")} signed up as ${user(event.user)}; now /login`];
         case "LGN": {
-          const waiting = event.queued === 0
-            ? ""
-            : ` · ${event.queued} message${event.queued === 1 ? "" : "s"} waiting`;
+          const waiting = event.queued === 0 ? "" : ` · ${plural(event.queued, "message")} waiting`;
           return [
             event.relogin
               ? `${style.green("✓")} logged in again as ${user(event.user)}${waiting}`
@@ -183,6 +203,9 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       return [style.yellow(`· the server says goodbye: ${BYE_TEXT[event.reason]}`)];
     case "error": {
       const what = CONTEXT_TEXT[event.context];
+      if (event.code === "cancelled") {
+        return [style.yellow(`✗ ${what.replace(/ failed$/, "") || "command"} cancelled`)];
+      }
       const retry = event.retry_after_ms === undefined
         ? ""
         : `; retry in ${seconds(event.retry_after_ms)}`;
@@ -222,6 +245,8 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
     }
     case "info":
       return [note(safe(event.message))];
+    case "warning":
+      return [style.yellow(`! ${safe(event.message)}`)];
     default:
       return unreachable(event);
   }

@@ -70,10 +70,15 @@ export type ClientEvent =
   } & Endpoint)
   | ({
     readonly type: "key_mismatch";
+    /**
+     * What the key was checked against: the pins in known_hosts, or, on a reconnect, the key
+     * this session had (then `pinned` is that key and `known_hosts` is null).
+     */
+    readonly source: "known_hosts" | "session";
     readonly pinned: readonly string[];
     readonly presented: string;
     readonly accepted: boolean;
-    readonly known_hosts: string;
+    readonly known_hosts: string | null;
   } & Endpoint)
   | ({
     readonly type: "disconnected";
@@ -124,7 +129,9 @@ export type ClientEvent =
     readonly type: "help";
     readonly commands: readonly { readonly usage: string; readonly summary: string }[];
   }
-  | { readonly type: "info"; readonly message: string };
+  | { readonly type: "info"; readonly message: string }
+  /** Something the user should fix, though the client carries on. */
+  | { readonly type: "warning"; readonly message: string };
 
 /** A connection's life (§2 then §3): what /status shows and the prompt hints at. */
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "closed";

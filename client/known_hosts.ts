@@ -11,10 +11,17 @@ export interface KnownHost {
   readonly line: number;
 }
 
-/** The parsed file: its entries, and the lines that were ignored because they are malformed. */
+/** A line that does not parse: where, why, and its first field (what it may be a pin for). */
+export interface KnownHostsProblem {
+  readonly line: number;
+  readonly first: string;
+  readonly reason: string;
+}
+
+/** The parsed file: its entries, and the lines that do not parse. */
 export interface KnownHostsContent {
   readonly entries: readonly KnownHost[];
-  readonly problems: readonly string[];
+  readonly problems: readonly KnownHostsProblem[];
 }
 
 /** How a presented key relates to the pins for its endpoint. */
@@ -28,8 +35,13 @@ export type PinCheck =
  * an IPv6 literal in brackets so that the last colon always separates the port.
  */
 export function endpointName(host: string, port: number): string {
+  return `${hostName(host)}:${port}`;
+}
+
+/** The host part of an endpoint's name. */
+function hostName(host: string): string {
   const name = host.toLowerCase();
-  return name.includes(":") && !name.startsWith("[") ? `[${name}]:${port}` : `${name}:${port}`;
+  return name.includes(":") && !name.startsWith("[") ? `[${name}]` : name;
 }
 
 const ENDPOINT = /^(\[[0-9a-f:.%a-z]+\]|[^\s:[\]]+):([0-9]{1,5})$/;
@@ -37,24 +49,41 @@ const ENDPOINT = /^(\[[0-9a-f:.%a-z]+\]|[^\s:[\]]+):([0-9]{1,5})$/;
 /** Parses known_hosts text; blank lines and `#` comments are skipped, malformed lines reported. */
 export function parseKnownHosts(text: string): KnownHostsContent {
   const entries: KnownHost[] = [];
-  const problems: string[] = [];
+  const problems: KnownHostsProblem[] = [];
   text.split("\n").forEach((raw, index) => {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
     const fields = line.split(/\s+/);
     const [endpoint, fingerprint] = fields;
     const port = Number(ENDPOINT.exec(endpoint ?? "")?.[2]);
+    const problem = (reason: string) =>
+      problems.push({ line: index + 1, first: (endpoint ?? "").toLowerCase(), reason });
     if (fields.length !== 2 || endpoint === undefined || fingerprint === undefined) {
-      problems.push(`line ${index + 1}: expected "host:port fingerprint"`);
+      problem('expected "host:port fingerprint"');
     } else if (!(port >= 1 && port <= 65535)) {
-      problems.push(`line ${index + 1}: "${endpoint.slice(0, 80)}" is not host:port`);
+      problem(`"${endpoint.slice(0, 80)}" is not host:port`);
     } else if (!FINGERPRINT_PATTERN.test(fingerprint)) {
-      problems.push(`line ${index + 1}: not a SHA256: fingerprint`);
+      problem("not a SHA256: fingerprint");
     } else {
       entries.push({ endpoint: endpoint.toLowerCase(), fingerprint, line: index + 1 });
     }
   });
   return { entries, problems };
+}
+
+/**
+ * The lines that do not parse but may be meant for a server on `host`: their first field is the
+ * host, with or without a port or with something stuck to it. Ignoring one could pin a new key
+ * over the one its author meant, so a connection to that host must refuse instead.
+ */
+export function problemsFor(
+  problems: readonly KnownHostsProblem[],
+  host: string,
+): KnownHostsProblem[] {
+  const name = hostName(host);
+  return problems.filter((p) =>
+    p.first.startsWith(name) && !/[a-z0-9.-]/.test(p.first.charAt(name.length))
+  );
 }
 
 /** Compares a presented fingerprint with every pin for `endpoint` (any one may match, as in SSH). */
@@ -88,6 +117,31 @@ export class KnownHosts {
   /** The file's content; an absent file is an empty one. */
   async read(): Promise<KnownHostsContent> {
     return parseKnownHosts(await this.#text());
+  }
+
+  /**
+   * Why the file cannot be trusted to hold the user's pins, or undefined: it (or its directory)
+   * is writable by the group or others, who could pin their own server's key in it.
+   */
+  async looseness(): Promise<string | undefined> {
+    if (Deno.build.os === "windows") return undefined;
+    for (const path of [this.path, dirname(this.path)]) {
+      let mode: number | null;
+      try {
+        mode = (await Deno.stat(path)).mode;
+      } catch {
+        continue;
+      }
+      // A sticky directory (/tmp) lets no one replace another's file.
+      const sticky = path !== this.path && mode !== null && (mode & 0o1000) !== 0;
+      if (mode !== null && (mode & 0o022) !== 0 && !sticky) {
+        const octal = (mode & 0o777).toString(8).padStart(4, "0");
+        const fix = path === this.path ? `chmod 600 ${path}` : `chmod go-w ${path}`;
+        return `${path} is writable by others (mode ${octal}): whoever can write it can make ` +
+          `this client trust their server; run ${fix}`;
+      }
+    }
+    return undefined;
   }
 
   /** How `fingerprint` relates to the pins for `endpoint`. */

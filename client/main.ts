@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { NativeCryptoError, selectCrypto } from "../crypto/mod.ts";
 import { HELP, parseClientArgs, VERSION } from "./args.ts";
-import { complete } from "./commands.ts";
+import { complete, pasteProblem } from "./commands.ts";
 import { configDir, loadHistory, MAX_HISTORY, saveHistory } from "./config.ts";
 import { KnownHosts } from "./known_hosts.ts";
 import { Repl } from "./repl.ts";
@@ -57,6 +57,7 @@ export async function main(args: readonly string[]): Promise<number> {
   let input: LineInput;
   let screen: Screen;
   let terminal: Terminal | undefined;
+  let savingHistory = Promise.resolve();
   if (interactive) {
     const historyPath = dir === undefined ? undefined : join(dir, "history");
     const history = historyPath === undefined
@@ -67,10 +68,14 @@ export async function main(args: readonly string[]): Promise<number> {
       historySize: MAX_HISTORY,
       prompt: options.json ? "" : "> ",
       completer: (line) => complete(line, repl?.completionSources ?? { users: [], endpoints: [] }),
+      pasteProblem,
       onHistory: (entries) => {
         if (historyPath === undefined) return;
         // Saved after every line, so that a crash loses nothing; never with a secret in it.
-        saveHistory(historyPath, entries).catch(() => {});
+        // One save at a time, in order, and the last one awaited before the client leaves.
+        const snapshot = [...entries];
+        savingHistory = savingHistory.then(() => saveHistory(historyPath, snapshot))
+          .catch(() => {});
       },
     });
     input = terminal;
@@ -84,6 +89,7 @@ export async function main(args: readonly string[]): Promise<number> {
     return await repl.run();
   } finally {
     terminal?.close();
+    await savingHistory;
   }
 }
 

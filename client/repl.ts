@@ -3,14 +3,21 @@
 // the Connection knows the wire.
 import { fingerprint as keyFingerprint, fromBase64 } from "../crypto/mod.ts";
 import type { Response } from "../protocol/messages.ts";
-import { DEFAULT_PORT, type Options } from "./args.ts";
-import { type Command, COMMANDS, type CompletionSources, parseLine } from "./commands.ts";
+import type { Options } from "./args.ts";
+import {
+  type Command,
+  COMMANDS,
+  type CompletionSources,
+  newPasswordProblem,
+  parseLine,
+  secretLines,
+} from "./commands.ts";
 import { Connection, ConnectionError, type PinResult } from "./connection.ts";
-import { jsonLine, renderEvent } from "./display.ts";
+import { jsonLine, plural, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
-import { endpointName, type KnownHosts } from "./known_hosts.ts";
+import { endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
 import type { Style } from "./style.ts";
-import type { LineInput, Screen } from "./terminal.ts";
+import type { LineInput, Screen, Secret } from "./terminal.ts";
 
 /** How long the end of input waits for the messages a login said were queued. */
 export const QUEUED_WAIT_MS = 5_000;
@@ -35,8 +42,19 @@ export class Repl {
   #connection: Connection | undefined;
   #tracing: boolean;
   #failed = false;
+  /** Lines read from the input so far (passwords included), for messages about a script. */
+  #lineNumber = 0;
+  /** The line of the running (or last) command. */
+  #commandLine = 0;
+  /** Passwords the running command has asked for. */
+  #secretsRead = 0;
   readonly #usersSeen = new Set<string>();
   #endpointsPinned: string[] = [];
+  readonly #warned = new Set<string>();
+  /** Messages queued while reconnecting, not yet answered. */
+  readonly #sending = new Set<Promise<void>>();
+  /** Keys the user checked and accepted in place of a different pin (--accept-key). */
+  readonly #acceptedKeys: Set<string>;
 
   constructor(io: ReplOptions) {
     this.#io = io;
@@ -44,6 +62,7 @@ export class Repl {
     this.#now = io.now ?? Date.now;
     this.#endpoint = { host: io.options.host, port: io.options.port };
     this.#tracing = io.options.trace;
+    this.#acceptedKeys = new Set(io.options.acceptKeys);
     if (io.options.user) this.#usersSeen.add(io.options.user);
   }
 
@@ -57,28 +76,63 @@ export class Repl {
     await this.#refreshEndpoints();
     await this.#connect(this.#endpoint);
     this.#refreshPrompt();
-    while (true) {
+    while (!this.#mustStop()) {
       const line = await this.#io.input.next();
       if (line === null) break;
+      const lineNumber = ++this.#lineNumber;
+      this.#commandLine = lineNumber;
+      const secrets = secretLines(line, this.#io.interactive);
+      this.#secretsRead = 0;
       const parsed = parseLine(line);
       if (!parsed.ok) {
         this.#fail("command", "usage", parsed.error);
-        continue;
+      } else if (parsed.command.type === "quit") {
+        break;
+      } else {
+        try {
+          await this.#execute(parsed.command);
+        } catch (err) {
+          this.#fail("command", "internal", `internal error: ${(err as Error).message}`);
+        }
       }
-      if (parsed.command.type === "quit") break;
-      try {
-        await this.#execute(parsed.command);
-      } catch (err) {
-        this.#fail("command", "internal", `internal error: ${(err as Error).message}`);
-      }
+      await this.#skipSecrets(secrets - this.#secretsRead, lineNumber);
       this.#refreshPrompt();
     }
+    // Messages queued while reconnecting are sent, or fail, within their resend window.
+    await Promise.all(this.#sending);
     const connection = this.#connection;
     if (connection) {
       await connection.queuedDelivered(QUEUED_WAIT_MS);
       await connection.close("leaving", false);
     }
     return this.#failed ? 1 : 0;
+  }
+
+  /** Piped input stops at the first failure (unless --keep-going): later lines assumed it. */
+  #mustStop(): boolean {
+    if (!this.#failed || this.#io.interactive || this.#options.keepGoing) return false;
+    const what = this.#commandLine === 0
+      ? "the connection at start failed"
+      : `line ${this.#commandLine} failed`;
+    this.show({
+      type: "info",
+      message: `stopped: ${what}; the rest of the input is not run (--keep-going runs it)`,
+    });
+    return true;
+  }
+
+  /** Skips the passwords a command that failed before asking for them would have read. */
+  async #skipSecrets(count: number, commandLine: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      if (!(await this.#io.input.skipSecret())) return;
+      const skipped = ++this.#lineNumber;
+      this.show({
+        type: "info",
+        message: this.#io.interactive
+          ? "dropped a line typed ahead: the password of the failed command"
+          : `skipped line ${skipped}: the password of the failed command on line ${commandLine}`,
+      });
+    }
   }
 
   /** Shows an event (JSON or lines) and keeps what completion and the prompt need. */
@@ -88,8 +142,13 @@ export class Repl {
         this.#usersSeen.add(event.from);
         break;
       case "ack":
-        if (event.request === "GUL") { for (const u of event.users) this.#usersSeen.add(u.user); }
+        if (event.request === "GUL") this.#learnUsers(event.users);
         if (event.request === "MSG") this.#usersSeen.add(event.to);
+        // At a terminal, the names Tab completes are there from the login on (the user's own
+        // login waits for them, so that the prompt comes back with them).
+        if (event.request === "LGN" && event.relogin && this.#io.interactive) {
+          void this.#fetchUsers();
+        }
         break;
     }
     if (event.type === "connected" || event.type === "disconnected" || event.type === "ack") {
@@ -115,17 +174,30 @@ export class Repl {
       case "connect": {
         const endpoint = command.host === undefined
           ? this.#endpoint
-          : { host: command.host, port: command.port ?? DEFAULT_PORT };
+          : { host: command.host, port: command.port ?? this.#endpoint.port };
         await this.#connect(endpoint);
         return;
       }
-      case "disconnect":
-        if (this.#connection === undefined || this.#connection.state === "idle") {
+      case "accept-key":
+        this.#acceptedKeys.add(command.fingerprint);
+        await this.#connect(this.#endpoint);
+        return;
+      case "disconnect": {
+        const connection = this.#connection;
+        if (connection === undefined || connection.state === "idle") {
           this.show({ type: "info", message: "not connected" });
           return;
         }
-        await this.#connection.close();
+        const user = connection.user;
+        await connection.close();
+        if (user === undefined) return;
+        this.show({
+          type: "info",
+          message: `logged out: the session as ${user} ended with the connection; /connect, ` +
+            "then /login",
+        });
         return;
+      }
       case "signup":
       case "login":
         return await this.#signUpOrLogIn(command.type, command.user);
@@ -137,22 +209,23 @@ export class Repl {
       case "passwd":
         return await this.#changePassword();
       case "msg": {
-        const connection = this.#requireConnection("MSG");
-        if (connection === undefined) return;
-        const { to, text } = command;
-        // A fresh cid per message: sent again after a re-login, it is not stored twice (§4.3).
-        const response = await this.#ask("MSG", () => connection.sendMessage(to, text));
-        if (response?.code === "ACK" && response.request === "MSG") {
+        const connection = this.#connection;
+        if (connection?.queues) {
+          // Not awaited: the prompt stays free while the connection is regained.
+          const sending = this.#sendMessage(connection, command.to, command.text);
+          this.#sending.add(sending);
+          void sending.finally(() => this.#sending.delete(sending));
+          const count = connection.queuedMessages;
           this.show({
-            type: "ack",
-            request: "MSG",
-            id: response.id,
-            msg: response.msg,
-            ts: response.ts,
-            to,
-            text,
+            type: "info",
+            message: `queued for ${command.to}: ${plural(count, "message")} ` +
+              `${count === 1 ? "waits" : "wait"} to be sent once the connection is back and ` +
+              "you are logged in again",
           });
-        } else this.#report("MSG", response);
+          return;
+        }
+        const open = this.#requireConnection("MSG");
+        if (open) await this.#sendMessage(open, command.to, command.text);
         return;
       }
       case "users": {
@@ -206,9 +279,44 @@ export class Repl {
 
   // ─── Commands ─────────────────────────────────────────────────────────────────────────────
 
+  /** Sends a message (a fresh cid: sent again after a re-login, it is stored once, §4.3). */
+  async #sendMessage(connection: Connection, to: string, text: string): Promise<void> {
+    const response = await this.#ask("MSG", () => connection.sendMessage(to, text));
+    if (response?.code === "ACK" && response.request === "MSG") {
+      this.show({
+        type: "ack",
+        request: "MSG",
+        id: response.id,
+        msg: response.msg,
+        ts: response.ts,
+        to,
+        text,
+      });
+    } else this.#report("MSG", response);
+  }
+
+  /**
+   * Connects to `endpoint`. The server already in use is connected to again, logging in again
+   * as an automatic reconnect does; switching servers leaves the login behind, and says so.
+   */
   async #connect(endpoint: Endpoint): Promise<void> {
-    if (this.#connection) {
-      await this.#connection.close(`switching to ${endpoint.host}:${endpoint.port}`);
+    const current = this.#connection;
+    const name = endpointName(endpoint.host, endpoint.port);
+    if (current && endpointName(current.endpoint.host, current.endpoint.port) === name) {
+      await this.#opening(current.reconnect());
+      return;
+    }
+    if (current) {
+      const user = current.user;
+      await current.close(`switching to ${endpoint.host}:${endpoint.port}`);
+      if (user !== undefined) {
+        const was = `${current.endpoint.host}:${current.endpoint.port}`;
+        this.show({
+          type: "info",
+          message: `logged out: the login as ${user} was for ${was}; ` +
+            `/login on ${endpoint.host}:${endpoint.port}`,
+        });
+      }
     }
     this.#endpoint = endpoint;
     const connection = new Connection({
@@ -219,8 +327,13 @@ export class Repl {
     });
     connection.tracing = this.#tracing;
     this.#connection = connection;
+    await this.#opening(connection.open());
+  }
+
+  /** Waits for a connection attempt; a failure is the command's. */
+  async #opening(attempt: Promise<void>): Promise<void> {
     try {
-      await connection.open();
+      await attempt;
     } catch (err) {
       const code = err instanceof ConnectionError ? err.code : "internal";
       this.#fail("connect", code, (err as Error).message);
@@ -252,6 +365,9 @@ export class Repl {
           : connection.login(user, password),
     );
     this.#report(code, response);
+    if (response?.code === "ACK" && response.request === "LGN" && this.#io.interactive) {
+      await this.#fetchUsers();
+    }
   }
 
   async #changePassword(): Promise<void> {
@@ -303,7 +419,11 @@ export class Repl {
 
   // ─── Helpers ──────────────────────────────────────────────────────────────────────────────
 
-  /** §6: first contact records the key; a mismatch refuses unless the user accepted new keys. */
+  /**
+   * §6: first contact records the key; a mismatch refuses unless the user accepted new keys. A
+   * line that does not parse but may be this host's pin refuses too: ignoring it would pin
+   * whatever key is presented in place of the one its author meant.
+   */
   async #checkPin(endpoint: Endpoint, fingerprint: string, automatic: boolean): Promise<PinResult> {
     const known = this.#io.knownHosts;
     const name = endpointName(endpoint.host, endpoint.port);
@@ -312,21 +432,36 @@ export class Repl {
       content = await known.read();
     } catch (err) {
       throw new ConnectionError(
-        "key_mismatch",
+        "known_hosts",
         `cannot read ${known.path}: ${(err as Error).message}`,
       );
     }
+    const loose = await known.looseness();
+    if (loose !== undefined) this.#warnOnce(loose);
+    const unparsed = problemsFor(content.problems, endpoint.host);
     for (const problem of content.problems) {
-      this.show({ type: "info", message: `${known.path}: ignored ${problem}` });
+      if (!unparsed.includes(problem)) {
+        this.#warnOnce(`${known.path} line ${problem.line} ignored: ${problem.reason}`);
+      }
     }
     const pinned = content.entries.filter((e) => e.endpoint === name).map((e) => e.fingerprint);
     if (pinned.includes(fingerprint)) return { pin: "match", previous: [], knownHosts: known.path };
+    const first = unparsed[0];
+    if (first !== undefined) {
+      throw new ConnectionError(
+        "known_hosts",
+        `refused: ${known.path} line ${first.line} does not parse (${first.reason}) and may ` +
+          `be the pin of ${endpoint.host}: fix or remove that line, then /connect`,
+      );
+    }
     if (pinned.length > 0) {
-      // --accept-new-key speaks for the connections the user starts, never for a reconnect.
-      const accepted = this.#options.acceptNewKey && !automatic;
+      // The user's acceptance speaks for the connections they start, never for a reconnect.
+      const accepted = !automatic &&
+        (this.#options.acceptNewKey || this.#acceptedKeys.has(fingerprint));
       this.show({
         type: "key_mismatch",
         ...endpoint,
+        source: "known_hosts",
         pinned,
         presented: fingerprint,
         accepted,
@@ -421,6 +556,8 @@ export class Repl {
       case "PNG":
       case "GSR":
       case "MSG":
+      case "KEY":
+      case "GPK":
         return;
       default: {
         const never: never = response;
@@ -435,19 +572,60 @@ export class Repl {
     isNew: boolean,
     context: ErrorContext,
   ): Promise<string | undefined> {
-    const first = await this.#io.input.secret(prompt);
-    if (first === null) {
-      this.#fail(context, "no_password", "no password given");
+    this.#secretsRead++;
+    const first = this.#secretValue(await this.#io.input.secret(prompt), context);
+    if (first === undefined) return undefined;
+    this.#lineNumber++;
+    const problem = isNew ? newPasswordProblem(first) : undefined;
+    if (problem !== undefined) {
+      this.#fail(context, "weak_password", problem);
       return undefined;
     }
     if (isNew && this.#io.interactive) {
-      const again = await this.#io.input.secret("again, to be sure: ");
+      this.#secretsRead++;
+      const again = this.#secretValue(await this.#io.input.secret("again, to be sure: "), context);
+      if (again === undefined) return undefined;
       if (again !== first) {
         this.#fail(context, "password_mismatch", "the two passwords differ");
         return undefined;
       }
     }
     return first;
+  }
+
+  /** A secret's value; a cancelled or missing one is the command's failure, said so. */
+  #secretValue(secret: Secret, context: ErrorContext): string | undefined {
+    switch (secret.type) {
+      case "secret":
+        return secret.value;
+      case "cancelled":
+        this.#fail(context, "cancelled", "cancelled");
+        return undefined;
+      case "end":
+        this.#fail(context, "no_password", "no password given");
+        return undefined;
+      default: {
+        const never: never = secret;
+        throw new TypeError(`unhandled secret ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  #learnUsers(users: readonly { readonly user: string }[]): void {
+    for (const u of users) this.#usersSeen.add(u.user);
+  }
+
+  /** Asks for the user list without showing it (for completion); a failure is not reported. */
+  async #fetchUsers(): Promise<void> {
+    const response = await this.#connection?.request({ code: "GUL" }).catch(() => undefined);
+    if (response?.code === "ACK" && response.request === "GUL") this.#learnUsers(response.users);
+  }
+
+  /** Shows a warning once per session (a reconnect checks the pins again). */
+  #warnOnce(message: string): void {
+    if (this.#warned.has(message)) return;
+    this.#warned.add(message);
+    this.show({ type: "warning", message });
   }
 
   #fail(context: ErrorContext, code: string, message: string): void {

@@ -23,6 +23,18 @@ Deno.test("parseClientArgs() defaults to 127.0.0.1:5002 with X25519MLKEM768 and 
   assert.equal(o.knownHosts, undefined);
   assert.deepEqual([o.acceptNewKey, o.trace, o.json, o.noColor], [false, false, false, false]);
   assert.deepEqual([o.crypto, o.libcrypto], ["auto", undefined]);
+  assert.deepEqual(o.acceptKeys, []);
+});
+
+Deno.test("parseClientArgs() takes --accept-key fingerprints, each checked", () => {
+  const a = "SHA256:" + "A".repeat(43);
+  const b = "SHA256:" + "b".repeat(42) + "w";
+  assert.deepEqual(options(["--accept-key", a, "--accept-key", b]).acceptKeys, [a, b]);
+  assert.equal(
+    error(["--accept-key", "SHA256:abc"]),
+    '--accept-key "SHA256:abc" is not a fingerprint (SHA256: and 43 base64 characters, as the ' +
+      "server prints it)",
+  );
 });
 
 Deno.test("parseClientArgs() reads every flag", () => {

@@ -1,7 +1,14 @@
 // The command language: each command parses, each mistake gets a one-line usage hint, and Tab
 // completes commands, usernames seen and pinned servers.
 import assert from "node:assert/strict";
-import { complete, parseHostPort, parseLine } from "../../client/commands.ts";
+import {
+  complete,
+  newPasswordProblem,
+  parseHostPort,
+  parseLine,
+  pasteProblem,
+  secretLines,
+} from "../../client/commands.ts";
 
 function command(line: string) {
   const parsed = parseLine(line);
@@ -32,6 +39,8 @@ Deno.test("parseLine() reads every command of the REPL", () => {
   assert.deepEqual(command("/passwd"), { type: "passwd" });
   assert.deepEqual(command("/users"), { type: "users" });
   assert.deepEqual(command("/key"), { type: "key" });
+  const key = "SHA256:" + "Ab+/".repeat(10) + "xyA";
+  assert.deepEqual(command(`/accept-key ${key}`), { type: "accept-key", fingerprint: key });
   assert.deepEqual(command("/trace on"), { type: "trace", on: true });
   assert.deepEqual(command("/trace off"), { type: "trace", on: false });
   assert.deepEqual(command("/status"), { type: "status" });
@@ -48,6 +57,8 @@ Deno.test("parseLine() takes the text of /msg and @user as typed, inner spaces i
     to: "bob",
     text: "hello  there",
   });
+  assert.deepEqual(command("@bob two\nlines"), { type: "msg", to: "bob", text: "two\nlines" });
+  assert.deepEqual(command("/msg bob two\nlines"), { type: "msg", to: "bob", text: "two\nlines" });
   assert.deepEqual(command("@carol.d-1 /not a command"), {
     type: "msg",
     to: "carol.d-1",
@@ -67,6 +78,8 @@ Deno.test("parseLine() answers a wrong command or argument with a usage hint", (
   assert.match(hint("/msg BOB hi"), /^"BOB" is not a username/);
   assert.match(hint("/connect host:0"), /^usage: \/connect \[host\[:port\]\]/);
   assert.match(hint("/help nothing"), /^usage: \/help \[command\]/);
+  assert.equal(hint("/accept-key"), "usage: /accept-key SHA256:…");
+  assert.match(hint("/accept-key SHA256:short"), /^"SHA256:short" is not a fingerprint/);
   assert.equal(
     hint("/lgoin"),
     "unknown command /lgoin (did you mean /login?); /help lists commands",
@@ -74,6 +87,8 @@ Deno.test("parseLine() answers a wrong command or argument with a usage hint", (
   assert.equal(hint("/st"), "unknown command /st (did you mean /status?); /help lists commands");
   assert.equal(hint("/zzzzzz"), "unknown command /zzzzzz; /help lists commands");
   assert.match(hint("hello"), /^not a command: send with @USER TEXT or \/msg USER TEXT/);
+  assert.match(hint("/users\n/quit"), /^a line break can only be inside a message's text/);
+  assert.match(hint("hello\nworld"), /^a line break can only be inside a message's text/);
 });
 
 Deno.test("parseLine() refuses a message above 16384 UTF-8 bytes before sending it", () => {
@@ -109,4 +124,35 @@ Deno.test("complete() offers commands, usernames seen, on|off and pinned servers
     [[], "/msg bob hel"],
     "text is not completed",
   );
+});
+
+Deno.test("secretLines() counts the passwords a command reads, also when the line is malformed", () => {
+  assert.equal(secretLines("/login alice", false), 1);
+  assert.equal(secretLines("  /LOGIN Alice extra", false), 1);
+  assert.equal(secretLines("/signup bob", false), 1);
+  assert.equal(secretLines("/signup bob", true), 2, "asked twice at a terminal");
+  assert.equal(secretLines("/passwd", false), 2);
+  assert.equal(secretLines("/passwd", true), 3);
+  assert.equal(secretLines("/logout", false), 0);
+  assert.equal(secretLines("@bob /login", false), 0);
+});
+
+Deno.test("newPasswordProblem() says what is wrong with a new password's size, in words", () => {
+  assert.equal(newPasswordProblem("x"), "password is 1 byte, below the minimum of 8 bytes");
+  assert.equal(newPasswordProblem("é"), "password is 2 bytes, below the minimum of 8 bytes");
+  assert.equal(newPasswordProblem("12345678"), undefined);
+  assert.equal(newPasswordProblem("x".repeat(1024)), undefined);
+  assert.equal(
+    newPasswordProblem("x".repeat(1025)),
+    "password is 1025 bytes, above the maximum of 1024 bytes",
+  );
+});
+
+Deno.test("pasteProblem() lets several pasted lines in only as one message's text", () => {
+  assert.equal(pasteProblem("/users"), undefined, "one line is typed text like any other");
+  assert.equal(pasteProblem("@bob first\nsecond"), undefined);
+  assert.equal(pasteProblem("  /MSG bob first\nsecond"), undefined);
+  assert.match(pasteProblem("/login alice\nhunter2\n")!, /^several lines can only be one/);
+  assert.match(pasteProblem("@bob\nsecond")!, /^several lines/, "no text on the first line");
+  assert.match(pasteProblem("hello\nworld")!, /^several lines/);
 });

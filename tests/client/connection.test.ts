@@ -5,11 +5,19 @@ import {
   backoffDelay,
   Connection,
   ConnectionError,
+  MAX_QUEUED_MESSAGES,
+  type PinResult,
   RECONNECT_BASE_MS,
   RECONNECT_MAX_MS,
 } from "../../client/connection.ts";
 import type { ClientEvent } from "../../client/events.ts";
-import { KEX_GROUPS, liveNativeHandles, selectCrypto } from "../../crypto/mod.ts";
+import {
+  generateIdentity,
+  KEX_GROUPS,
+  liveNativeHandles,
+  selectCrypto,
+  type ServerIdentity,
+} from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import {
   type ClientMessage,
@@ -58,9 +66,12 @@ class ScriptedServer {
  * event that satisfies a test (events before it are passed over); `server(n)` for the n-th dial.
  */
 function setup(
-  pin = () => Promise.resolve({ pin: "match" as const, previous: [], knownHosts: "" }),
+  pin: () => Promise<PinResult> = () =>
+    Promise.resolve({ pin: "match", previous: [], knownHosts: "" }),
   observe: (event: ClientEvent) => void = () => {},
   ping?: { intervalMs: number; timeoutMs: number },
+  identityOf: (dial: number) => ServerIdentity = () => testIdentity,
+  refuseDial: (dial: number) => boolean = () => false,
 ) {
   const events: ClientEvent[] = [];
   const servers: Promise<ScriptedServer>[] = [];
@@ -82,9 +93,10 @@ function setup(
     pingIntervalMs: ping?.intervalMs,
     pingTimeoutMs: ping?.timeoutMs,
     dial: () => {
+      if (refuseDial(servers.length)) return Promise.reject(new Error("refused"));
       const [client, server] = pipe();
       servers.push(
-        serverHandshake(server, { identity: testIdentity }).then((r) =>
+        serverHandshake(server, { identity: identityOf(servers.length) }).then((r) =>
           new ScriptedServer(r!.session, server)
         ),
       );
@@ -252,6 +264,89 @@ Deno.test("a refused pin fails open() with key_mismatch and sends no record", as
   const server = await nth(0);
   assert.equal(await server.session.receive(), null, "the client closed without a record");
   assert.equal(connection.state, "idle");
+});
+
+Deno.test("a reconnect to a server with another key than the session's is refused loudly, and the password is not sent", async () => {
+  const other = await generateIdentity();
+  // The pin check says "first contact", as known_hosts does once the pin is gone from it.
+  const t = setup(
+    () => Promise.resolve({ pin: "first_contact", previous: [], knownHosts: "" }),
+    undefined,
+    undefined,
+    (dial) => dial === 0 ? testIdentity : other,
+  );
+  const { connection, server: nth, event } = t;
+  const first = await openLoggedIn(t);
+  first.transport.close();
+
+  const impostor = await nth(1);
+  const received = await impostor.session.receive();
+  assert.equal(received, null, "not one record, so no password, was sent to the new key");
+  const warning = await event((e) => e.type === "key_mismatch");
+  assert.deepEqual(warning, {
+    type: "key_mismatch",
+    host: "test",
+    port: 1,
+    source: "session",
+    pinned: [testIdentity.fingerprint],
+    presented: other.fingerprint,
+    accepted: false,
+    known_hosts: null,
+  });
+  const given = await event((e) => e.type === "disconnected");
+  assert.ok(given.type === "disconnected" && !given.reconnect, "no further attempts");
+  assert.equal(connection.state, "idle");
+  assert.equal(connection.user, undefined, "the credentials are forgotten");
+});
+
+Deno.test("reconnect() logs in again on the session's key, and not on a key accepted in its place", async () => {
+  const other = await generateIdentity();
+  const t = setup(undefined, undefined, undefined, (dial) => dial === 2 ? other : testIdentity);
+  const { connection, server: nth, event } = t;
+  await openLoggedIn(t);
+
+  const again = connection.reconnect();
+  const second = await nth(1);
+  const relogin = await second.request("LGN");
+  assert.deepEqual([relogin.user, relogin.password], ["alice", "password1"]);
+  second.send({ code: "ACK", id: relogin.id, request: "LGN", user: "alice", queued: 0 });
+  await again;
+  await event((e) => e.type === "ack" && e.request === "LGN" && e.relogin);
+
+  // The pin check lets another key through, as when the user accepted it: a new session.
+  await connection.reconnect();
+  const third = await nth(2);
+  const note = await event((e) => e.type === "info");
+  assert.match(note.type === "info" ? note.message : "", /^not logged in again as alice/);
+  assert.equal(connection.user, undefined);
+  const users = connection.request({ code: "GUL" });
+  assert.equal((await third.next()).code, "GUL", "the first record is not a login");
+  third.transport.close();
+  await assert.rejects(users);
+  await connection.close();
+});
+
+Deno.test("while reconnecting, messages wait for the re-login, at most MAX_QUEUED_MESSAGES of them", async () => {
+  const t = setup(undefined, undefined, undefined, undefined, (dial) => dial > 0);
+  const { connection, event } = t;
+  const server = await openLoggedIn(t);
+  server.transport.close();
+  await event((e) => e.type === "reconnecting");
+  assert.ok(connection.queues);
+  const waiting = Array.from(
+    { length: MAX_QUEUED_MESSAGES },
+    (_, i) => connection.sendMessage("bob", `m${i}`),
+  );
+  assert.equal(connection.queuedMessages, MAX_QUEUED_MESSAGES);
+  await assert.rejects(
+    connection.sendMessage("bob", "one too many"),
+    (e) => e instanceof ConnectionError && e.code === "queue_full",
+  );
+  await connection.close();
+  for (const message of waiting) {
+    await assert.rejects(message, /^ConnectionError: not sent: the connection did not come back/);
+  }
+  assert.equal(connection.queuedMessages, 0);
 });
 
 Deno.test("a request without a connection fails at once with not_connected", async () => {

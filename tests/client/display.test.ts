@@ -47,6 +47,7 @@ Deno.test("with colors on, no escape sequence of the peer's survives, and escape
     { type: "error", context: "LGN", code: "internal", message: hostile },
     { type: "disconnected", host: "h\x1b[1m", port: 1, reason: hostile, reconnect: true },
     { type: "info", message: hostile },
+    { type: "warning", message: hostile },
   ];
   for (const event of events) {
     const text = render(event, colored).join("\n");
@@ -72,6 +73,29 @@ Deno.test("an error names what failed, the server's message escaped, and its cod
   );
 });
 
+Deno.test("first contact shows the key and says to check it against the server's start-up line", () => {
+  const fingerprint = "SHA256:" + "A".repeat(43);
+  assert.deepEqual(
+    render({
+      type: "connected",
+      host: "127.0.0.1",
+      port: 5002,
+      group: "ffdhe2048",
+      fingerprint,
+      pin: "first_contact",
+      previous: [],
+      known_hosts: "/k",
+    }),
+    [
+      "· connected to 127.0.0.1:5002 (ffdhe2048)",
+      `· first contact: the server's key is ${fingerprint}`,
+      "· check it against the line `server key SHA256:…` the server printed at start-up " +
+      "(ask its operator); if they differ, /disconnect and delete the pin",
+      "· pinned in /k; later connections must show this key",
+    ],
+  );
+});
+
 Deno.test("a changed server key is a loud warning naming both fingerprints", () => {
   const pinned = "SHA256:" + "A".repeat(43);
   const presented = "SHA256:" + "B".repeat(42) + "A";
@@ -79,6 +103,7 @@ Deno.test("a changed server key is a loud warning naming both fingerprints", () 
     type: "key_mismatch",
     host: "127.0.0.1",
     port: 5002,
+    source: "known_hosts",
     pinned: [pinned],
     presented,
     accepted: false,
@@ -88,7 +113,31 @@ Deno.test("a changed server key is a loud warning naming both fingerprints", () 
   assert.match(text, /WARNING: THE KEY OF SERVER 127\.0\.0\.1:5002 HAS CHANGED/);
   assert.match(text, new RegExp(`pinned: +${pinned}`));
   assert.match(text, new RegExp(`presented: +${presented}`));
-  assert.match(text, /Connection refused.*--accept-new-key/s);
+  assert.match(
+    text,
+    new RegExp(`Connection refused.*/accept-key ${presented}\n.*--accept-key`, "s"),
+  );
+});
+
+Deno.test("a reconnect to a key other than the session's is a loud warning that no password went", () => {
+  const before = "SHA256:" + "A".repeat(43);
+  const presented = "SHA256:" + "B".repeat(42) + "A";
+  const text = render({
+    type: "key_mismatch",
+    host: "127.0.0.1",
+    port: 5002,
+    source: "session",
+    pinned: [before],
+    presented,
+    accepted: false,
+    known_hosts: null,
+  }).join("\n");
+  assert.match(
+    text,
+    /THE KEY OF SERVER 127\.0\.0\.1:5002 HAS CHANGED SINCE THIS SESSION CONNECTED/,
+  );
+  assert.match(text, new RegExp(`this session: ${before}\n   presented: +${presented}`));
+  assert.match(text, /Not reconnecting, and your password was not sent/);
 });
 
 Deno.test("the user list marks who is online", () => {

@@ -5,6 +5,7 @@ import {
   endpointName,
   KnownHosts,
   parseKnownHosts,
+  problemsFor,
   withPin,
 } from "../../client/known_hosts.ts";
 import { configDir, loadHistory, saveHistory } from "../../client/config.ts";
@@ -38,9 +39,43 @@ Deno.test("parseKnownHosts() reads host:port fingerprint lines and reports the m
     { endpoint: "[::1]:5002", fingerprint: B, line: 4 },
     { endpoint: "chat.example:443", fingerprint: C, line: 5 },
   ]);
-  assert.equal(problems.length, 4);
-  assert.match(problems[0]!, /^line 6: /);
-  assert.match(problems[3]!, /^line 9: expected "host:port fingerprint"/);
+  assert.deepEqual(problems, [
+    { line: 6, first: "no-port", reason: '"no-port" is not host:port' },
+    { line: 7, first: "host:99999", reason: '"host:99999" is not host:port' },
+    { line: 8, first: "host:1", reason: "not a SHA256: fingerprint" },
+    { line: 9, first: "host:1", reason: 'expected "host:port fingerprint"' },
+  ]);
+});
+
+Deno.test("problemsFor() picks the unparsed lines that may be a host's pin, and only those", () => {
+  const { problems } = parseKnownHosts([
+    `h:1 ${A} # a comment`,
+    `H ${A}`,
+    `h:1x ${A}`,
+    `h2:1 ${A} # another host`,
+    `[::1]:5 ${A} #`,
+    `hh:1 ${A} #`,
+  ].join("\n"));
+  assert.deepEqual(problemsFor(problems, "h").map((p) => p.line), [1, 2, 3]);
+  assert.deepEqual(problemsFor(problems, "::1").map((p) => p.line), [5]);
+  assert.deepEqual(problemsFor(problems, "elsewhere"), []);
+});
+
+Deno.test("KnownHosts.looseness() names a file or directory others may write, and the fix", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/kh/known_hosts`;
+  await Deno.mkdir(`${dir.path}/kh`, { mode: 0o700 });
+  await Deno.writeTextFile(path, "");
+  await Deno.chmod(path, 0o600);
+  const known = new KnownHosts(path);
+  assert.equal(await known.looseness(), undefined);
+  await Deno.chmod(path, 0o620);
+  assert.match((await known.looseness())!, /known_hosts is writable by others \(mode 0620\)/);
+  await Deno.chmod(path, 0o600);
+  await Deno.chmod(`${dir.path}/kh`, 0o777);
+  assert.match((await known.looseness())!, /kh is writable by others .* run chmod go-w /);
+  await Deno.chmod(`${dir.path}/kh`, 0o1777);
+  assert.equal(await known.looseness(), undefined, "a sticky directory (as /tmp) is fine");
 });
 
 Deno.test("checkPin(): unknown at first contact, match for a pinned key, mismatch naming the pins", () => {

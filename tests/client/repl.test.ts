@@ -89,7 +89,7 @@ Deno.test("first contact pins the key in a private known_hosts; a changed key is
   // Pretend the pin was made with another key: the client must refuse and name both.
   const forged = "SHA256:" + "A".repeat(43);
   await Deno.writeTextFile(knownHosts, `127.0.0.1:${server.port} ${forged}\n`);
-  await using refused = client(server.port, home);
+  await using refused = client(server.port, home, "--keep-going");
   await refused.line("HAS CHANGED");
   const pinned = await refused.line("pinned:");
   assert.ok(pinned.includes(forged), pinned);
@@ -199,7 +199,7 @@ Deno.test("after a server restart the client reconnects, logs in again and carri
 Deno.test("a piped script exits non-zero when a command fails, with a one-line hint", async () => {
   await using dir = await tempDir();
   await using server = await TestServer.start(dir.path);
-  await using c = client(server.port, `${dir.path}/home`);
+  await using c = client(server.port, `${dir.path}/home`, "--keep-going");
   await c.send("/login nobody", "wrong-password", "/msg", "/lgoin x", "hello?");
   await c.line("login failed: invalid username or password (invalid_credentials)");
   await c.line("✗ usage: /msg USER TEXT");
@@ -212,7 +212,14 @@ Deno.test("a script can run every command: key, status, trace, passwd, logout, d
   await using dir = await tempDir();
   await using server = await TestServer.start(dir.path);
   await signUp(server.port, `${dir.path}/setup`, "alice");
-  await using c = client(server.port, `${dir.path}/home`, "--json", "--user", "alice");
+  await using c = client(
+    server.port,
+    `${dir.path}/home`,
+    "--json",
+    "--user",
+    "alice",
+    "--keep-going",
+  );
 
   await c.send("/login", passwordOf("alice"), "/key", "/status");
   await c.event("ack", { request: "LGN", user: "alice" });

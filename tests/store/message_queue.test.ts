@@ -17,7 +17,11 @@ for (const seed of [1, 2, 3]) {
       if (r < 0.45) {
         // Now and then a msg already queued: the server never does it, the queue must cope.
         const message = random() < 0.03 && model.length > 0
-          ? { ...model[between(random, 0, model.length - 1)]!, text: `dup${step}` }
+          ? {
+            ...model[between(random, 0, model.length - 1)]!,
+            text: `dup${step}`,
+            sealed: undefined,
+          }
           : queued(next++);
         queue.push(message);
         model.push(message);

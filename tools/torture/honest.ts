@@ -56,7 +56,7 @@ export class Ledger {
     if (!list) this.firstDeliveries.set(recipient, list = []);
     list.push(d.msg);
     if (this.measuring) {
-      const sent = this.#sentAt.get(d.text);
+      const sent = this.#sentAt.get(d.text ?? d.sealed);
       if (sent !== undefined) this.latencies.push(now - sent);
     }
   }
