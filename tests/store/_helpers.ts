@@ -48,6 +48,31 @@ export function everyEventType(): Event[] {
     { type: "message_delivered", ts: 8, msg: "m1", user: "bob" },
     { type: "cid_remembered", ts: 9, from: "alice", cid: "c-0", msg: "m0" },
     { type: "log_compacted", ts: 10, events: 12345 },
+    {
+      type: "sealed_message_sent",
+      ts: 11,
+      msg: "m3",
+      from: "alice",
+      to: "bob",
+      sealed: "SFNFAQ==",
+    },
+    {
+      type: "sealed_message_sent",
+      ts: 12,
+      msg: "m4",
+      from: "alice",
+      to: "bob",
+      sealed: "AAAA",
+      cid: "c-2",
+    },
+    {
+      type: "user_key_published",
+      ts: 13,
+      user: "alice",
+      key: "MIIBIjAN",
+      fingerprint: "SHA256:abc",
+      bits: 3072,
+    },
   ];
 }
 

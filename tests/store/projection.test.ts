@@ -26,7 +26,7 @@ Deno.test("a sign-up creates a user with its hash and time; a second sign-up of 
     { type: "user_signed_up", ts: 10, user: "alice", passwordHash: "h1" },
     { type: "user_signed_up", ts: 20, user: "alice", passwordHash: "h2" },
   ]);
-  assert.deepEqual([...state.users], [["alice", { passwordHash: "h1", createdTs: 10 }]]);
+  assert.deepEqual([...state.users], [["alice", { passwordHash: "h1", createdTs: 10, keys: [] }]]);
   assert.equal(state.events, 2);
 });
 
@@ -38,7 +38,12 @@ Deno.test("a successful login sets lastLoginTs; failures and logouts change noth
     { type: "logged_out", ts: 13, user: "alice" },
     { type: "login_succeeded", ts: 14, user: "nobody", addr: "a" },
   ]);
-  assert.deepEqual(state.users.get("alice"), { passwordHash: "h", createdTs: 10, lastLoginTs: 11 });
+  assert.deepEqual(state.users.get("alice"), {
+    passwordHash: "h",
+    createdTs: 10,
+    lastLoginTs: 11,
+    keys: [],
+  });
   assert.equal(state.users.has("nobody"), false);
   assert.equal(state.events, 5);
 });
@@ -171,4 +176,50 @@ Deno.test("snapshot() tells apart states that differ only in queue order", () =>
   const a = replay([message(1), message(2)]);
   const b = replay([message(2), message(1)]);
   assert.notDeepEqual(snapshot(a), snapshot(b));
+});
+
+Deno.test("published keys are kept, oldest first, for known users only; the last is the current one", () => {
+  const key = (ts: number, user = "alice") => ({
+    type: "user_key_published" as const,
+    ts,
+    user,
+    key: `K${ts}`,
+    fingerprint: `SHA256:${ts}`,
+    bits: 2048,
+  });
+  const state = replay([
+    { type: "user_signed_up", ts: 10, user: "alice", passwordHash: "h" },
+    key(11),
+    key(12),
+    key(13, "nobody"),
+  ]);
+  assert.deepEqual(state.users.get("alice")!.keys.map((k) => k.fingerprint), [
+    "SHA256:11",
+    "SHA256:12",
+  ]);
+  assert.equal(state.users.has("nobody"), false);
+});
+
+Deno.test("sealed messages queue like texts, counted by their envelope's length, and keep their cid", () => {
+  const state = replay([
+    { type: "sealed_message_sent", ts: 1, msg: "s1", from: "alice", to: "bob", sealed: "SFNFAQ==" },
+    {
+      type: "sealed_message_sent",
+      ts: 2,
+      msg: "s2",
+      from: "alice",
+      to: "bob",
+      sealed: "AAAA",
+      cid: "c",
+    },
+  ]);
+  assert.deepEqual(queuedFor(state, "bob"), [
+    { msg: "s1", from: "alice", to: "bob", sealed: "SFNFAQ==", ts: 1, bytes: 8 },
+    { msg: "s2", from: "alice", to: "bob", sealed: "AAAA", ts: 2, bytes: 4 },
+  ]);
+  assert.equal(state.queuedBytes, 12);
+  assert.equal(state.outstanding.get("alice"), 12);
+  assert.deepEqual(rememberedCid(state, "alice", "c"), { msg: "s2", ts: 2 });
+  evolve(state, { type: "message_delivered", ts: 3, msg: "s1", user: "bob" });
+  assert.equal(state.queuedBytes, 4);
 });
