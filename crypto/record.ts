@@ -10,12 +10,11 @@
 // buffer. Record crypto was 47% of the server's busy time under bench/load.ts; preparing keys
 // once took seal+open of 64 B from 43.0 µs to 10.3 µs and server CPU per delivered message
 // from 145 µs to 83 µs (bench/load.ts A/B, two runs each).
-import { unsafe } from "@noble/ciphers/aes.js";
-import { type _HMAC, hmac } from "@noble/hashes/hmac.js";
-import { type _SHA256, sha256 } from "@noble/hashes/sha2.js";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { constantTimeEqual } from "./bytes.ts";
 import { activeNative } from "./engine.ts";
-import type { NativeCbc, NativeCrypto, NativeHmac } from "./native.ts";
+import { PortableCbc, PortableHmac } from "./portable.ts";
 
 /**
  * A record failed to open (§3). Deliberately one vague message: which check failed
@@ -63,135 +62,67 @@ export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array 
   return h.digest();
 }
 
-/** 32-bit words over `bytes`, which must start at a 4-byte boundary (noble's AES works on words). */
-function words(bytes: Uint8Array): Uint32Array {
-  return new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
-}
-
-/**
- * The cipher and MAC work of one direction, with its keys prepared once. The record shape
- * around it (padding, layout, MAC comparison, one failure) is RecordCipher's, for both engines.
- */
-interface DirectionEngine {
-  /** CBC-encrypts record[16, end) in place, record[0, 16) being the IV. */
-  encrypt(record: Uint8Array, end: number): void;
-  /** CBC-decrypts record[16, end) in place, record[0, 16) being the IV (left as it is). */
-  decrypt(record: Uint8Array, end: number): void;
-  /** HMAC(mac, seq || ivAndC) into the 32 bytes of `out`. */
-  mac(seq: Uint8Array, ivAndC: Uint8Array, out: Uint8Array): void;
+/** AES-256-CBC in one direction under one key, over whole blocks (native.ts, portable.ts). */
+export interface BlockCipher {
+  /** CBC over whole blocks of `input` into `output` (same length; may be the same bytes). */
+  run(iv: Uint8Array, input: Uint8Array, output: Uint8Array): void;
   dispose(): void;
 }
 
-/**
- * Portable engine, @noble in JS. AES key schedules are expanded once (`cbc()` expands the key
- * on every call; noble's `unsafe` block functions are an internal API, so the version is
- * pinned in deno.lock and the record vectors in tests/ catch any change), and the HMAC inner
- * and outer pad states are cloned per record instead of hashing both pads again.
- */
-class PortableEngine implements DirectionEngine {
-  readonly #encKey: Uint8Array;
-  #encSchedule: Uint32Array | undefined;
-  #decSchedule: Uint32Array | undefined;
-  /** HMAC after absorbing the key pads; each record's MAC starts from a copy of it. */
-  readonly #macBase: _HMAC<_SHA256>;
-  #macWork: _HMAC<_SHA256> | undefined;
+/** HMAC-SHA-256 under one key (native.ts, portable.ts). */
+export interface Mac {
+  /** HMAC over `a` then `b`, written into the 32 bytes of `out`. */
+  macInto(out: Uint8Array, a: Uint8Array, b?: Uint8Array): void;
+  dispose(): void;
+}
 
-  constructor(keys: DirectionKeys) {
-    this.#encKey = keys.enc.slice();
-    this.#macBase = hmac.create(sha256, keys.mac);
-  }
+/** AES-256-CBC under `key` on the selected engine (engine.ts). */
+export function cbcCipher(key: Uint8Array, encrypt: boolean): BlockCipher {
+  return activeNative()?.cbc(key, encrypt) ?? new PortableCbc(key, encrypt);
+}
 
-  mac(seq: Uint8Array, ivAndC: Uint8Array, out: Uint8Array): void {
-    const h = this.#macWork = this.#macBase._cloneInto(this.#macWork);
-    h.update(seq);
-    h.update(ivAndC);
-    h.digestInto(out);
-  }
-
-  encrypt(record: Uint8Array, end: number): void {
-    // Each block is XORed with the previous ciphertext block (the IV first).
-    const xk = this.#encSchedule ??= unsafe.expandKeyLE(this.#encKey);
-    const w = words(record);
-    let s0 = w[0]!, s1 = w[1]!, s2 = w[2]!, s3 = w[3]!;
-    for (let i = IV_LENGTH >>> 2; i < end >>> 2; i += 4) {
-      ({ s0, s1, s2, s3 } = unsafe.encrypt(
-        xk,
-        s0 ^ w[i]!,
-        s1 ^ w[i + 1]!,
-        s2 ^ w[i + 2]!,
-        s3 ^ w[i + 3]!,
-      ));
-      w[i] = s0;
-      w[i + 1] = s1;
-      w[i + 2] = s2;
-      w[i + 3] = s3;
-    }
-  }
-
-  decrypt(record: Uint8Array, end: number): void {
-    // Frame bodies are fresh arrays (aligned); anything else is decrypted in an aligned copy.
-    if (record.byteOffset % 4 !== 0) {
-      const aligned = record.slice(0, end);
-      this.decrypt(aligned, end);
-      record.set(aligned.subarray(IV_LENGTH), IV_LENGTH);
-      return;
-    }
-    const w = words(record.subarray(0, end));
-    const xk = this.#decSchedule ??= unsafe.expandKeyDecLE(this.#encKey);
-    let p0 = w[0]!, p1 = w[1]!, p2 = w[2]!, p3 = w[3]!;
-    for (let i = IV_LENGTH >>> 2; i < w.length; i += 4) {
-      // Each ciphertext block is read before its place is overwritten with the plaintext.
-      const c0 = w[i]!, c1 = w[i + 1]!, c2 = w[i + 2]!, c3 = w[i + 3]!;
-      const d = unsafe.decrypt(xk, c0, c1, c2, c3);
-      w[i] = d.s0 ^ p0;
-      w[i + 1] = d.s1 ^ p1;
-      w[i + 2] = d.s2 ^ p2;
-      w[i + 3] = d.s3 ^ p3;
-      p0 = c0;
-      p1 = c1;
-      p2 = c2;
-      p3 = c3;
-    }
-  }
-
-  dispose(): void {
-    this.#encKey.fill(0);
-    this.#encSchedule?.fill(0);
-    this.#decSchedule?.fill(0);
-  }
+/** HMAC-SHA-256 under `key` on the selected engine (engine.ts). */
+export function hmacKey(key: Uint8Array): Mac {
+  return activeNative()?.hmac(key) ?? new PortableHmac(key);
 }
 
 /**
- * Native engine, OpenSSL over FFI (see native.ts for the figures): an EVP cipher context per
- * use (sealing, opening), made when first needed and freed by dispose(), and the HMAC's pad
- * states on OpenSSL's SHA-256.
+ * The cipher and MAC work of one direction, with its keys prepared once: the HMAC's pad states
+ * at once, each CBC context when first used (a connection may never open, or never seal).
  */
-class NativeEngine implements DirectionEngine {
-  readonly #native: NativeCrypto;
+class DirectionCrypto {
   readonly #encKey: Uint8Array;
-  #encryptor: NativeCbc | undefined;
-  #decryptor: NativeCbc | undefined;
-  readonly #hmac: NativeHmac;
+  #encryptor: BlockCipher | undefined;
+  #decryptor: BlockCipher | undefined;
+  readonly #mac: Mac;
+  /** Where the engine was selected when the keys were set up: later records keep it. */
+  readonly #cbc: (key: Uint8Array, encrypt: boolean) => BlockCipher;
 
-  constructor(native: NativeCrypto, keys: DirectionKeys) {
-    this.#native = native;
+  constructor(keys: DirectionKeys) {
+    const native = activeNative();
+    this.#cbc = native
+      ? (key, encrypt) => native.cbc(key, encrypt)
+      : (key, encrypt) => new PortableCbc(key, encrypt);
     this.#encKey = keys.enc.slice();
-    this.#hmac = native.hmac(keys.mac);
+    this.#mac = native?.hmac(keys.mac) ?? new PortableHmac(keys.mac);
   }
 
+  /** HMAC(mac, seq || ivAndC) into the 32 bytes of `out`. */
   mac(seq: Uint8Array, ivAndC: Uint8Array, out: Uint8Array): void {
-    this.#hmac.macInto(out, seq, ivAndC);
+    this.#mac.macInto(out, seq, ivAndC);
   }
 
+  /** CBC-encrypts record[16, end) in place, record[0, 16) being the IV. */
   encrypt(record: Uint8Array, end: number): void {
     const body = record.subarray(IV_LENGTH, end);
-    this.#encryptor ??= this.#native.cbc(this.#encKey, true);
+    this.#encryptor ??= this.#cbc(this.#encKey, true);
     this.#encryptor.run(record.subarray(0, IV_LENGTH), body, body);
   }
 
+  /** CBC-decrypts record[16, end) in place, record[0, 16) being the IV (left as it is). */
   decrypt(record: Uint8Array, end: number): void {
     const body = record.subarray(IV_LENGTH, end);
-    this.#decryptor ??= this.#native.cbc(this.#encKey, false);
+    this.#decryptor ??= this.#cbc(this.#encKey, false);
     this.#decryptor.run(record.subarray(0, IV_LENGTH), body, body);
   }
 
@@ -199,7 +130,7 @@ class NativeEngine implements DirectionEngine {
     this.#encKey.fill(0);
     this.#encryptor?.dispose();
     this.#decryptor?.dispose();
-    this.#hmac.dispose();
+    this.#mac.dispose();
   }
 }
 
@@ -210,7 +141,7 @@ class NativeEngine implements DirectionEngine {
  * numbers (see RecordLayer). dispose() wipes the keys and frees native state.
  */
 export class RecordCipher {
-  readonly #engine: DirectionEngine;
+  readonly #engine: DirectionCrypto;
   #disposed = false;
   readonly #seq = new Uint8Array(SEQ_LENGTH);
   readonly #seqView = new DataView(this.#seq.buffer);
@@ -218,8 +149,7 @@ export class RecordCipher {
 
   constructor(keys: DirectionKeys) {
     checkKeys(keys);
-    const native = activeNative();
-    this.#engine = native ? new NativeEngine(native, keys) : new PortableEngine(keys);
+    this.#engine = new DirectionCrypto(keys);
   }
 
   /** HMAC(mac, seq || IV || C) into `out`; `ivAndC` is IV || C, contiguous in a record. */

@@ -1,0 +1,146 @@
+// Project Wycheproof's vectors (tests/vectors/wycheproof/) for every primitive HSP/1 uses, on
+// each engine: every `valid` case gives the exact result, every `invalid` one is refused.
+// `acceptable` cases are listed where a file has them, with what we do.
+import assert from "node:assert/strict";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import {
+  concat,
+  constantTimeEqual,
+  fromHex,
+  hmacKey,
+  RecordCipher,
+  RecordError,
+  toHex,
+  verifyServerSignature,
+} from "../../crypto/mod.ts";
+import { testEachEngine } from "../_engines.ts";
+
+interface WycheproofCase {
+  readonly tcId: number;
+  readonly comment: string;
+  readonly flags: readonly string[];
+  readonly result: "valid" | "invalid" | "acceptable";
+  readonly [field: string]: unknown;
+}
+
+interface WycheproofGroup {
+  readonly tests: readonly WycheproofCase[];
+  readonly [field: string]: unknown;
+}
+
+function load(name: string): readonly WycheproofGroup[] {
+  const url = new URL(`../vectors/wycheproof/${name}`, import.meta.url);
+  return (JSON.parse(Deno.readTextFileSync(url)) as { testGroups: WycheproofGroup[] }).testGroups;
+}
+
+const hex = (c: WycheproofCase, field: string) => fromHex(c[field] as string);
+const label = (file: string, c: WycheproofCase) => `${file} #${c.tcId} ${c.comment} (${c.result})`;
+
+/** Every case of `file` in the groups `select` keeps, with its group; fails if none are kept. */
+function casesOf(
+  file: string,
+  select: (group: WycheproofGroup) => boolean = () => true,
+): [WycheproofGroup, WycheproofCase][] {
+  const cases = load(file).filter(select).flatMap((g) =>
+    g.tests.map((c) => [g, c] as [WycheproofGroup, WycheproofCase])
+  );
+  assert.ok(cases.length > 0, `${file}: no cases selected`);
+  return cases;
+}
+
+// AES-256-CBC with PKCS#7, through the record layer itself (§3): the engine's CBC and our
+// padding on sealing, and on opening our padding check after a MAC the test computes (records
+// carry one; the MAC key here is the test's own), so that each case reaches the padding check.
+const AES_FILE = "aes_cbc_pkcs5_test.json";
+const TEST_MAC_KEY = new Uint8Array(32).fill(7);
+const SEQ = 5;
+
+testEachEngine(
+  "Wycheproof AES-256-CBC-PKCS5: valid cases seal and open exactly, bad paddings are refused",
+  () => {
+    let valid = 0;
+    let invalid = 0;
+    for (const [, c] of casesOf(AES_FILE, (g) => g.keySize === 256)) {
+      const keys = { enc: hex(c, "key"), mac: TEST_MAC_KEY };
+      const iv = hex(c, "iv");
+      const ct = hex(c, "ct");
+      const cipher = new RecordCipher(keys);
+      try {
+        const seq = new Uint8Array(8);
+        new DataView(seq.buffer).setUint32(4, SEQ);
+        const tag = hmac.create(sha256, TEST_MAC_KEY).update(seq).update(iv).update(ct).digest();
+        const record = concat(iv, ct, tag);
+        if (c.result === "valid") {
+          valid++;
+          assert.equal(toHex(cipher.open(SEQ, record)), c.msg, label(AES_FILE, c));
+          const sealed = cipher.seal(SEQ, hex(c, "msg"), iv);
+          assert.equal(toHex(sealed.subarray(16, 16 + ct.length)), c.ct, label(AES_FILE, c));
+          assert.equal(sealed.length, 16 + ct.length + 32, label(AES_FILE, c));
+        } else {
+          invalid++;
+          assert.equal(c.result, "invalid", label(AES_FILE, c));
+          assert.throws(() => cipher.open(SEQ, record), RecordError, label(AES_FILE, c));
+        }
+      } finally {
+        cipher.dispose();
+      }
+    }
+    assert.deepEqual([valid, invalid], [24, 48]);
+  },
+);
+
+const HMAC_FILE = "hmac_sha256_test.json";
+
+testEachEngine(
+  "Wycheproof HMAC-SHA-256: full and truncated tags match exactly when valid, never when modified",
+  () => {
+    const out = new Uint8Array(32);
+    let checked = 0;
+    for (const [group, c] of casesOf(HMAC_FILE)) {
+      const tagBytes = (group.tagSize as number) / 8;
+      const msg = hex(c, "msg");
+      const mac = hmacKey(hex(c, "key"));
+      try {
+        // Over one part, and split in two as the record layer calls it (seq, then IV || C).
+        for (const cut of [msg.length, msg.length >> 1]) {
+          mac.macInto(out, msg.subarray(0, cut), msg.subarray(cut));
+          const matches = constantTimeEqual(out.subarray(0, tagBytes), hex(c, "tag"));
+          assert.equal(matches, c.result === "valid", label(HMAC_FILE, c));
+          assert.notEqual(c.result, "acceptable", label(HMAC_FILE, c));
+        }
+      } finally {
+        mac.dispose();
+      }
+      checked++;
+    }
+    assert.equal(checked, 174);
+  },
+);
+
+for (const bits of [2048, 3072, 4096]) {
+  const file = `rsa_pss_${bits}_sha256_mgf1_32_test.json`;
+  testEachEngine(
+    `Wycheproof RSASSA-PSS ${bits} SHA-256 MGF1 salt 32: valid signatures verify, invalid ones never`,
+    () => {
+      let checked = 0;
+      for (const [group, c] of casesOf(file)) {
+        assert.deepEqual(
+          [group.sha, group.mgf, group.mgfSha, group.sLen, group.keySize],
+          ["SHA-256", "MGF1", "SHA-256", 32, bits],
+        );
+        // No case of these files is `acceptable`; should one appear, this stops to have it decided.
+        assert.notEqual(c.result, "acceptable", label(file, c));
+        const verdict = verifyServerSignature(
+          fromHex(group.publicKeyDer as string),
+          hex(c, "msg"),
+          hex(c, "sig"),
+        );
+        assert.equal(verdict.valid, c.result === "valid", label(file, c));
+        assert.equal(verdict.key.bits, bits);
+        checked++;
+      }
+      assert.equal(checked, 108);
+    },
+  );
+}
