@@ -1,7 +1,7 @@
 // Which engine does the heavy primitives: "native" (OpenSSL's libcrypto over FFI, see
 // native.ts) or "portable" (@noble and node:crypto, needing no permission and no library).
 // Programs choose once at start-up; library code asks activeNative() when it sets up keys.
-import { loadNativeCrypto, type NativeCrypto, NativeCryptoError } from "./native.ts";
+import { loadNativeCrypto, type NativeCrypto } from "./native.ts";
 
 /** `auto` takes native when it loads and passes its self-test, else portable. */
 export type CryptoMode = "auto" | "native" | "portable";
@@ -16,9 +16,22 @@ export function cryptoModeOf(value: string): CryptoMode | undefined {
 export interface CryptoEngineInfo {
   readonly engine: "native" | "portable";
   readonly detail: string;
+  /** Under `auto`, why the native engine could not be had (the portable one runs instead). */
+  readonly fallback?: string;
 }
 
 const PORTABLE = "@noble AES/HMAC, node:crypto RSA-PSS and DH";
+
+/**
+ * What running on the portable engine costs, for the warning a server logs when `auto` falls
+ * back: Deno's node:crypto does RSA in the RustCrypto `rsa` crate, whose private-key operations
+ * are not constant time (the Marvin attack, RUSTSEC-2023-0071: the identity key is exposed to
+ * a patient timing attacker), noble's AES looks up T-tables (cache timing), and both are
+ * several times slower than OpenSSL.
+ */
+export const PORTABLE_ENGINE_COST =
+  "RSA signing on node:crypto (RustCrypto rsa: not constant time, Marvin timing attack " +
+  "RUSTSEC-2023-0071), AES on @noble T-tables (cache timing), 3-10x slower handshakes and records";
 
 /** Until a program selects, the portable engine: library use needs no FFI permission. */
 let active: NativeCrypto | null = null;
@@ -28,7 +41,7 @@ const loaded = new Map<string, NativeCrypto>();
 /**
  * Selects the engine for keys set up from now on (sessions already open keep theirs).
  * `native` throws NativeCryptoError when libcrypto cannot be used; `auto` falls back and says
- * why. FFI is tried only when already permitted, so a program never stops at a prompt.
+ * why. FFI is tried only where already permitted (by path), so a program never stops at a prompt.
  */
 export function selectCrypto(mode: CryptoMode, library?: string): CryptoEngineInfo {
   if (mode === "portable") {
@@ -36,9 +49,6 @@ export function selectCrypto(mode: CryptoMode, library?: string): CryptoEngineIn
     return { engine: "portable", detail: PORTABLE };
   }
   try {
-    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-      throw new NativeCryptoError("FFI is not permitted (run with --allow-ffi)");
-    }
     const key = library ?? "";
     let native = loaded.get(key);
     if (native === undefined) {
@@ -50,9 +60,11 @@ export function selectCrypto(mode: CryptoMode, library?: string): CryptoEngineIn
   } catch (err) {
     if (mode === "native") throw err;
     active = null;
+    const reason = (err as Error).message;
     return {
       engine: "portable",
-      detail: `${PORTABLE}; native unavailable: ${(err as Error).message}`,
+      detail: `${PORTABLE}; native unavailable: ${reason}`,
+      fallback: reason,
     };
   }
 }

@@ -17,25 +17,49 @@
 // freed with BN_clear_free; contexts holding keys are freed by dispose() or, as a safety net,
 // when their owner is garbage collected (liveNativeHandles() lets tests count them). MAC comparison and padding checks stay in JS
 // (crypto/record.ts), so both engines refuse records through the same single failure.
+import { isAbsolute } from "node:path";
+import { checkCbcBuffers } from "./_contract.ts";
 import { bytesToBigInt, fromHex, toHex } from "./bytes.ts";
 
-/** Where to look for libcrypto when no path is given, per OS (OpenSSL 3 ABI names). */
-const LIBRARY_CANDIDATES: Readonly<Record<string, readonly string[]>> = {
-  linux: ["libcrypto.so.3"],
-  darwin: [
-    "libcrypto.3.dylib",
-    "/opt/homebrew/opt/openssl@3/lib/libcrypto.3.dylib",
-    "/usr/local/opt/openssl@3/lib/libcrypto.3.dylib",
+/**
+ * Absolute paths where OpenSSL 3's libcrypto is usually installed, per OS (and, on Linux, CPU
+ * directory). Only absolute paths: a bare name would be searched for by the dynamic loader (in
+ * LD_LIBRARY_PATH, the working directory's neighbours on some systems), and the FFI permission
+ * is granted per path, so the tasks in deno.json list exactly these.
+ */
+export const LIBRARY_CANDIDATES: Readonly<Record<string, readonly string[]>> = {
+  linux: [
+    "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", // Debian, Ubuntu
+    "/lib/x86_64-linux-gnu/libcrypto.so.3",
+    "/usr/lib/aarch64-linux-gnu/libcrypto.so.3",
+    "/lib/aarch64-linux-gnu/libcrypto.so.3",
+    "/usr/lib64/libcrypto.so.3", // Fedora, RHEL, SUSE
+    "/lib64/libcrypto.so.3",
+    "/usr/lib/libcrypto.so.3", // Arch, Alpine
+    "/lib/libcrypto.so.3",
   ],
-  windows: ["libcrypto-3-x64.dll"],
+  darwin: [
+    "/opt/homebrew/opt/openssl@3/lib/libcrypto.3.dylib", // Homebrew, Apple silicon
+    "/usr/local/opt/openssl@3/lib/libcrypto.3.dylib", // Homebrew, Intel
+    "/opt/local/lib/libcrypto.3.dylib", // MacPorts
+  ],
 };
 
 /** OpenSSL 3.0.0 as OpenSSL_version_num() reports it: the first ABI these symbols match. */
 const MIN_OPENSSL_VERSION = 0x30000000n;
+/**
+ * OpenSSL 4.0.0: the first release free to change what this file relies on (the deprecated
+ * SHA256_* functions and their struct, the ABI of 3.x), so it is refused until checked.
+ */
+const MAX_OPENSSL_VERSION_EXCLUSIVE = 0x40000000n;
 const BN_FLG_CONSTTIME = 0x04;
 const RSA_PKCS1_PSS_PADDING = 6;
-/** sizeof(SHA256_CTX) is 112 on every OpenSSL 3 platform; a little room is kept beyond it. */
-const SHA256_CTX_BYTES = 128;
+/**
+ * sizeof(SHA256_CTX) in OpenSSL 3 (sha.h: eight hash words, two length words, a 16-word block,
+ * num, md_len; all 32-bit, so no padding). JS allocates the struct, so checkSha256Ctx() proves
+ * the loaded library agrees before any HMAC is made.
+ */
+const SHA256_CTX_BYTES = 112;
 const SHA256_BLOCK = 64;
 const EMPTY = new Uint8Array(0);
 /** Server keys a client keeps parsed for verification (it pins a handful at most). */
@@ -43,7 +67,6 @@ const MAX_CACHED_VERIFIERS = 8;
 
 const SYMBOLS = {
   OpenSSL_version_num: { parameters: [], result: "u64" },
-  OpenSSL_version: { parameters: ["i32"], result: "pointer" },
   ERR_clear_error: { parameters: [], result: "void" },
   EVP_sha256: { parameters: [], result: "pointer" },
   EVP_aes_256_cbc: { parameters: [], result: "pointer" },
@@ -55,8 +78,9 @@ const SYMBOLS = {
     result: "i32",
   },
   EVP_CipherUpdate: { parameters: ["pointer", "buffer", "buffer", "buffer", "i32"], result: "i32" },
-  // SHA256_CTX is a public struct of OpenSSL 3's ABI (sha.h); the functions are deprecated in
-  // favour of EVP but exported by every 3.x, and EVP's per-call context copies are what they avoid.
+  // SHA256_CTX is a public struct of OpenSSL 3's ABI (sha.h), its size checked at load; the
+  // functions are deprecated in favour of EVP but exported by every 3.x, and EVP_MAC's context
+  // copies per MAC cost more (docs/PERFORMANCE.md).
   SHA256_Init: { parameters: ["buffer"], result: "i32" },
   SHA256_Update: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
   SHA256_Final: { parameters: ["buffer", "buffer"], result: "i32" },
@@ -165,16 +189,7 @@ export class NativeCbc extends Handle {
   /** CBC over whole blocks of `input` into `output` (same length; may be the same bytes). */
   run(iv: Uint8Array, input: Uint8Array, output: Uint8Array): void {
     if (!this.live) throw new TypeError("cipher used after dispose()");
-    if (iv.length !== 16 || input.length % 16 !== 0 || output.length !== input.length) {
-      throw new RangeError(`CBC needs a 16-byte IV and whole blocks, got ${input.length} bytes`);
-    }
-    // OpenSSL allows in place (the same bytes) or apart, never a partial overlap.
-    if (
-      input.buffer === output.buffer && input.byteOffset !== output.byteOffset &&
-      Math.abs(input.byteOffset - output.byteOffset) < input.length
-    ) {
-      throw new RangeError("CBC input and output overlap without being the same bytes");
-    }
+    checkCbcBuffers(iv, input, output);
     const s = this.#s;
     // A null key keeps the expanded key; only the IV is reset for the next record.
     if (
@@ -342,6 +357,8 @@ class NativeRsaVerifier extends PssKey {
 /** The loaded library: one instance per process, shared by every connection (JS is one thread). */
 export class NativeCrypto {
   readonly version: string;
+  /** The absolute path it was loaded from. */
+  readonly path: string;
   readonly #s: Symbols;
   readonly #bnCtx: Pointer;
   /** Montgomery contexts per modulus (hex), made once: the three RFC 7919 groups in practice. */
@@ -354,14 +371,17 @@ export class NativeCrypto {
   /** Public keys set up for verification, oldest first. */
   readonly #verifiers = new Map<string, NativeRsaVerifier>();
 
-  constructor(s: Symbols) {
+  constructor(s: Symbols, path: string) {
     this.#s = s;
+    this.path = path;
     const version = BigInt(s.OpenSSL_version_num());
-    if (version < MIN_OPENSSL_VERSION) {
-      throw new NativeCryptoError(`libcrypto ${version.toString(16)} is older than OpenSSL 3.0`);
-    }
-    const text = s.OpenSSL_version(0);
-    this.version = text === null ? "OpenSSL" : Deno.UnsafePointerView.getCString(text);
+    checkOpenSslVersion(version);
+    checkSha256Ctx(s);
+    // Read from the number (0xMNN00PP0), not OpenSSL_version()'s text: reading a C string
+    // needs the FFI permission for every path, which the tasks do not grant.
+    this.version = `OpenSSL ${version >> 28n}.${(version >> 20n) & 0xffn}.${
+      (version >> 4n) & 0xffn
+    }`;
     const bnCtx = s.BN_CTX_new();
     if (bnCtx === null) throw fail(s, "BN_CTX_new");
     this.#bnCtx = bnCtx;
@@ -477,6 +497,57 @@ function fail(s: Symbols, what: string): NativeCryptoError {
   return new NativeCryptoError(`libcrypto: ${what} failed`);
 }
 
+/** Refuses a libcrypto outside OpenSSL 3.x, whose ABI this file is written against. */
+export function checkOpenSslVersion(version: bigint): void {
+  if (version < MIN_OPENSSL_VERSION || version >= MAX_OPENSSL_VERSION_EXCLUSIVE) {
+    throw new NativeCryptoError(
+      `libcrypto reports version 0x${version.toString(16)}; only OpenSSL 3.x is supported`,
+    );
+  }
+}
+
+/** SHA256_Init's initial hash words (FIPS 180-4 §5.3.3). */
+const SHA256_IV = [
+  0x6a09e667,
+  0xbb67ae85,
+  0x3c6ef372,
+  0xa54ff53a,
+  0x510e527f,
+  0x9b05688c,
+  0x1f83d9ab,
+  0x5be0cd19,
+];
+/** Bytes past the struct that must stay untouched while the library works on it. */
+const GUARD_BYTES = 16;
+const GUARD = 0xa5;
+
+/**
+ * Proves, before JS allocates any SHA256_CTX, that the library's struct is OpenSSL 3's 112
+ * bytes: SHA256_Init clears the whole struct and sets h[0..7] and md_len (the last word), so
+ * a larger struct would write past the guard and a different layout would misplace the words;
+ * an update and a final must leave the guard alone too. A mismatch would otherwise be a heap
+ * overflow in every HMAC.
+ */
+export function checkSha256Ctx(
+  s: Pick<Symbols, "SHA256_Init" | "SHA256_Update" | "SHA256_Final">,
+): void {
+  const probe = new Uint8Array(SHA256_CTX_BYTES + GUARD_BYTES).fill(GUARD);
+  const words = new Uint32Array(probe.buffer, 0, SHA256_CTX_BYTES / 4);
+  const guardKept = () => probe.subarray(SHA256_CTX_BYTES).every((b) => b === GUARD);
+  const last = words.length - 1;
+  let ok = s.SHA256_Init(probe) === 1 && guardKept() &&
+    SHA256_IV.every((word, i) => words[i] === word) &&
+    words.subarray(SHA256_IV.length, last).every((word) => word === 0) && words[last] === 32;
+  const data = new Uint8Array(3 * SHA256_BLOCK).fill(1);
+  ok &&= s.SHA256_Update(probe, data, BigInt(data.length)) === 1 &&
+    s.SHA256_Final(data, probe) === 1 && guardKept();
+  if (!ok) {
+    throw new NativeCryptoError(
+      `libcrypto's SHA256_CTX is not OpenSSL 3's ${SHA256_CTX_BYTES}-byte struct`,
+    );
+  }
+}
+
 /**
  * Known answers checked once when the library loads, so a libcrypto with a different ABI or
  * a broken build is refused before it touches traffic: AES-256-CBC from NIST SP 800-38A
@@ -520,14 +591,36 @@ function selfTest(native: NativeCrypto): void {
   }
 }
 
-/** Opens libcrypto (the given path, else the OS's usual names) and self-tests it. */
+/** The OS's usual places for libcrypto (LIBRARY_CANDIDATES), this CPU's directories first. */
+export function libraryCandidates(
+  os: string = Deno.build.os,
+  arch: string = Deno.build.arch,
+): readonly string[] {
+  const all = LIBRARY_CANDIDATES[os] ?? [];
+  const other = arch === "x86_64" ? "aarch64" : "x86_64";
+  return [...all.filter((path) => !path.includes(`/${other}-`))];
+}
+
+/**
+ * Opens libcrypto at `library`, else at the first of the OS's usual paths that loads, and
+ * self-tests it. Only absolute paths, and only those the FFI permission grants by path (so a
+ * program run with --allow-ffi=PATH finds it, and one without never stops at a prompt).
+ */
 export function loadNativeCrypto(library?: string): NativeCrypto {
-  const candidates = library !== undefined ? [library] : LIBRARY_CANDIDATES[Deno.build.os] ?? [];
-  if (candidates.length === 0) {
-    throw new NativeCryptoError(`no libcrypto name known for ${Deno.build.os}`);
+  if (library !== undefined && !isAbsolute(library)) {
+    throw new NativeCryptoError(`libcrypto path "${library}" is not absolute`);
   }
+  const candidates = library !== undefined ? [library] : libraryCandidates();
+  if (candidates.length === 0) {
+    throw new NativeCryptoError(`no libcrypto path known for ${Deno.build.os}`);
+  }
+  const notPermitted: string[] = [];
   const reasons: string[] = [];
   for (const path of candidates) {
+    if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") {
+      notPermitted.push(path);
+      continue;
+    }
     let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
     try {
       lib = Deno.dlopen(path, SYMBOLS);
@@ -536,7 +629,7 @@ export function loadNativeCrypto(library?: string): NativeCrypto {
       continue;
     }
     try {
-      const native = new NativeCrypto(lib.symbols);
+      const native = new NativeCrypto(lib.symbols, path);
       selfTest(native);
       return native;
     } catch (err) {
@@ -544,5 +637,11 @@ export function loadNativeCrypto(library?: string): NativeCrypto {
       throw err;
     }
   }
+  if (reasons.length === 0) {
+    throw new NativeCryptoError(
+      `FFI is not permitted (run with --allow-ffi) for ${notPermitted.join(", ")}`,
+    );
+  }
+  if (notPermitted.length > 0) reasons.push(`FFI not permitted for ${notPermitted.join(", ")}`);
   throw new NativeCryptoError(`cannot load libcrypto (${reasons.join("; ")})`);
 }

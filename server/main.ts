@@ -4,6 +4,7 @@ import {
   loadOrCreateIdentity,
   NativeCryptoError,
   PASSWORD_PARAMS,
+  PORTABLE_ENGINE_COST,
   selectCrypto,
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
@@ -22,7 +23,11 @@ function fail(message: string, code = 1): never {
 async function main(): Promise<void> {
   let config;
   try {
-    config = parseConfig(Deno.args, Deno.env.toObject());
+    // Variables are read one by one as parseConfig asks, so --allow-env=HYBRID_* suffices.
+    const env = new Proxy({}, {
+      get: (_, name) => typeof name === "string" ? Deno.env.get(name) : undefined,
+    }) as Record<string, string | undefined>;
+    config = parseConfig(Deno.args, env);
   } catch (err) {
     if (err instanceof UsageError) fail(`${err.message}\nTry --help.`, 2);
     throw err;
@@ -47,6 +52,12 @@ async function main(): Promise<void> {
   try {
     const engine = selectCrypto(config.crypto, config.libcrypto);
     logger.info("crypto engine", { engine: engine.engine, detail: engine.detail });
+    if (engine.fallback !== undefined) {
+      logger.warn("NATIVE CRYPTO UNAVAILABLE: running on the portable engine", {
+        reason: engine.fallback,
+        cost: PORTABLE_ENGINE_COST,
+      });
+    }
   } catch (err) {
     if (err instanceof NativeCryptoError) fail(`--crypto native: ${err.message}`);
     throw err;

@@ -16,6 +16,12 @@ import {
   toHex,
   verifyServerSignature,
 } from "../../crypto/mod.ts";
+import {
+  checkOpenSslVersion,
+  checkSha256Ctx,
+  LIBRARY_CANDIDATES,
+  libraryCandidates,
+} from "../../crypto/native.ts";
 import { recordKeys, testIdentity, testKeyPem } from "../_vectors.ts";
 import { NATIVE_SKIPPED, testEachEngine } from "../_engines.ts";
 
@@ -135,10 +141,82 @@ test("native refuses a library that is missing or is not libcrypto; auto falls b
       err instanceof NativeCryptoError && err.message.includes("/nonexistent/libcrypto.so.3"),
   );
   // libc loads, but lacks OpenSSL's symbols.
-  assert.throws(() => selectCrypto("native", "libc.so.6"), NativeCryptoError);
+  const libc = loadNativeCrypto().path.replace(/libcrypto\.so\.3$/, "libc.so.6");
+  if (Deno.build.os === "linux") {
+    assert.throws(() => selectCrypto("native", libc), NativeCryptoError);
+  }
   const auto = selectCrypto("auto", "/nonexistent/libcrypto.so.3");
   assert.equal(auto.engine, "portable");
   assert.match(auto.detail, /native unavailable: cannot load libcrypto/);
+  assert.match(auto.fallback ?? "", /^cannot load libcrypto/);
+});
+
+Deno.test("a libcrypto named by a relative path or a bare name is refused, even under auto", () => {
+  for (const name of ["libcrypto.so.3", "./libcrypto.so.3", "lib/libcrypto.so.3"]) {
+    assert.throws(
+      () => loadNativeCrypto(name),
+      (err) => err instanceof NativeCryptoError && /is not absolute/.test(err.message),
+      name,
+    );
+    const auto = selectCrypto("auto", name);
+    assert.equal(auto.engine, "portable");
+    assert.match(auto.fallback ?? "", /is not absolute/);
+  }
+});
+
+Deno.test("the default candidates are absolute paths, this CPU's first, and the tasks permit exactly them", () => {
+  const all = Object.values(LIBRARY_CANDIDATES).flat();
+  assert.ok(all.every((path) => path.startsWith("/")), all.join(" "));
+  const x86 = libraryCandidates("linux", "x86_64");
+  const arm = libraryCandidates("linux", "aarch64");
+  assert.ok(x86.every((p) => !p.includes("aarch64")) && x86.includes("/usr/lib64/libcrypto.so.3"));
+  assert.ok(arm.every((p) => !p.includes("x86_64")) && arm.includes("/usr/lib64/libcrypto.so.3"));
+  assert.deepEqual(libraryCandidates("windows", "x86_64"), []);
+  const tasks = JSON.parse(
+    Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)),
+  ).tasks as Record<string, string>;
+  for (const task of ["server", "client", "compile"]) {
+    const granted = [...tasks[task]!.matchAll(/--allow-ffi=(\S+)/g)].map((m) => m[1]!);
+    assert.ok(granted.length > 0, `${task} grants FFI`);
+    for (const list of granted) assert.deepEqual(list.split(",").sort(), [...all].sort(), task);
+  }
+});
+
+Deno.test("only OpenSSL 3.x is accepted: 1.1.1 and 4.0 are refused by version number", () => {
+  for (const ok of [0x30000000n, 0x30000130n, 0x30500010n, 0x3fffffffn]) checkOpenSslVersion(ok);
+  for (const bad of [0x1010117fn, 0x2fffffffn, 0x40000000n, 0x40100000n]) {
+    assert.throws(
+      () => checkOpenSslVersion(bad),
+      (err) => err instanceof NativeCryptoError && /only OpenSSL 3\.x/.test(err.message),
+      bad.toString(16),
+    );
+  }
+});
+
+Deno.test("SHA256_CTX is checked at load: a struct larger than 112 bytes or laid out otherwise is refused", () => {
+  // Stand-ins for libcrypto's SHA256_* that clear and set a struct of `size` bytes, with
+  // md_len as its last word: 112 is OpenSSL 3's.
+  const fake = (size: number, mdLenAt = size - 4) => ({
+    SHA256_Init: (ctx: AllowSharedBufferSource | null) => {
+      const bytes = ctx as Uint8Array;
+      bytes.fill(0, 0, size);
+      const view = new DataView(bytes.buffer, bytes.byteOffset);
+      [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab]
+        .concat(0x5be0cd19).forEach((word, i) => view.setUint32(4 * i, word, true));
+      view.setUint32(mdLenAt, 32, true);
+      return 1;
+    },
+    SHA256_Update: () => 1,
+    SHA256_Final: () => 1,
+  });
+  checkSha256Ctx(fake(112));
+  for (const [size, at] of [[128, 124], [116, 112], [112, 104]] as const) {
+    assert.throws(
+      () => checkSha256Ctx(fake(size, at)),
+      (err) => err instanceof NativeCryptoError && /SHA256_CTX/.test(err.message),
+      `${size} bytes, md_len at ${at}`,
+    );
+  }
 });
 
 test("native CBC refuses input and output that overlap without being the same bytes", () => {
