@@ -5,7 +5,7 @@
 //
 //   deno bench --allow-all bench/hmac_bench.ts
 import { loadNativeCrypto } from "../crypto/native.ts";
-import { PortableHmac } from "../crypto/portable.ts";
+import { portableCrypto } from "../crypto/portable.ts";
 
 const native = loadNativeCrypto();
 const lib = Deno.dlopen(native.path, {
@@ -62,7 +62,7 @@ function hmacCtxInto(data: Uint8Array): void {
 }
 
 const engineMac = native.hmac(key);
-const portableMac = new PortableHmac(key);
+const portableMac = portableCrypto.hmac(key);
 
 for (const [label, size] of [["64 B", 64], ["1 KiB", 1024], ["16 KiB", 16384]] as const) {
   // IV || C of a record sealing `size` bytes.

@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import {
   CRYPTO_MODES,
+  type CryptoEngine,
   type CryptoMode,
   cryptoModeOf,
   hashPassword,
@@ -447,7 +448,7 @@ async function settledRss(server: ServerChild, ms: number): Promise<number> {
 /** Opens `o.idle` sessions, reads the server's RSS growth, then closes them. */
 async function idleSessions(
   server: ServerChild,
-  kind: "hsp" | "relay",
+  kind: { hsp: CryptoEngine } | "relay",
   o: Options,
 ): Promise<IdleResult> {
   if (o.idle === 0) return { perHandshaken: NaN, perSession: NaN, opened: 0 };
@@ -455,8 +456,8 @@ async function idleSessions(
   const before = await settledRss(server, settle);
   let perHandshaken = NaN;
   let sessions: LoadClient[];
-  if (kind === "hsp") {
-    const hsp = await pooled(o.idle, o.connectors, () => HspClient.connect(server.port));
+  if (kind !== "relay") {
+    const hsp = await pooled(o.idle, o.connectors, () => HspClient.connect(server.port, kind.hsp));
     sessions = hsp;
     perHandshaken = ((await settledRss(server, settle)) - before) / o.idle;
     await pooled(o.idle, LOGIN_CONCURRENCY, (i) => hsp[i]!.login(`idle${i}`, PASSWORD));
@@ -607,7 +608,7 @@ function serverArgs(dir: string, o: Options): string[] {
   ];
 }
 
-async function runServer(o: Options, dir: string): Promise<ServerRun> {
+async function runServer(o: Options, dir: string, engine: CryptoEngine): Promise<ServerRun> {
   await prepareLog(`${dir}/events.log`, o);
   const server = await ServerChild.start(o.serverMain, serverArgs(dir, o), {
     denoFlags: [
@@ -617,10 +618,14 @@ async function runServer(o: Options, dir: string): Promise<ServerRun> {
     openFiles: o.idle + o.clients + o.connectors + 256,
   });
   try {
-    const handshakes = await handshakeRate(() => hspHandshakeOnce(server.port), server, o);
-    const idle = await idleSessions(server, "hsp", o);
+    const handshakes = await handshakeRate(
+      () => hspHandshakeOnce(server.port, engine),
+      server,
+      o,
+    );
+    const idle = await idleSessions(server, { hsp: engine }, o);
     const connect = async (i: number) => {
-      const c = await HspClient.connect(server.port);
+      const c = await HspClient.connect(server.port, engine);
       await c.login(`load${i}`, PASSWORD);
       return c;
     };
@@ -890,8 +895,8 @@ async function main(): Promise<void> {
   }
   // The generator's clients use the engine the server is told to use (a server whose native
   // engine fails under --crypto native stops at start, so the two cannot silently differ).
-  const engine = selectCrypto(o.crypto);
-  const env = environment(`${o.crypto}: ${engine.engine}, ${engine.detail}`);
+  const { engine, detail } = selectCrypto(o.crypto);
+  const env = environment(`${o.crypto}: ${engine.name}, ${detail}`);
   const progress = (what: string) => {
     if (!o.json) console.error(`… ${what}`);
   };
@@ -902,7 +907,7 @@ async function main(): Promise<void> {
     progress("plain relay baseline: idle connections, saturation, latency");
     const relay = await runRelay(o);
     progress("HSP/1 server: handshakes, idle sessions, saturation, latency");
-    const server = await runServer(o, dir);
+    const server = await runServer(o, dir, engine);
     const rep = report(o, env, server, relay, tls);
     if (o.json) console.log(JSON.stringify(rep));
     else {

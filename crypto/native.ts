@@ -1,25 +1,43 @@
-// The optional native engine: OpenSSL 3's libcrypto through Deno's FFI, for the primitives a
-// busy server spends its time in — AES-256-CBC and HMAC-SHA-256 per record, the RSA-PSS
-// signature and the two modular exponentiations per handshake. The portable engine
-// (@noble in JS, node:crypto) stays the reference and the fallback; `selectCrypto()` picks.
-//
-// Why (issue #6, measured on this 2-core machine, same run each): Deno's node:crypto and
-// WebCrypto do RSA and DH in pure Rust big-integer code, about 6× slower than OpenSSL here.
-//   RSA-2048 PSS sign:        node:crypto 1.69 ms   OpenSSL 0.31 ms
-//   ffdhe2048 Y^x, 256-bit x: node:crypto 0.64 ms   OpenSSL 0.32 ms (BN_mod_exp_mont_consttime)
-//   record seal+open, 64 B:   noble 12.7 µs         OpenSSL 4.7 µs
-//   record seal+open, 1 KiB:  noble 69.8 µs         OpenSSL 6.9 µs
-// Per-record contexts are kept per connection and direction: re-keying shared contexts on
-// every record measured 8.5 µs instead of 4.7 µs at 64 B.
+// The native engine: OpenSSL 3's libcrypto through Deno's FFI, for the primitives a busy
+// server spends its time in (AES-256-CBC and HMAC-SHA-256 per record, the RSA-PSS signature and
+// the two modular exponentiations per handshake) and for §8's RSA-OAEP and key generation.
+// Deno's node:crypto does RSA and DH in Rust big-integer code, several times slower and not
+// constant time (docs/PERFORMANCE.md, docs/SECURITY.md). The portable engine (portable.ts)
+// stays the reference and the fallback; select.ts picks.
 //
 // Review notes: every length handed to C is the length of the buffer passed with it, output
 // buffers are sized before the call and every return code is checked; secret BIGNUMs are
 // freed with BN_clear_free; contexts holding keys are freed by dispose() or, as a safety net,
-// when their owner is garbage collected (liveNativeHandles() lets tests count them). MAC comparison and padding checks stay in JS
-// (crypto/record.ts), so both engines refuse records through the same single failure.
+// when their owner is garbage collected (liveNativeHandles() lets tests count them). No pointer
+// is ever made from a number or read from JS: that needs the FFI permission for every path,
+// which the tasks do not grant, and is where memory-safety mistakes would live. MAC comparison
+// and padding checks stay in JS (crypto/record.ts), so both engines refuse records through the
+// same single failure. Key parsing and export use node:crypto (_rsa_keys.ts) for both engines.
+import type { KeyObject } from "node:crypto";
 import { isAbsolute } from "node:path";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { checkCbcBuffers } from "./_contract.ts";
+import {
+  type ParsedPrivateKey,
+  type ParsedPublicKey,
+  parsePrivateDer,
+  parseSpki,
+  pkcs8Of,
+} from "./_rsa_keys.ts";
 import { bytesToBigInt, fromHex, toHex } from "./bytes.ts";
+import {
+  type BlockCipher,
+  checkKeyBits,
+  type CryptoEngine,
+  KeyError,
+  type Mac,
+  OaepError,
+  PSS_SALT_LENGTH,
+  type RsaKeyBits,
+  type RsaPrivateKey,
+  type RsaPublicKey,
+} from "./engine.ts";
+import { portableCrypto } from "./portable.ts";
 
 /**
  * Absolute paths where OpenSSL 3's libcrypto is usually installed, per OS (and, on Linux, CPU
@@ -54,6 +72,13 @@ const MIN_OPENSSL_VERSION = 0x30000000n;
 const MAX_OPENSSL_VERSION_EXCLUSIVE = 0x40000000n;
 const BN_FLG_CONSTTIME = 0x04;
 const RSA_PKCS1_PSS_PADDING = 6;
+const RSA_PKCS1_OAEP_PADDING = 4;
+const EVP_PKEY_RSA = 6;
+const BIO_CTRL_PENDING = 10;
+/** Longest PKCS#8 DER read back from key generation: a 4096-bit key takes about 2.4 KB. */
+const MAX_PKCS8_BYTES = 16 * 1024;
+/** Longest OAEP label handed to OpenSSL (§8's is 16 bytes). */
+const MAX_OAEP_LABEL = 1024;
 /**
  * sizeof(SHA256_CTX) in OpenSSL 3 (sha.h: eight hash words, two length words, a 16-word block,
  * num, md_len; all 32-bit, so no padding). JS allocates the struct, so checkSha256Ctx() proves
@@ -62,8 +87,8 @@ const RSA_PKCS1_PSS_PADDING = 6;
 const SHA256_CTX_BYTES = 112;
 const SHA256_BLOCK = 64;
 const EMPTY = new Uint8Array(0);
-/** Server keys a client keeps parsed for verification (it pins a handful at most). */
-const MAX_CACHED_VERIFIERS = 8;
+/** Public keys kept parsed: a client talks to a handful of servers. */
+const MAX_CACHED_PUBLIC_KEYS = 8;
 
 const SYMBOLS = {
   OpenSSL_version_num: { parameters: [], result: "u64" },
@@ -116,6 +141,35 @@ const SYMBOLS = {
   EVP_PKEY_CTX_set_rsa_pss_saltlen: { parameters: ["pointer", "i32"], result: "i32" },
   EVP_PKEY_CTX_set_rsa_mgf1_md: { parameters: ["pointer", "pointer"], result: "i32" },
   EVP_PKEY_CTX_set_signature_md: { parameters: ["pointer", "pointer"], result: "i32" },
+  EVP_PKEY_encrypt_init: { parameters: ["pointer"], result: "i32" },
+  EVP_PKEY_encrypt: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  EVP_PKEY_decrypt_init: { parameters: ["pointer"], result: "i32" },
+  EVP_PKEY_decrypt: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  EVP_PKEY_CTX_set_rsa_oaep_md: { parameters: ["pointer", "pointer"], result: "i32" },
+  EVP_PKEY_CTX_set0_rsa_oaep_label: { parameters: ["pointer", "pointer", "i32"], result: "i32" },
+  CRYPTO_memdup: { parameters: ["buffer", "usize", "pointer", "i32"], result: "pointer" },
+  CRYPTO_free: { parameters: ["pointer", "pointer", "i32"], result: "void" },
+  EVP_PKEY_CTX_new_id: { parameters: ["i32", "pointer"], result: "pointer" },
+  EVP_PKEY_keygen_init: { parameters: ["pointer"], result: "i32" },
+  EVP_PKEY_CTX_set_rsa_keygen_bits: { parameters: ["pointer", "i32"], result: "i32" },
+  EVP_PKEY_keygen: { parameters: ["pointer", "buffer"], result: "i32", nonblocking: true },
+  BIO_s_mem: { parameters: [], result: "pointer" },
+  BIO_new: { parameters: ["pointer"], result: "pointer" },
+  BIO_ctrl: { parameters: ["pointer", "i32", "i64", "pointer"], result: "i64" },
+  BIO_read: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  // The key EVP_PKEY_keygen made is known by its address only (see generateRsaKey).
+  i2d_PKCS8PrivateKey_bio_at: {
+    name: "i2d_PKCS8PrivateKey_bio",
+    parameters: ["pointer", "usize", "pointer", "pointer", "i32", "pointer", "pointer"],
+    result: "i32",
+  },
+  EVP_PKEY_free_at: { name: "EVP_PKEY_free", parameters: ["usize"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -165,7 +219,7 @@ abstract class Handle {
 }
 
 /** AES-256-CBC in one direction under one key, without padding (the record layer pads). */
-export class NativeCbc extends Handle {
+class NativeCbc extends Handle implements BlockCipher {
   readonly #s: Symbols;
   readonly #ctx: Pointer;
   readonly #written = new Int32Array(1);
@@ -209,7 +263,7 @@ export class NativeCbc extends Handle {
  * HMAC_CTX (which allocates a digest context twice per MAC) it is as fast in a loop and
  * leaves no native memory to free; the states live in JS memory, wiped by dispose().
  */
-export class NativeHmac {
+class NativeHmac implements Mac {
   readonly #s: Symbols;
   readonly #inner = new Uint8Array(SHA256_CTX_BYTES);
   readonly #outer = new Uint8Array(SHA256_CTX_BYTES);
@@ -277,71 +331,66 @@ export class NativeHmac {
 }
 
 /**
- * An RSA key inside OpenSSL (PKCS#8 private or SPKI public DER) with a context set up once for
- * RSASSA-PSS (SHA-256, MGF1-SHA-256, the given salt length): signing or verifying.
+ * An EVP_PKEY parsed from DER (PKCS#8 private or SPKI public), with a context set up once for
+ * RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32) to sign or verify; freed with its owner.
  */
-abstract class PssKey extends Handle {
-  protected readonly s: Symbols;
-  protected readonly ctx: Pointer;
-  /** Bytes of a signature under this key. */
-  protected readonly size: number;
+class EvpKey extends Handle {
+  readonly #s: Symbols;
+  readonly #pkey: Pointer;
+  readonly #pss: Pointer;
+  /** Bytes of a signature or an OAEP ciphertext under this key (the modulus). */
+  readonly size: number;
+  readonly #length = new BigUint64Array(1);
 
-  protected constructor(s: Symbols, der: Uint8Array, kind: "private" | "public", salt: number) {
+  constructor(s: Symbols, der: Uint8Array, kind: "private" | "public") {
     const pkey = readKey(s, der, kind);
-    const ctx = s.EVP_PKEY_CTX_new(pkey, null);
-    if (ctx === null) {
+    const pss = s.EVP_PKEY_CTX_new(pkey, null);
+    if (pss === null) {
       s.EVP_PKEY_free(pkey);
       throw fail(s, "EVP_PKEY_CTX_new");
     }
     super(() => {
-      s.EVP_PKEY_CTX_free(ctx);
+      s.EVP_PKEY_CTX_free(pss);
       s.EVP_PKEY_free(pkey);
     });
-    this.s = s;
-    this.ctx = ctx;
+    this.#s = s;
+    this.#pkey = pkey;
+    this.#pss = pss;
     this.size = s.EVP_PKEY_get_size(pkey);
-    const init = kind === "private" ? s.EVP_PKEY_sign_init(ctx) : s.EVP_PKEY_verify_init(ctx);
-    if (init !== 1 || !setPss(s, ctx, salt) || this.size <= 0) {
+    const init = kind === "private" ? s.EVP_PKEY_sign_init(pss) : s.EVP_PKEY_verify_init(pss);
+    if (init !== 1 || !setPss(s, pss) || this.size <= 0) {
       this.dispose();
       throw fail(s, `setting up the ${kind} key for RSA-PSS`);
     }
   }
-}
 
-/** An RSA private key inside OpenSSL, set up for RSASSA-PSS signatures. */
-export class NativeRsaSigner extends PssKey {
-  readonly #length = new BigUint64Array(1);
-
-  constructor(s: Symbols, pkcs8Der: Uint8Array, saltLength: number) {
-    super(s, pkcs8Der, "private", saltLength);
+  #checkLive(): void {
+    if (!this.live) throw new TypeError("key used after dispose()");
   }
 
-  /** The PSS signature of a SHA-256 `digest` (OpenSSL draws the salt and blinds the key). */
-  signDigest(digest: Uint8Array): Uint8Array {
-    if (!this.live) throw new TypeError("signer used after dispose()");
-    if (digest.length !== 32) throw new RangeError("RSA-PSS signs a 32-byte SHA-256 digest");
+  /** The PSS signature of `message` (OpenSSL draws the salt and blinds the key). */
+  sign(message: Uint8Array): Uint8Array {
+    this.#checkLive();
+    const digest = sha256(message);
     const signature = new Uint8Array(this.size);
     this.#length[0] = BigInt(signature.length);
-    const s = this.s;
-    if (s.EVP_PKEY_sign(this.ctx, signature, this.#length, digest, BigInt(digest.length)) !== 1) {
+    const s = this.#s;
+    if (s.EVP_PKEY_sign(this.#pss, signature, this.#length, digest, BigInt(digest.length)) !== 1) {
       throw fail(s, "EVP_PKEY_sign");
     }
-    const length = Number(this.#length[0]);
-    if (length > signature.length) throw new NativeCryptoError("EVP_PKEY_sign overran");
-    return signature.subarray(0, length);
-  }
-}
-
-/** An RSA public key inside OpenSSL, set up to verify RSASSA-PSS signatures. */
-class NativeRsaVerifier extends PssKey {
-  constructor(s: Symbols, spkiDer: Uint8Array, saltLength: number) {
-    super(s, spkiDer, "public", saltLength);
+    if (this.#length[0] !== BigInt(signature.length)) {
+      throw new NativeCryptoError("EVP_PKEY_sign gave a signature of the wrong length");
+    }
+    return signature;
   }
 
-  verifyDigest(digest: Uint8Array, signature: Uint8Array): boolean {
-    const s = this.s;
+  /** Whether `signature` is a valid PSS signature of `message`. */
+  verify(message: Uint8Array, signature: Uint8Array): boolean {
+    this.#checkLive();
+    const digest = sha256(message);
+    const s = this.#s;
     const result = s.EVP_PKEY_verify(
-      this.ctx,
+      this.#pss,
       signature,
       BigInt(signature.length),
       digest,
@@ -352,10 +401,133 @@ class NativeRsaVerifier extends PssKey {
     s.ERR_clear_error();
     return result === 1;
   }
+
+  /**
+   * RSAES-OAEP (SHA-256, MGF1-SHA-256, `label`) of `input` into a modulus-sized buffer, in a
+   * context made for this call; the output and its length, or null for any failure.
+   */
+  oaep(encrypt: boolean, input: Uint8Array, label: Uint8Array): Uint8Array | null {
+    this.#checkLive();
+    const s = this.#s;
+    const out = new Uint8Array(this.size);
+    const length = this.#length;
+    length[0] = BigInt(out.length);
+    const ctx = s.EVP_PKEY_CTX_new(this.#pkey, null);
+    if (ctx === null) return null;
+    let ok: boolean;
+    try {
+      const sha256 = s.EVP_sha256();
+      ok = (encrypt ? s.EVP_PKEY_encrypt_init(ctx) : s.EVP_PKEY_decrypt_init(ctx)) === 1 &&
+        s.EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) === 1 &&
+        s.EVP_PKEY_CTX_set_rsa_oaep_md(ctx, sha256) === 1 &&
+        s.EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, sha256) === 1 && setOaepLabel(s, ctx, label) &&
+        (encrypt ? s.EVP_PKEY_encrypt : s.EVP_PKEY_decrypt)(
+            ctx,
+            out,
+            length,
+            input,
+            BigInt(input.length),
+          ) === 1 &&
+        length[0]! <= BigInt(out.length);
+    } finally {
+      s.EVP_PKEY_CTX_free(ctx);
+      // Whatever failed (length, padding, label), the reason is not kept.
+      s.ERR_clear_error();
+    }
+    if (!ok) {
+      out.fill(0);
+      return null;
+    }
+    if (Number(length[0]) === out.length) return out;
+    const result = out.slice(0, Number(length[0]));
+    out.fill(0);
+    return result;
+  }
 }
 
-/** The loaded library: one instance per process, shared by every connection (JS is one thread). */
-export class NativeCrypto {
+/**
+ * An RSA public key for the native engine. Its EVP_PKEY is made on first use: a server that
+ * only checks a published key's size and kid (§8.4) never needs one.
+ */
+class NativePublicKey implements RsaPublicKey {
+  readonly spkiDer: Uint8Array;
+  readonly bits: number;
+  readonly publicExponent: bigint;
+  readonly #s: Symbols;
+  #key: EvpKey | undefined;
+
+  constructor(s: Symbols, parsed: ParsedPublicKey) {
+    this.#s = s;
+    this.spkiDer = parsed.spkiDer;
+    this.bits = parsed.bits;
+    this.publicExponent = parsed.publicExponent;
+  }
+
+  get #evp(): EvpKey {
+    return this.#key ??= new EvpKey(this.#s, this.spkiDer, "public");
+  }
+
+  verifyPss(message: Uint8Array, signature: Uint8Array): boolean {
+    return this.#evp.verify(message, signature);
+  }
+
+  encryptOaep(plaintext: Uint8Array, label: Uint8Array): Uint8Array {
+    const out = this.#evp.oaep(true, plaintext, label);
+    if (out === null || out.length !== this.#evp.size) {
+      throw new NativeCryptoError("libcrypto: RSA-OAEP encryption failed");
+    }
+    return out;
+  }
+}
+
+/**
+ * An RSA private key inside OpenSSL, set up for RSASSA-PSS signatures and OAEP decryption.
+ * node:crypto's key object is kept for export (PKCS#8) only.
+ */
+class NativePrivateKey implements RsaPrivateKey {
+  readonly publicKey: RsaPublicKey;
+  readonly #key: EvpKey;
+  #exportable: KeyObject | undefined;
+
+  constructor(s: Symbols, parsed: ParsedPrivateKey, publicKey: RsaPublicKey) {
+    const der = pkcs8Of(parsed.key);
+    try {
+      this.#key = new EvpKey(s, der, "private");
+    } finally {
+      der.fill(0);
+    }
+    this.#exportable = parsed.key;
+    this.publicKey = publicKey;
+  }
+
+  signPss(message: Uint8Array): Uint8Array {
+    return this.#key.sign(message);
+  }
+
+  decryptOaep(ciphertext: Uint8Array, label: Uint8Array): Uint8Array {
+    const out = this.#key.oaep(false, ciphertext, label);
+    if (out === null) throw new OaepError();
+    return out;
+  }
+
+  exportPkcs8(): Uint8Array {
+    if (this.#exportable === undefined) throw new TypeError("key used after dispose()");
+    return pkcs8Of(this.#exportable);
+  }
+
+  dispose(): void {
+    this.#exportable = undefined;
+    this.#key.dispose();
+  }
+}
+
+/**
+ * The native engine on one loaded library, shared by every connection of the process (JS is
+ * one thread).
+ */
+export class NativeCrypto implements CryptoEngine {
+  readonly name = "native";
+  readonly detail: string;
   readonly version: string;
   /** The absolute path it was loaded from. */
   readonly path: string;
@@ -368,8 +540,12 @@ export class NativeCrypto {
     hash: new Uint8Array(32),
   };
   readonly #montByArray = new WeakMap<Uint8Array, { p: Pointer; mont: Pointer }>();
-  /** Public keys set up for verification, oldest first. */
-  readonly #verifiers = new Map<string, NativeRsaVerifier>();
+  /**
+   * Public keys parsed lately, oldest first: a client verifies the same few servers' keys at
+   * every handshake, and OpenSSL 3's decoders are slow (docs/PERFORMANCE.md). A key dropped
+   * from here is freed once its last user lets go of it.
+   */
+  readonly #publicKeys = new Map<string, NativePublicKey>();
 
   constructor(s: Symbols, path: string) {
     this.#s = s;
@@ -382,46 +558,105 @@ export class NativeCrypto {
     this.version = `OpenSSL ${version >> 28n}.${(version >> 20n) & 0xffn}.${
       (version >> 4n) & 0xffn
     }`;
+    this.detail = `${this.version} (libcrypto over FFI)`;
     const bnCtx = s.BN_CTX_new();
     if (bnCtx === null) throw fail(s, "BN_CTX_new");
     this.#bnCtx = bnCtx;
   }
 
-  cbc(key: Uint8Array, encrypt: boolean): NativeCbc {
+  cbc(key: Uint8Array, encrypt: boolean): BlockCipher {
     return new NativeCbc(this.#s, key, encrypt);
   }
 
-  hmac(key: Uint8Array): NativeHmac {
+  hmac(key: Uint8Array): Mac {
     return new NativeHmac(this.#s, key, this.#hmacScratch);
   }
 
-  rsaSigner(pkcs8Der: Uint8Array, saltLength: number): NativeRsaSigner {
-    return new NativeRsaSigner(this.#s, pkcs8Der, saltLength);
+  parsePublicKey(spkiDer: Uint8Array): RsaPublicKey {
+    const id = toHex(spkiDer);
+    const known = this.#publicKeys.get(id);
+    if (known !== undefined) return known;
+    const key = new NativePublicKey(this.#s, parseSpki(spkiDer));
+    if (this.#publicKeys.size >= MAX_CACHED_PUBLIC_KEYS) {
+      this.#publicKeys.delete(this.#publicKeys.keys().next().value!);
+    }
+    this.#publicKeys.set(id, key);
+    return key;
   }
 
   /**
-   * Whether `signature` is a valid RSASSA-PSS signature of the SHA-256 `digest` (§2.2). Keys
-   * are kept set up for the few servers a client talks to: parsing one costs ~280 µs here
-   * (OpenSSL 3's decoders), the verification itself ~20 µs.
+   * Hands the private key to OpenSSL (the DER copy in JS is wiped) and checks one signature
+   * with node:crypto before trusting it, so a mismatched libcrypto cannot sign garbage.
    */
-  rsaVerifyDigest(
-    spkiDer: Uint8Array,
-    digest: Uint8Array,
-    signature: Uint8Array,
-    saltLength: number,
-  ): boolean {
-    const id = `${saltLength}:${toHex(spkiDer)}`;
-    let verifier = this.#verifiers.get(id);
-    if (verifier === undefined) {
-      verifier = new NativeRsaVerifier(this.#s, spkiDer, saltLength);
-      if (this.#verifiers.size >= MAX_CACHED_VERIFIERS) {
-        const [oldestId, oldest] = this.#verifiers.entries().next().value!;
-        this.#verifiers.delete(oldestId);
-        oldest.dispose();
-      }
-      this.#verifiers.set(id, verifier);
+  parsePrivateKey(der: Uint8Array): RsaPrivateKey {
+    const parsed = parsePrivateDer(der);
+    const publicKey = this.parsePublicKey(parsed.publicKey.spkiDer);
+    const key = new NativePrivateKey(this.#s, parsed, publicKey);
+    const probe = new TextEncoder().encode("HSP/1 native signer check");
+    if (!portableCrypto.parsePublicKey(publicKey.spkiDer).verifyPss(probe, key.signPss(probe))) {
+      key.dispose();
+      throw new KeyError("the native engine's RSA-PSS signature did not verify");
     }
-    return verifier.verifyDigest(digest, signature);
+    return key;
+  }
+
+  /**
+   * RSA key generation on one of Deno's FFI threads (it can take a second at 4096 bits). The
+   * new key travels to JS as PKCS#8 DER through a memory BIO (cleared when freed) and is parsed
+   * again; OpenSSL's first copy is freed.
+   */
+  async generateRsaKey(bits: RsaKeyBits): Promise<RsaPrivateKey> {
+    checkKeyBits(bits);
+    const s = this.#s;
+    const ctx = s.EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, null);
+    if (ctx === null) throw fail(s, "EVP_PKEY_CTX_new_id");
+    // EVP_PKEY_keygen writes the new key's address here, kept as a number: making a pointer
+    // object of it would need the FFI permission for every path.
+    const made = new BigUint64Array(1);
+    try {
+      if (
+        s.EVP_PKEY_keygen_init(ctx) !== 1 || s.EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) !== 1 ||
+        await s.EVP_PKEY_keygen(ctx, made) !== 1 || made[0] === 0n
+      ) {
+        throw fail(s, "EVP_PKEY_keygen");
+      }
+    } finally {
+      s.EVP_PKEY_CTX_free(ctx);
+    }
+    const address = made[0]!;
+    let der: Uint8Array;
+    try {
+      der = this.#pkcs8At(address);
+    } finally {
+      s.EVP_PKEY_free_at(address);
+    }
+    try {
+      return this.parsePrivateKey(der);
+    } finally {
+      der.fill(0);
+    }
+  }
+
+  /** PKCS#8 DER of the EVP_PKEY at `address`, through a memory BIO. */
+  #pkcs8At(address: bigint): Uint8Array {
+    const s = this.#s;
+    const bio = s.BIO_new(s.BIO_s_mem());
+    if (bio === null) throw fail(s, "BIO_new");
+    try {
+      if (s.i2d_PKCS8PrivateKey_bio_at(bio, address, null, null, 0, null, null) !== 1) {
+        throw fail(s, "i2d_PKCS8PrivateKey_bio");
+      }
+      const pending = Number(s.BIO_ctrl(bio, BIO_CTRL_PENDING, 0n, null));
+      if (!(pending > 0 && pending <= MAX_PKCS8_BYTES)) throw fail(s, "BIO_ctrl_pending");
+      const der = new Uint8Array(pending);
+      if (s.BIO_read(bio, der, der.length) !== der.length) {
+        der.fill(0);
+        throw fail(s, "BIO_read");
+      }
+      return der;
+    } finally {
+      s.BIO_free(bio);
+    }
   }
 
   /**
@@ -473,12 +708,26 @@ export class NativeCrypto {
   }
 }
 
-function setPss(s: Symbols, ctx: Pointer, saltLength: number): boolean {
+function setPss(s: Symbols, ctx: Pointer): boolean {
   const sha256 = s.EVP_sha256();
   return s.EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) === 1 &&
     s.EVP_PKEY_CTX_set_signature_md(ctx, sha256) === 1 &&
     s.EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, sha256) === 1 &&
-    s.EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, saltLength) === 1;
+    s.EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, PSS_SALT_LENGTH) === 1;
+}
+
+/**
+ * Sets the OAEP label; OpenSSL takes ownership of the bytes it is given (set0), so it gets a
+ * copy in its own memory. The empty label is the default and needs no call.
+ */
+function setOaepLabel(s: Symbols, ctx: Pointer, label: Uint8Array): boolean {
+  if (label.length === 0) return true;
+  if (label.length > MAX_OAEP_LABEL) return false;
+  const copy = s.CRYPTO_memdup(label, BigInt(label.length), null, 0);
+  if (copy === null) return false;
+  if (s.EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, copy, label.length) === 1) return true;
+  s.CRYPTO_free(copy, null, 0);
+  return false;
 }
 
 /** Parses a DER key (PKCS#8 private or SPKI public) into an EVP_PKEY the caller frees. */

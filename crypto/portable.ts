@@ -1,11 +1,33 @@
-// The portable engine's record primitives, in JS on @noble (audited, no permission needed):
-// AES-256-CBC over whole blocks with the key schedule expanded once, and HMAC-SHA-256 with its
-// pad states absorbed once. The same contract as the native engine's (native.ts).
+// The portable engine: AES-256-CBC and HMAC-SHA-256 in JS on @noble (audited, no permission
+// needed), RSA and the DH exponentiation on node:crypto (Deno implements those in Rust). The
+// reference and the fallback for the native engine (native.ts), with the same contract.
+import {
+  constants,
+  createDiffieHellman,
+  generateKeyPair,
+  type KeyObject,
+  privateDecrypt,
+  publicEncrypt,
+  sign,
+  verify,
+} from "node:crypto";
 import { unsafe } from "@noble/ciphers/aes.js";
 import { type _HMAC, hmac } from "@noble/hashes/hmac.js";
 import { type _SHA256, sha256 } from "@noble/hashes/sha2.js";
-
 import { checkCbcBuffers } from "./_contract.ts";
+import { type ParsedPublicKey, parsePrivateDer, parseSpki, pkcs8Of } from "./_rsa_keys.ts";
+import { leftPad } from "./bytes.ts";
+import {
+  type BlockCipher,
+  checkKeyBits,
+  type CryptoEngine,
+  type Mac,
+  OaepError,
+  PSS_SALT_LENGTH,
+  type RsaKeyBits,
+  type RsaPrivateKey,
+  type RsaPublicKey,
+} from "./engine.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -14,7 +36,7 @@ const EMPTY = new Uint8Array(0);
  * on every call; its `unsafe` block functions let the schedule be kept (an internal API: the
  * version is pinned in deno.lock, and the NIST, Wycheproof and record vectors catch a change).
  */
-export class PortableCbc {
+class PortableCbc implements BlockCipher {
   readonly #encrypt: boolean;
   #schedule: Uint32Array | undefined;
   /** The IV as words (noble works on little-endian 32-bit words). */
@@ -88,7 +110,7 @@ export class PortableCbc {
  * HMAC-SHA-256 (RFC 2104) under one key: the state after absorbing the key pads is kept and
  * cloned per MAC, instead of hashing both pads again.
  */
-export class PortableHmac {
+class PortableHmac implements Mac {
   #base: _HMAC<_SHA256> | undefined;
   #work: _HMAC<_SHA256> | undefined;
 
@@ -116,3 +138,106 @@ export class PortableHmac {
     this.#work = undefined;
   }
 }
+
+const PSS = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH };
+const OAEP = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" };
+
+/** An RSA public key on node:crypto. */
+class PortablePublicKey implements RsaPublicKey {
+  readonly spkiDer: Uint8Array;
+  readonly bits: number;
+  readonly publicExponent: bigint;
+  readonly #key: KeyObject;
+
+  constructor(parsed: ParsedPublicKey) {
+    this.#key = parsed.key;
+    this.spkiDer = parsed.spkiDer;
+    this.bits = parsed.bits;
+    this.publicExponent = parsed.publicExponent;
+  }
+
+  verifyPss(message: Uint8Array, signature: Uint8Array): boolean {
+    try {
+      return verify("sha256", message, { key: this.#key, ...PSS }, signature);
+    } catch {
+      return false; // malformed input is simply not valid
+    }
+  }
+
+  encryptOaep(plaintext: Uint8Array, label: Uint8Array): Uint8Array {
+    return new Uint8Array(publicEncrypt({ key: this.#key, ...OAEP, oaepLabel: label }, plaintext));
+  }
+}
+
+/** An RSA private key on node:crypto (Deno's Rust implementation: see select.ts on its cost). */
+class PortablePrivateKey implements RsaPrivateKey {
+  readonly publicKey: RsaPublicKey;
+  #key: KeyObject | undefined;
+
+  constructor(key: KeyObject, publicKey: ParsedPublicKey) {
+    this.#key = key;
+    this.publicKey = new PortablePublicKey(publicKey);
+  }
+
+  #live(): KeyObject {
+    if (this.#key === undefined) throw new TypeError("private key used after dispose()");
+    return this.#key;
+  }
+
+  signPss(message: Uint8Array): Uint8Array {
+    return new Uint8Array(sign("sha256", message, { key: this.#live(), ...PSS }));
+  }
+
+  decryptOaep(ciphertext: Uint8Array, label: Uint8Array): Uint8Array {
+    const key = this.#live();
+    try {
+      return new Uint8Array(privateDecrypt({ key, ...OAEP, oaepLabel: label }, ciphertext));
+    } catch {
+      throw new OaepError();
+    }
+  }
+
+  exportPkcs8(): Uint8Array {
+    return pkcs8Of(this.#live());
+  }
+
+  dispose(): void {
+    this.#key = undefined;
+  }
+}
+
+/** The portable engine: no permission, no native library. */
+export const portableCrypto: CryptoEngine = {
+  name: "portable",
+  detail: "@noble AES/HMAC, node:crypto RSA and DH",
+  cbc: (key, encrypt) => new PortableCbc(key, encrypt),
+  hmac: (key) => new PortableHmac(key),
+  modExp: (modulus, base, exponent) => {
+    // node:crypto's DiffieHellman exponentiates a peer's value by the private key; its own
+    // generator must be small, so the base always goes in as the peer's value.
+    const dh = createDiffieHellman(modulus, 2);
+    dh.setPrivateKey(exponent);
+    return leftPad(new Uint8Array(dh.computeSecret(base)), modulus.length);
+  },
+  parsePublicKey: (spkiDer) => new PortablePublicKey(parseSpki(spkiDer)),
+  parsePrivateKey: (der) => {
+    const parsed = parsePrivateDer(der);
+    return new PortablePrivateKey(parsed.key, parsed.publicKey);
+  },
+  generateRsaKey: async (bits: RsaKeyBits) => {
+    checkKeyBits(bits);
+    const key = await new Promise<KeyObject>((resolve, reject) => {
+      // Deno runs this on a worker thread: the event loop keeps going meanwhile.
+      generateKeyPair("rsa", { modulusLength: bits, publicExponent: 65537 }, (err, _, key) => {
+        if (err) reject(err);
+        else resolve(key);
+      });
+    });
+    const der = pkcs8Of(key);
+    try {
+      return portableCrypto.parsePrivateKey(der);
+    } finally {
+      der.fill(0);
+    }
+  },
+};

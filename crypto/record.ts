@@ -1,20 +1,13 @@
 // The record layer of PROTOCOL §3: AES-256-CBC with a fresh random IV, then HMAC-SHA-256
-// over seq (u64) || IV || C — encrypt-then-MAC over an implicit sequence number.
-// Two engines do the AES and HMAC work (crypto/engine.ts chooses): OpenSSL over FFI when a
-// program selects it, 2.2 µs per seal+open of 64 B and 3.9 µs at 1 KiB here, and @noble in
-// pure JS (audited, no permission needed), 8.9 µs and 58 µs. node:crypto was slower than
-// both for chat-sized records (44 µs at 64 B: per-call object setup); bench/record_bench.ts.
+// over seq (u64) || IV || C — encrypt-then-MAC over an implicit sequence number. The AES and
+// HMAC work runs on the engine passed in (engine.ts); the record's shape (padding, layout, MAC
+// comparison, one failure) is this file's, the same for both engines.
 //
-// Performance (issue #6): a connection seals and opens thousands of records with the same
-// keys, so RecordCipher prepares them once per direction and seals in place into the record
-// buffer. Record crypto was 47% of the server's busy time under bench/load.ts; preparing keys
-// once took seal+open of 64 B from 43.0 µs to 10.3 µs and server CPU per delivered message
-// from 145 µs to 83 µs (bench/load.ts A/B, two runs each).
-import { hmac } from "@noble/hashes/hmac.js";
-import { sha256 } from "@noble/hashes/sha2.js";
+// A connection seals and opens thousands of records with the same keys, so RecordCipher
+// prepares them once per direction and seals in place into the record buffer
+// (docs/PERFORMANCE.md has the figures).
 import { constantTimeEqual } from "./bytes.ts";
-import { activeNative } from "./engine.ts";
-import { PortableCbc, PortableHmac } from "./portable.ts";
+import type { BlockCipher, CryptoEngine, Mac } from "./engine.ts";
 
 /**
  * A record failed to open (§3). Deliberately one vague message: which check failed
@@ -55,37 +48,6 @@ export function sealedLength(plaintextLength: number): number {
   return IV_LENGTH + (plaintextLength & ~(BLOCK - 1)) + BLOCK + MAC_LENGTH;
 }
 
-/** HMAC-SHA-256 (RFC 2104) over the concatenation of `parts`. */
-export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const h = hmac.create(sha256, key);
-  for (const part of parts) h.update(part);
-  return h.digest();
-}
-
-/** AES-256-CBC in one direction under one key, over whole blocks (native.ts, portable.ts). */
-export interface BlockCipher {
-  /** CBC over whole blocks of `input` into `output` (same length; may be the same bytes). */
-  run(iv: Uint8Array, input: Uint8Array, output: Uint8Array): void;
-  dispose(): void;
-}
-
-/** HMAC-SHA-256 under one key (native.ts, portable.ts). */
-export interface Mac {
-  /** HMAC over `a` then `b`, written into the 32 bytes of `out`. */
-  macInto(out: Uint8Array, a: Uint8Array, b?: Uint8Array): void;
-  dispose(): void;
-}
-
-/** AES-256-CBC under `key` on the selected engine (engine.ts). */
-export function cbcCipher(key: Uint8Array, encrypt: boolean): BlockCipher {
-  return activeNative()?.cbc(key, encrypt) ?? new PortableCbc(key, encrypt);
-}
-
-/** HMAC-SHA-256 under `key` on the selected engine (engine.ts). */
-export function hmacKey(key: Uint8Array): Mac {
-  return activeNative()?.hmac(key) ?? new PortableHmac(key);
-}
-
 /**
  * The cipher and MAC work of one direction, with its keys prepared once: the HMAC's pad states
  * at once, each CBC context when first used (a connection may never open, or never seal).
@@ -95,16 +57,12 @@ class DirectionCrypto {
   #encryptor: BlockCipher | undefined;
   #decryptor: BlockCipher | undefined;
   readonly #mac: Mac;
-  /** Where the engine was selected when the keys were set up: later records keep it. */
-  readonly #cbc: (key: Uint8Array, encrypt: boolean) => BlockCipher;
+  readonly #crypto: CryptoEngine;
 
-  constructor(keys: DirectionKeys) {
-    const native = activeNative();
-    this.#cbc = native
-      ? (key, encrypt) => native.cbc(key, encrypt)
-      : (key, encrypt) => new PortableCbc(key, encrypt);
+  constructor(crypto: CryptoEngine, keys: DirectionKeys) {
+    this.#crypto = crypto;
     this.#encKey = keys.enc.slice();
-    this.#mac = native?.hmac(keys.mac) ?? new PortableHmac(keys.mac);
+    this.#mac = crypto.hmac(keys.mac);
   }
 
   /** HMAC(mac, seq || ivAndC) into the 32 bytes of `out`. */
@@ -115,14 +73,14 @@ class DirectionCrypto {
   /** CBC-encrypts record[16, end) in place, record[0, 16) being the IV. */
   encrypt(record: Uint8Array, end: number): void {
     const body = record.subarray(IV_LENGTH, end);
-    this.#encryptor ??= this.#cbc(this.#encKey, true);
+    this.#encryptor ??= this.#crypto.cbc(this.#encKey, true);
     this.#encryptor.run(record.subarray(0, IV_LENGTH), body, body);
   }
 
   /** CBC-decrypts record[16, end) in place, record[0, 16) being the IV (left as it is). */
   decrypt(record: Uint8Array, end: number): void {
     const body = record.subarray(IV_LENGTH, end);
-    this.#decryptor ??= this.#cbc(this.#encKey, false);
+    this.#decryptor ??= this.#crypto.cbc(this.#encKey, false);
     this.#decryptor.run(record.subarray(0, IV_LENGTH), body, body);
   }
 
@@ -136,7 +94,7 @@ class DirectionCrypto {
 
 /**
  * One direction's keys prepared for many records: seal() and open() of §3 without redoing
- * the key setup per record, on the engine selected when it was made (engine.ts). Not safe
+ * the key setup per record, on the engine it is given. Not safe
  * to share between concurrent users, which JS never has; the caller supplies the sequence
  * numbers (see RecordLayer). dispose() wipes the keys and frees native state.
  */
@@ -147,9 +105,9 @@ export class RecordCipher {
   readonly #seqView = new DataView(this.#seq.buffer);
   readonly #tag = new Uint8Array(MAC_LENGTH);
 
-  constructor(keys: DirectionKeys) {
+  constructor(crypto: CryptoEngine, keys: DirectionKeys) {
     checkKeys(keys);
-    this.#engine = new DirectionCrypto(keys);
+    this.#engine = new DirectionCrypto(crypto, keys);
   }
 
   /** HMAC(mac, seq || IV || C) into `out`; `ivAndC` is IV || C, contiguous in a record. */
@@ -235,38 +193,5 @@ export class RecordCipher {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#engine.dispose();
-  }
-}
-
-/**
- * seal (§3): IV || AES-256-CBC(enc, IV, PKCS#7(plaintext)) || HMAC(mac, seq || IV || C).
- * `iv` is injectable for known-answer tests only; by default it is 16 fresh CSPRNG bytes.
- * For many records under the same keys, a RecordCipher skips the per-call key setup.
- */
-export function seal(
-  keys: DirectionKeys,
-  seq: number,
-  plaintext: Uint8Array,
-  iv?: Uint8Array,
-): Uint8Array {
-  const cipher = new RecordCipher(keys);
-  try {
-    return cipher.seal(seq, plaintext, iv);
-  } finally {
-    cipher.dispose();
-  }
-}
-
-/**
- * open (§3), checks in the spec's order: length shape, then the MAC in constant time, and
- * only then decryption and padding removal. Every failure is the same RecordError, so a
- * peer learns nothing about which check failed (no padding or timing oracle).
- */
-export function open(keys: DirectionKeys, seq: number, record: Uint8Array): Uint8Array {
-  const cipher = new RecordCipher(keys);
-  try {
-    return cipher.open(seq, record);
-  } finally {
-    cipher.dispose();
   }
 }

@@ -4,6 +4,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import {
   concat,
+  type CryptoEngine,
   DhError,
   type DhGroup,
   type DirectionKeys,
@@ -247,6 +248,8 @@ export interface ClientHandshakeResult {
 
 export interface ClientHandshakeOptions {
   readonly group: DhGroup;
+  /** The engine for the DH, the signature check and the session's records. */
+  readonly crypto: CryptoEngine;
   /** Injectable for known-answer tests only. */
   readonly random?: Uint8Array;
   readonly privateExponent?: Uint8Array;
@@ -271,7 +274,7 @@ export class ClientHandshake {
     if (this.#random.length !== RANDOM_LENGTH) {
       throw new RangeError("client_random must be 32 bytes");
     }
-    this.#keyPair = generateKeyPair(options.group, options.privateExponent);
+    this.#keyPair = generateKeyPair(options.crypto, options.group, options.privateExponent);
   }
 
   get state(): string {
@@ -314,7 +317,7 @@ export class ClientHandshake {
         }`,
       );
     }
-    const { group, trace } = this.#options;
+    const { group, crypto, trace } = this.#options;
     const hello = decodeServerHello(body, group);
     trace?.({
       step: "server_hello",
@@ -335,7 +338,8 @@ export class ClientHandshake {
     const hash = transcriptHash(this.#hello!, hello.unsigned);
     let verdict;
     try {
-      verdict = verifyServerSignature(hello.serverKey, signedMessage(hash), hello.signature);
+      const { serverKey, signature } = hello;
+      verdict = verifyServerSignature(crypto, serverKey, signedMessage(hash), signature);
     } catch (cause) {
       if (cause instanceof KeyError) {
         throw new HandshakeError("bad_server_key", cause.message, { cause });
@@ -358,7 +362,7 @@ export class ClientHandshake {
     }
     let z: Uint8Array;
     try {
-      z = sharedSecret(this.#keyPair, hello.share);
+      z = sharedSecret(crypto, this.#keyPair, hello.share);
     } catch (cause) {
       if (cause instanceof DhError) {
         throw new HandshakeError("bad_server_hello", cause.message, { cause });
@@ -389,6 +393,8 @@ export class ClientHandshake {
 
 export interface ServerHandshakeOptions {
   readonly identity: ServerIdentity;
+  /** The engine for the DH and the session's records (the identity signs on its own). */
+  readonly crypto: CryptoEngine;
   /** Groups this server offers; all of §2.1 by default. */
   readonly groups?: readonly DhGroup[];
   /** Injectable for known-answer tests only. */
@@ -436,7 +442,7 @@ export class ServerHandshake {
   }
 
   #respond(body: Uint8Array): ServerHandshakeOutcome {
-    const { identity, trace } = this.#options;
+    const { identity, crypto, trace } = this.#options;
     const hello = decodeClientHello(body);
     const group = groupById(hello.groupId)!;
     if (!(this.#options.groups ?? GROUPS).includes(group)) {
@@ -449,10 +455,10 @@ export class ServerHandshake {
       share: hello.share,
       bytes: body.length,
     });
-    const keyPair = generateKeyPair(group, this.#options.privateExponent);
+    const keyPair = generateKeyPair(crypto, group, this.#options.privateExponent);
     let z: Uint8Array;
     try {
-      z = sharedSecret(keyPair, hello.share);
+      z = sharedSecret(crypto, keyPair, hello.share);
     } catch (cause) {
       if (cause instanceof DhError) throw new HandshakeError("bad_hello", cause.message, { cause });
       throw cause;

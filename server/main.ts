@@ -49,12 +49,14 @@ async function main(): Promise<void> {
   if (config.insecureFastHash) {
     logger.warn("INSECURE FAST PASSWORD HASHING: for tests only, never for real users");
   }
+  let engine;
   try {
-    const engine = selectCrypto(config.crypto, config.libcrypto);
-    logger.info("crypto engine", { engine: engine.engine, detail: engine.detail });
-    if (engine.fallback !== undefined) {
+    const selected = selectCrypto(config.crypto, config.libcrypto);
+    engine = selected.engine;
+    logger.info("crypto engine", { engine: engine.name, detail: selected.detail });
+    if (selected.fallback !== undefined) {
       logger.warn("NATIVE CRYPTO UNAVAILABLE: running on the portable engine", {
-        reason: engine.fallback,
+        reason: selected.fallback,
         cost: PORTABLE_ENGINE_COST,
       });
     }
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
 
   let identity;
   try {
-    const loaded = await loadOrCreateIdentity(config.key);
+    const loaded = await loadOrCreateIdentity(config.key, engine);
     identity = loaded.identity;
     if (loaded.created) {
       logger.info("identity key created", { path: config.key, bits: identity.bits });
@@ -121,6 +123,7 @@ async function main(): Promise<void> {
       host: config.host,
       port: config.port,
       identity,
+      crypto: engine,
       store: log,
       state,
       limits: config.limits,

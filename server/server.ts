@@ -1,6 +1,6 @@
 // The TCP shell: accepts connections, enforces the connection caps and timeouts of §5, runs
 // the handshake, then turns records into requests for Chat and messages into records.
-import type { ServerIdentity } from "../crypto/mod.ts";
+import type { CryptoEngine, ServerIdentity } from "../crypto/mod.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../protocol/errors.ts";
 import type { HandshakeTrace } from "../protocol/handshake.ts";
 import {
@@ -28,6 +28,8 @@ export interface ServerOptions {
   readonly host: string;
   readonly port: number;
   readonly identity: ServerIdentity;
+  /** The engine for every connection's DH and records (chosen at start-up). */
+  readonly crypto: CryptoEngine;
   readonly store: EventSink;
   readonly state: State;
   readonly limits: ServerLimits;
@@ -205,6 +207,7 @@ export class Server {
     try {
       const result = await serverHandshake(c.conn, {
         identity: this.#o.identity,
+        crypto: this.#o.crypto,
         trace: this.#traceHandshake(c),
         recordTrace: this.#traceRecord(c),
       });

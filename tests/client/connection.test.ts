@@ -9,7 +9,8 @@ import {
   RECONNECT_MAX_MS,
 } from "../../client/connection.ts";
 import type { ClientEvent } from "../../client/events.ts";
-import { GROUPS, liveNativeHandles, selectCrypto } from "../../crypto/mod.ts";
+import { type CryptoEngine, GROUPS } from "../../crypto/mod.ts";
+import { liveNativeHandles } from "../../crypto/native.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import {
   type ClientMessage,
@@ -20,9 +21,9 @@ import {
   type ServerMessage,
 } from "../../protocol/messages.ts";
 import { clientHandshake, type SecureSession, serverHandshake } from "../../protocol/session.ts";
-import { NATIVE_SKIPPED } from "../_engines.ts";
+import { NATIVE_SKIPPED, nativeCrypto, portableCrypto } from "../_engines.ts";
 import { pipe } from "../_pipe.ts";
-import { testIdentity } from "../_vectors.ts";
+import { testIdentityOn } from "../_vectors.ts";
 
 /** The server's end of one connection: reads parsed client messages, sends server messages. */
 class ScriptedServer {
@@ -61,6 +62,7 @@ function setup(
   pin = () => Promise.resolve({ pin: "match" as const, previous: [], knownHosts: "" }),
   observe: (event: ClientEvent) => void = () => {},
   ping?: { intervalMs: number; timeoutMs: number },
+  engine: CryptoEngine = portableCrypto,
 ) {
   const events: ClientEvent[] = [];
   const servers: Promise<ScriptedServer>[] = [];
@@ -72,6 +74,7 @@ function setup(
   const connection = new Connection({
     endpoint: { host: "test", port: 1 },
     group: GROUPS[0]!,
+    crypto: engine,
     events: (event) => {
       events.push(event);
       observe(event);
@@ -84,7 +87,7 @@ function setup(
     dial: () => {
       const [client, server] = pipe();
       servers.push(
-        serverHandshake(server, { identity: testIdentity }).then((r) =>
+        serverHandshake(server, { identity: testIdentityOn(engine), crypto: engine }).then((r) =>
           new ScriptedServer(r!.session, server)
         ),
       );
@@ -316,28 +319,24 @@ Deno.test({
   name: "a closed connection frees its native cipher contexts",
   ignore: NATIVE_SKIPPED,
   fn: async () => {
-    selectCrypto("native");
-    try {
-      // A first handshake leaves the identity's signing key and the parsed server key in
-      // OpenSSL for the process's life; counting starts after it.
-      const [a, b] = pipe();
-      const [warmClient, warmServer] = await Promise.all([
-        clientHandshake(a, { group: GROUPS[0]! }),
-        serverHandshake(b, { identity: testIdentity }),
-      ]);
-      warmClient.session.dispose();
-      warmServer!.session.dispose();
-      a.close();
-      const before = liveNativeHandles();
-      const t = setup();
-      const server = await openLoggedIn(t);
-      // LGN sealed and opened, its ACK sealed and opened: two contexts on each side.
-      assert.equal(liveNativeHandles(), before + 4);
-      await t.connection.close();
-      server.session.dispose();
-      assert.equal(liveNativeHandles(), before);
-    } finally {
-      selectCrypto("portable");
-    }
+    const engine = nativeCrypto();
+    // A first handshake leaves the identity's signing key and the parsed server key in
+    // OpenSSL for the process's life; counting starts after it.
+    const [a, b] = pipe();
+    const [warmClient, warmServer] = await Promise.all([
+      clientHandshake(a, { group: GROUPS[0]!, crypto: engine }),
+      serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine }),
+    ]);
+    warmClient.session.dispose();
+    warmServer!.session.dispose();
+    a.close();
+    const before = liveNativeHandles();
+    const t = setup(undefined, undefined, undefined, engine);
+    const server = await openLoggedIn(t);
+    // LGN sealed and opened, its ACK sealed and opened: two contexts on each side.
+    assert.equal(liveNativeHandles(), before + 4);
+    await t.connection.close();
+    server.session.dispose();
+    assert.equal(liveNativeHandles(), before);
   },
 });

@@ -4,4 +4,5 @@ import { cryptoModeOf, selectCrypto } from "../../crypto/mod.ts";
 
 const mode = cryptoModeOf(Deno.args[0] ?? "auto");
 if (mode === undefined) throw new TypeError(`not a crypto mode: ${Deno.args[0]}`);
-console.log(JSON.stringify(selectCrypto(mode)));
+const { engine, detail, fallback } = selectCrypto(mode);
+console.log(JSON.stringify({ engine: engine.name, detail, fallback }));

@@ -8,13 +8,13 @@ import {
   concat,
   constantTimeEqual,
   fromHex,
-  hmacKey,
+  OaepError,
   RecordCipher,
   RecordError,
   toHex,
   verifyServerSignature,
 } from "../../crypto/mod.ts";
-import { testEachEngine } from "../_engines.ts";
+import { NATIVE_SKIPPED, nativeCrypto, portableCrypto, testEachEngine } from "../_engines.ts";
 
 interface WycheproofCase {
   readonly tcId: number;
@@ -58,14 +58,14 @@ const SEQ = 5;
 
 testEachEngine(
   "Wycheproof AES-256-CBC-PKCS5: valid cases seal and open exactly, bad paddings are refused",
-  () => {
+  (engine) => {
     let valid = 0;
     let invalid = 0;
     for (const [, c] of casesOf(AES_FILE, (g) => g.keySize === 256)) {
       const keys = { enc: hex(c, "key"), mac: TEST_MAC_KEY };
       const iv = hex(c, "iv");
       const ct = hex(c, "ct");
-      const cipher = new RecordCipher(keys);
+      const cipher = new RecordCipher(engine, keys);
       try {
         const seq = new Uint8Array(8);
         new DataView(seq.buffer).setUint32(4, SEQ);
@@ -94,13 +94,13 @@ const HMAC_FILE = "hmac_sha256_test.json";
 
 testEachEngine(
   "Wycheproof HMAC-SHA-256: full and truncated tags match exactly when valid, never when modified",
-  () => {
+  (engine) => {
     const out = new Uint8Array(32);
     let checked = 0;
     for (const [group, c] of casesOf(HMAC_FILE)) {
       const tagBytes = (group.tagSize as number) / 8;
       const msg = hex(c, "msg");
-      const mac = hmacKey(hex(c, "key"));
+      const mac = engine.hmac(hex(c, "key"));
       try {
         // Over one part, and split in two as the record layer calls it (seq, then IV || C).
         for (const cut of [msg.length, msg.length >> 1]) {
@@ -122,7 +122,7 @@ for (const bits of [2048, 3072, 4096]) {
   const file = `rsa_pss_${bits}_sha256_mgf1_32_test.json`;
   testEachEngine(
     `Wycheproof RSASSA-PSS ${bits} SHA-256 MGF1 salt 32: valid signatures verify, invalid ones never`,
-    () => {
+    (engine) => {
       let checked = 0;
       for (const [group, c] of casesOf(file)) {
         assert.deepEqual(
@@ -132,6 +132,7 @@ for (const bits of [2048, 3072, 4096]) {
         // No case of these files is `acceptable`; should one appear, this stops to have it decided.
         assert.notEqual(c.result, "acceptable", label(file, c));
         const verdict = verifyServerSignature(
+          engine,
           fromHex(group.publicKeyDer as string),
           hex(c, "msg"),
           hex(c, "sig"),
@@ -144,3 +145,74 @@ for (const bits of [2048, 3072, 4096]) {
     },
   );
 }
+
+// RSAES-OAEP decryption (§8.3's key wrap) with the vectors' private keys: valid ciphertexts give
+// the message under the label, every invalid one (bad padding, wrong length, c >= n, …) the
+// same vague OaepError, so that no oracle tells them apart.
+for (const bits of [2048, 3072, 4096]) {
+  const file = `rsa_oaep_${bits}_sha256_mgf1sha256_test.json`;
+  testEachEngine(
+    `Wycheproof RSAES-OAEP ${bits} SHA-256 MGF1-SHA-256: valid cases decrypt under their label, invalid ones fail alike`,
+    (engine) => {
+      let checked = 0;
+      for (const group of load(file)) {
+        assert.deepEqual([group.sha, group.mgf, group.mgfSha, group.keySize], [
+          "SHA-256",
+          "MGF1",
+          "SHA-256",
+          bits,
+        ]);
+        const key = engine.parsePrivateKey(fromHex(group.privateKeyPkcs8 as string));
+        try {
+          assert.equal(key.publicKey.bits, bits);
+          for (const c of group.tests) {
+            assert.notEqual(c.result, "acceptable", label(file, c));
+            const decrypt = () => key.decryptOaep(hex(c, "ct"), hex(c, "label"));
+            if (c.result === "valid") {
+              assert.equal(toHex(decrypt()), c.msg, label(file, c));
+            } else {
+              assert.throws(
+                decrypt,
+                (err) => err instanceof OaepError && err.message === "decryption failed",
+                label(file, c),
+              );
+            }
+            checked++;
+          }
+        } finally {
+          key.dispose();
+        }
+      }
+      assert.equal(checked, 37);
+    },
+  );
+}
+
+Deno.test({
+  name:
+    "RSA-OAEP: what either engine encrypts under a label the other decrypts, and only under that label",
+  ignore: NATIVE_SKIPPED,
+  fn: () => {
+    const pkcs8 = fromHex(
+      load("rsa_oaep_2048_sha256_mgf1sha256_test.json")[0]!.privateKeyPkcs8 as string,
+    );
+    const engines = [portableCrypto, nativeCrypto()];
+    const keys = engines.map((engine) => engine.parsePrivateKey(pkcs8));
+    const label = new TextEncoder().encode("HSP/1 sealed key");
+    try {
+      for (const [from, to] of [[0, 1], [1, 0], [0, 0], [1, 1]] as const) {
+        for (const length of [0, 1, 64, 190]) {
+          const message = crypto.getRandomValues(new Uint8Array(length));
+          const ct = keys[from]!.publicKey.encryptOaep(message, label);
+          assert.equal(ct.length, 256);
+          assert.equal(toHex(keys[to]!.decryptOaep(ct, label)), toHex(message));
+          assert.throws(() => keys[to]!.decryptOaep(ct, new Uint8Array(0)), OaepError);
+          // A fresh seed every time: the same message never encrypts the same way twice.
+          assert.notEqual(toHex(keys[from]!.publicKey.encryptOaep(message, label)), toHex(ct));
+        }
+      }
+    } finally {
+      for (const key of keys) key.dispose();
+    }
+  },
+});

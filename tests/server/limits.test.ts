@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { GROUPS } from "../../crypto/mod.ts";
 import { clientHandshake } from "../../protocol/session.ts";
+import { portableCrypto } from "../_engines.ts";
 import { loggedIn, readUntilClosed, startServer, TestClient, until } from "./_harness.ts";
 
 Deno.test("MSG beyond the burst is refused with rate_limited and a retry_after_ms", async () => {
@@ -188,7 +189,7 @@ Deno.test("clients may use any of the three RFC 7919 groups", async () => {
       await c.close();
     }
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
-    const { result } = await clientHandshake(conn, { group: GROUPS[2]! });
+    const { result } = await clientHandshake(conn, { group: GROUPS[2]!, crypto: portableCrypto });
     assert.equal(result.group.name, "ffdhe4096");
     conn.close();
   } finally {
