@@ -94,9 +94,9 @@ class DirectionCrypto {
 
 /**
  * One direction's keys prepared for many records: seal() and open() of §3 without redoing
- * the key setup per record, on the engine it is given. Not safe
- * to share between concurrent users, which JS never has; the caller supplies the sequence
- * numbers (see RecordLayer). dispose() wipes the keys and frees native state.
+ * the key setup per record, on the engine it is given. Not safe to share between concurrent
+ * users, which JS never has; the caller supplies the sequence numbers (see RecordLayer).
+ * dispose() wipes the keys and frees native state.
  */
 export class RecordCipher {
   readonly #engine: DirectionCrypto;
