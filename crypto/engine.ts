@@ -79,8 +79,9 @@ export interface CryptoEngine {
   /** HMAC-SHA-256 under `key` (any length; longer than a block is hashed first). */
   hmac(key: Uint8Array): Mac;
   /**
-   * base^exponent mod modulus as exactly len(modulus) bytes, in time independent of the
-   * exponent's value (the DH private exponent of §2.5).
+   * base^exponent mod modulus as exactly len(modulus) bytes, the exponent being secret (the DH
+   * private exponent of §2.5): native uses OpenSSL's constant-time exponentiation, portable
+   * node:crypto's DiffieHellman (no such promise: see docs/SECURITY.md).
    */
   modExp(modulus: Uint8Array, base: Uint8Array, exponent: Uint8Array): Uint8Array;
   /**
