@@ -1,7 +1,7 @@
 // Lean load clients for bench/load.ts: an HSP/1 client built on the protocol library (the same
 // handshake, records and message codec as a real client) and a client of the plain relay, both
 // behind one small interface so every load pattern runs unchanged against either server.
-import type { KexGroup } from "../crypto/mod.ts";
+import { type CryptoEngine, type KexGroup } from "../crypto/mod.ts";
 import { FrameReader, FrameWriter } from "../protocol/channel.ts";
 import { parseServerMessage, type Request, type RequestCode } from "../protocol/messages.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
@@ -52,11 +52,18 @@ export class HspClient implements LoadClient {
     this.#reading = this.#readLoop();
   }
 
-  /** Connects to 127.0.0.1:`port` and completes the §2 handshake (no pinning: a benchmark). */
-  static async connect(port: number, group: KexGroup): Promise<HspClient> {
+  /**
+   * Connects to 127.0.0.1:`port` and completes the §2 handshake on `crypto` (no pinning: a
+   * benchmark).
+   */
+  static async connect(
+    port: number,
+    crypto: CryptoEngine,
+    group: KexGroup,
+  ): Promise<HspClient> {
     const conn = await connectTcp(port);
     try {
-      const { session } = await clientHandshake(conn, { group });
+      const { session } = await clientHandshake(conn, { group, crypto });
       return new HspClient(conn, session);
     } catch (err) {
       conn.close();
@@ -212,10 +219,14 @@ export class RelayClient implements LoadClient {
 }
 
 /** One HSP/1 handshake over a fresh connection, then close: the unit of handshakes/s. */
-export async function hspHandshakeOnce(port: number, group: KexGroup): Promise<void> {
+export async function hspHandshakeOnce(
+  port: number,
+  crypto: CryptoEngine,
+  group: KexGroup,
+): Promise<void> {
   const conn = await connectTcp(port);
   try {
-    const { session } = await clientHandshake(conn, { group });
+    const { session } = await clientHandshake(conn, { group, crypto });
     session.dispose();
   } finally {
     conn.close();

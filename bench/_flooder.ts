@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import { encodeFrame } from "../protocol/frame.ts";
 import { ClientHandshake } from "../protocol/handshake.ts";
 import { kexGroupByName } from "../crypto/mod.ts";
+import { portableCrypto } from "../crypto/portable.ts";
 
 const { values } = parseArgs({
   options: {
@@ -23,7 +24,7 @@ const port = Number(values.port);
 const addresses = Number(values.addresses);
 const deadline = Date.now() + Number(values.seconds) * 1000;
 // One valid hello, sent every time: the server cannot tell it from a fresh one.
-const hello = encodeFrame(new ClientHandshake({ group }).hello());
+const hello = encodeFrame(new ClientHandshake({ group, crypto: portableCrypto }).hello());
 
 let sent = 0;
 let refused = 0;

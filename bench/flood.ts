@@ -8,7 +8,7 @@
 //   many, workers    from 256 addresses (no per-address limit applies), handshakes on a worker
 //   many, inline     the same, handshakes on the event loop (handshake_workers=0)
 import { parseArgs } from "node:util";
-import { kexGroupByName } from "../crypto/mod.ts";
+import { kexGroupByName, selectCrypto } from "../crypto/mod.ts";
 import { Link } from "../tools/link.ts";
 import { ServerChild } from "./_process.ts";
 
@@ -84,7 +84,7 @@ async function run(scenario: Scenario): Promise<Result> {
     },
   });
   try {
-    const honest = await Link.open(server.port, () => {});
+    const honest = await Link.open(server.port, () => {}, { crypto: selectCrypto("auto").engine });
     await honest.request({ code: "SNU", user: "honest", password: "password-honest" });
     await honest.request({ code: "LGN", user: "honest", password: "password-honest" });
     const cpuBefore = server.cpuMs();

@@ -16,9 +16,11 @@ import {
   verify,
 } from "node:crypto";
 import {
+  type CryptoEngine,
   generateIdentity,
   generateKeyPair,
   GROUPS,
+  identityFromPem,
   KEX_GROUPS,
   type KexGroup,
   type KexSecrets,
@@ -34,14 +36,15 @@ import {
 } from "../crypto/mod.ts";
 import { ClientHandshake, ServerHandshake, signedMessage } from "../protocol/handshake.ts";
 
-const identity = await generateIdentity();
-const ENGINES = ["native", "portable"] as const;
-type Engine = typeof ENGINES[number];
-/** `fn` run with `engine` selected (selection is a map lookup once the library is loaded). */
-const on = (engine: Engine, fn: () => void) => () => {
-  selectCrypto(engine);
-  fn();
-};
+const portable = selectCrypto("portable").engine;
+const ENGINES: readonly { name: string; engine: CryptoEngine }[] = [
+  { name: "native", engine: selectCrypto("native").engine },
+  { name: "portable", engine: portable },
+];
+const pem = (await generateIdentity(portable)).toPem();
+/** The same identity key on each engine. */
+const identities = new Map(ENGINES.map(({ engine }) => [engine, identityFromPem(pem, engine)]));
+const identity = identities.get(portable)!;
 const message = signedMessage(crypto.getRandomValues(new Uint8Array(32)));
 
 /** What a TLS 1.3 server does per handshake in public-key crypto: X25519 + one RSA-PSS sign. */
@@ -92,59 +95,61 @@ for (const group of KEX_GROUPS) {
   // every iteration; the client still makes its key pairs, checks the signature and derives Z.
   const secrets = fixedClientSecrets(group);
   const random = crypto.getRandomValues(new Uint8Array(32));
-  const hello = new ClientHandshake({ group, ...secrets, random }).hello();
-  const outcome = new ServerHandshake({ identity }).respond(hello);
+  const hello = new ClientHandshake({ group, crypto: portable, ...secrets, random }).hello();
+  const outcome = new ServerHandshake({ identity, crypto: portable }).respond(hello);
   if (!outcome.ok) throw outcome.error;
   const reply = outcome.reply;
 
-  for (const engine of ENGINES) {
+  for (const { name, engine } of ENGINES) {
+    const onEngine = identities.get(engine)!;
     Deno.bench({
-      name: `ServerHandshake.respond ${group.name}, ${engine}`,
+      name: `ServerHandshake.respond ${group.name}, ${name}`,
       group: "handshake, server side",
-      fn: on(engine, () => {
-        const result = new ServerHandshake({ identity }).respond(hello);
+      fn: () => {
+        const result = new ServerHandshake({ identity: onEngine, crypto: engine }).respond(hello);
         if (!result.ok) throw result.error;
-      }),
+      },
     });
     Deno.bench({
-      name: `ClientHandshake hello+finish ${group.name}, ${engine}`,
+      name: `ClientHandshake hello+finish ${group.name}, ${name}`,
       group: "handshake, client side",
-      fn: on(engine, () => {
-        const client = new ClientHandshake({ group, ...secrets, random });
+      fn: () => {
+        const client = new ClientHandshake({ group, crypto: engine, ...secrets, random });
         client.hello();
         client.finish(reply);
-      }),
+      },
     });
   }
 }
 
 // Where the server's ffdhe2048 milliseconds go.
 const ffdhe2048 = GROUPS[0]!;
-const clientPair = generateKeyPair(ffdhe2048);
-const serverPair = generateKeyPair(ffdhe2048);
-const z = sharedSecret(serverPair, clientPair.share);
-for (const engine of ENGINES) {
+const clientPair = generateKeyPair(portable, ffdhe2048);
+const serverPair = generateKeyPair(portable, ffdhe2048);
+const z = sharedSecret(portable, serverPair, clientPair.share);
+for (const { name, engine } of ENGINES) {
+  const onEngine = identities.get(engine)!;
   Deno.bench({
-    name: `RSA-2048 PSS sign (ServerIdentity.sign), ${engine}`,
+    name: `RSA-2048 PSS sign (ServerIdentity.sign), ${name}`,
     group: "ffdhe2048 server parts",
-    baseline: engine === "portable",
-    fn: on(engine, () => {
-      identity.sign(message);
-    }),
+    baseline: name === "portable",
+    fn: () => {
+      onEngine.sign(message);
+    },
   });
   Deno.bench({
-    name: `DH key pair: 2^x mod p, ${engine}`,
+    name: `DH key pair: 2^x mod p, ${name}`,
     group: "ffdhe2048 server parts",
-    fn: on(engine, () => {
-      generateKeyPair(ffdhe2048);
-    }),
+    fn: () => {
+      generateKeyPair(engine, ffdhe2048);
+    },
   });
   Deno.bench({
-    name: `DH shared secret: validate Y, Y^x mod p, ${engine}`,
+    name: `DH shared secret: validate Y, Y^x mod p, ${name}`,
     group: "ffdhe2048 server parts",
-    fn: on(engine, () => {
-      sharedSecret(serverPair, clientPair.share);
-    }),
+    fn: () => {
+      sharedSecret(engine, serverPair, clientPair.share);
+    },
   });
 }
 // The hybrid's primitives, each once per handshake on one side or the other.

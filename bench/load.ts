@@ -8,6 +8,7 @@
 import { parseArgs } from "node:util";
 import {
   CRYPTO_MODES,
+  type CryptoEngine,
   type CryptoMode,
   cryptoModeOf,
   hashPassword,
@@ -17,6 +18,7 @@ import {
   selectCrypto,
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
+import { portableCrypto } from "../crypto/portable.ts";
 import { type Event, openEventLog } from "../store/mod.ts";
 import { HspClient, hspHandshakeOnce, type LoadClient, RelayClient } from "./_clients.ts";
 import { formatSummary, InspectorProfiler, summarise } from "./_cpu_profile.ts";
@@ -100,6 +102,8 @@ interface Options {
   textBytes: number;
   fsync: "always" | "off";
   crypto: CryptoMode;
+  /** The generator's clients' engine: the one the server is told to use. */
+  engine: CryptoEngine;
   /** Groups whose handshakes are measured, and the one every session uses. */
   handshakeGroups: readonly KexGroup[];
   sessionGroup: KexGroup;
@@ -172,6 +176,7 @@ function parseOptions(args: string[]): Options | "help" {
     textBytes: integer("text-bytes", values["text-bytes"], 32, 16_384),
     fsync: values.fsync,
     crypto,
+    engine: portableCrypto, // replaced by the --crypto engine in main()
     handshakeGroups: group === undefined ? KEX_GROUPS : [group],
     sessionGroup: group ?? SESSION_GROUP,
     handshakesOnly: values["handshakes-only"],
@@ -507,7 +512,7 @@ async function idleSessions(
     const hsp = await pooled(
       o.idle,
       o.connectors,
-      () => HspClient.connect(server.port, o.sessionGroup),
+      () => HspClient.connect(server.port, o.engine, o.sessionGroup),
     );
     sessions = hsp;
     perHandshaken = ((await settledRss(server, settle)) - before) / o.idle;
@@ -674,7 +679,7 @@ async function groupHandshakes(server: ServerChild, o: Options): Promise<GroupHa
     if (!o.json) console.error(`… HSP/1 handshakes in ${group.name}`);
     results.set(
       group.name,
-      await handshakeRate(() => hspHandshakeOnce(server.port, group), server, o),
+      await handshakeRate(() => hspHandshakeOnce(server.port, o.engine, group), server, o),
     );
   }
   return results;
@@ -709,7 +714,7 @@ async function runServer(o: Options, dir: string): Promise<ServerRun> {
     const handshakes = await groupHandshakes(server, o);
     const idle = await idleSessions(server, "hsp", o);
     const connect = async (i: number) => {
-      const c = await HspClient.connect(server.port, o.sessionGroup);
+      const c = await HspClient.connect(server.port, o.engine, o.sessionGroup);
       await c.login(`load${i}`, PASSWORD);
       return c;
     };
@@ -1073,8 +1078,9 @@ async function main(): Promise<void> {
   }
   // The generator's clients use the engine the server is told to use (a server whose native
   // engine fails under --crypto native stops at start, so the two cannot silently differ).
-  const engine = selectCrypto(o.crypto);
-  const env = environment(`${o.crypto}: ${engine.engine}, ${engine.detail}`);
+  const { engine, detail } = selectCrypto(o.crypto);
+  o.engine = engine;
+  const env = environment(`${o.crypto}: ${engine.name}, ${detail}`);
   const progress = (what: string) => {
     if (!o.json) console.error(`… ${what}`);
   };

@@ -1,4 +1,5 @@
 // Command-line flags of the client (node:util parseArgs), checked into Options or a usage error.
+import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import {
   CRYPTO_MODES,
@@ -150,6 +151,9 @@ export function parseClientArgs(
   }
   const libcrypto = values.libcrypto ?? env("HYBRID_LIBCRYPTO");
   if (libcrypto === "") return { kind: "error", message: "--libcrypto needs a path" };
+  if (libcrypto !== undefined && !isAbsolute(libcrypto)) {
+    return { kind: "error", message: `--libcrypto ${libcrypto} is not an absolute path` };
+  }
   return {
     kind: "run",
     options: {

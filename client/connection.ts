@@ -1,7 +1,7 @@
 // One server, from the client's side: dial, the §2 handshake with §6 pinning, the §4 request
 // table (ids, responses in any order, timeouts), pushes (a DLV is shown, then DAK'd; duplicates
 // are dropped by `msg`), PNG keep-alives, and reconnection with back-off and a fresh login.
-import type { KexGroup } from "../crypto/mod.ts";
+import type { CryptoEngine, KexGroup } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
 import { type ClientHandshakeResult, HandshakeRefusedError } from "../protocol/handshake.ts";
 import { CLIENT_PING_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS } from "../protocol/limits.ts";
@@ -74,6 +74,8 @@ export interface PinResult {
 export interface ConnectionOptions {
   readonly endpoint: Endpoint;
   readonly group: KexGroup;
+  /** The engine for the handshake and the session's records. */
+  readonly crypto: CryptoEngine;
   readonly events: EventSink;
   /**
    * Checks the server's key against known_hosts (§6) before any record is sent; throws
@@ -476,6 +478,7 @@ export class Connection {
       handshake = await withTimeout(
         clientHandshake(transport, {
           group,
+          crypto: this.#options.crypto,
           trace: (event) => {
             if (this.#tracing) events({ type: "trace", handshake: handshakeView(event) });
           },

@@ -32,8 +32,9 @@ export async function main(args: readonly string[]): Promise<number> {
     }
   }
   const { options } = parsed;
+  let engine;
   try {
-    selectCrypto(options.crypto, options.libcrypto);
+    engine = selectCrypto(options.crypto, options.libcrypto).engine;
   } catch (err) {
     if (!(err instanceof NativeCryptoError)) throw err;
     console.error(`hybrid-client: --crypto native: ${err.message}`);
@@ -84,7 +85,7 @@ export async function main(args: readonly string[]): Promise<number> {
     input = new PipedInput(Deno.stdin.readable);
     screen = new PlainScreen();
   }
-  const repl = new Repl({ options, input, screen, style, knownHosts, interactive });
+  const repl = new Repl({ options, crypto: engine, input, screen, style, knownHosts, interactive });
   try {
     return await repl.run();
   } finally {

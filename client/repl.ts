@@ -1,7 +1,7 @@
 // The REPL: reads command lines, runs them one at a time against the Connection, and shows every
 // event through the display. Knows the user's intent (what a command was for, when it failed);
 // the Connection knows the wire.
-import { fingerprint as keyFingerprint, fromBase64 } from "../crypto/mod.ts";
+import { type CryptoEngine, fingerprint as keyFingerprint, fromBase64 } from "../crypto/mod.ts";
 import type { Response } from "../protocol/messages.ts";
 import type { Options } from "./args.ts";
 import {
@@ -24,6 +24,8 @@ export const QUEUED_WAIT_MS = 5_000;
 
 export interface ReplOptions {
   readonly options: Options;
+  /** The engine every connection runs on (chosen at start-up). */
+  readonly crypto: CryptoEngine;
   readonly input: LineInput;
   readonly screen: Screen;
   readonly style: Style;
@@ -322,6 +324,7 @@ export class Repl {
     const connection = new Connection({
       endpoint,
       group: this.#options.group,
+      crypto: this.#io.crypto,
       events: (event) => this.show(event),
       pin: (fingerprint, automatic) => this.#checkPin(endpoint, fingerprint, automatic),
     });

@@ -46,16 +46,6 @@ export function bytesToBigInt(bytes: Uint8Array): bigint {
   return bytes.length === 0 ? 0n : BigInt("0x" + toHex(bytes));
 }
 
-/** Writes `n` as exactly `length` big-endian bytes, left-padded with zeros. */
-export function bigIntToBytes(n: bigint, length: number): Uint8Array {
-  if (n < 0n) throw new RangeError(`negative integer cannot be encoded: ${n}`);
-  const hex = n.toString(16);
-  if (hex.length > length * 2) {
-    throw new RangeError(`integer of ${hex.length * 4} bits does not fit in ${length} bytes`);
-  }
-  return fromHex(hex.padStart(length * 2, "0"));
-}
-
 /** Left-pads `bytes` with zeros to exactly `length` (never strips: a longer input is an error). */
 export function leftPad(bytes: Uint8Array, length: number): Uint8Array {
   if (bytes.length > length) {

@@ -1,11 +1,10 @@
 // Ephemeral finite-field Diffie–Hellman in the RFC 7919 groups (PROTOCOL §2.1, §2.4, §2.5).
 // Modular exponentiation never hands a secret exponent to JS BigInt arithmetic (variable
-// time, 1.5 ms per ffdhe2048 exponentiation here). It runs in OpenSSL's constant-time
-// BN_mod_exp_mont_consttime when the native engine is selected (0.32 ms), else in
-// node:crypto's DiffieHellman (0.64–1.1 ms). Validation uses BigInt comparisons of public values.
-import { createDiffieHellman } from "node:crypto";
-import { bigIntToBytes, bytesToBigInt, leftPad } from "./bytes.ts";
-import { activeNative } from "./engine.ts";
+// time); it runs on the engine passed in (engine.ts: OpenSSL's constant-time
+// BN_mod_exp_mont_consttime, or node:crypto's DiffieHellman). Validation uses BigInt
+// comparisons of public values.
+import { bytesToBigInt } from "./bytes.ts";
+import type { CryptoEngine } from "./engine.ts";
 import type { DhGroup } from "./groups.ts";
 
 const GENERATOR = new Uint8Array([2]);
@@ -35,14 +34,15 @@ export function randomExponent(group: DhGroup): Uint8Array {
   return x;
 }
 
-/** Makes a key pair; `privateExponent` is injectable for known-answer tests only. */
+/** Makes a key pair on `crypto`; `privateExponent` is injectable for known-answer tests only. */
 export function generateKeyPair(
+  crypto: CryptoEngine,
   group: DhGroup,
   privateExponent: Uint8Array = randomExponent(group),
 ): DhKeyPair {
   const x = bytesToBigInt(privateExponent);
   if (x < 2n || x >= group.p - 1n) throw new RangeError("private exponent out of range");
-  const share = power(group, GENERATOR, privateExponent);
+  const share = crypto.modExp(group.pBytes, GENERATOR, privateExponent);
   // A copy: the handshake wipes it after use, and must not wipe the caller's array.
   return { group, privateExponent: privateExponent.slice(), share };
 }
@@ -64,42 +64,18 @@ export function validateShare(group: DhGroup, share: Uint8Array): void {
 }
 
 /**
- * Computes Z = Y^x mod p after validating Y, refuses a degenerate Z (0, 1, p − 1), and
- * returns Z as exactly len(p) bytes, left-padded (§2.5: never strip leading zeros).
+ * Computes Z = Y^x mod p on `crypto` after validating Y, refuses a degenerate Z (0, 1, p − 1),
+ * and returns Z as exactly len(p) bytes, left-padded (§2.5: never strip leading zeros).
  */
-export function sharedSecret(keyPair: DhKeyPair, peerShare: Uint8Array): Uint8Array {
+export function sharedSecret(
+  crypto: CryptoEngine,
+  keyPair: DhKeyPair,
+  peerShare: Uint8Array,
+): Uint8Array {
   const { group } = keyPair;
   validateShare(group, peerShare);
-  const z = power(group, peerShare, keyPair.privateExponent);
+  const z = crypto.modExp(group.pBytes, peerShare, keyPair.privateExponent);
   const zInt = bytesToBigInt(z);
   if (zInt <= 1n || zInt === group.p - 1n) throw new DhError("degenerate shared secret");
   return z;
-}
-
-/** base^x mod p as exactly len(p) bytes, on the selected engine. */
-function power(group: DhGroup, base: Uint8Array, x: Uint8Array): Uint8Array {
-  const native = activeNative();
-  if (native) return native.modExp(group.pBytes, base, x);
-  const dh = createDiffieHellman(group.pBytes, 2);
-  dh.setPrivateKey(x);
-  const result = base === GENERATOR ? dh.generateKeys() : dh.computeSecret(base);
-  return leftPad(new Uint8Array(result), group.byteLength);
-}
-
-/** Reference exponentiation in BigInt, used by tests to cross-check the native path. */
-export function modPow(base: bigint, exponent: bigint, modulus: bigint): bigint {
-  let result = 1n;
-  let b = base % modulus;
-  let e = exponent;
-  while (e > 0n) {
-    if (e & 1n) result = (result * b) % modulus;
-    b = (b * b) % modulus;
-    e >>= 1n;
-  }
-  return result;
-}
-
-/** Encodes a BigInt share at the group's fixed length (test and tooling helper). */
-export function encodeShare(group: DhGroup, y: bigint): Uint8Array {
-  return bigIntToBytes(y, group.byteLength);
 }

@@ -4,6 +4,7 @@
 // shape: the server's share (the ciphertext) is made from the client's (the encapsulation key).
 import { concat } from "./bytes.ts";
 import { DhError, generateKeyPair, sharedSecret } from "./dh.ts";
+import type { CryptoEngine } from "./engine.ts";
 import { type DhGroup, groupByName as dhGroupByName } from "./groups.ts";
 import { MLKEM768, mlkemDecaps, mlkemEncaps, MlKemError, mlkemKeyGen } from "./mlkem.ts";
 import { X25519_BYTES, X25519Error, x25519KeyPair, x25519SharedSecret } from "./x25519.ts";
@@ -199,10 +200,14 @@ function refusing<T>(fn: () => T): T {
 }
 
 /** Starts the client's side of `group`: its key pair(s) and the share to send (§2.1, §2.6). */
-export function startKex(group: KexGroup, secrets: KexSecrets = {}): KexClient {
+export function startKex(
+  crypto: CryptoEngine,
+  group: KexGroup,
+  secrets: KexSecrets = {},
+): KexClient {
   switch (group.kind) {
     case "ffdhe": {
-      const pair = generateKeyPair(group.dh, secrets.privateExponent);
+      const pair = generateKeyPair(crypto, group.dh, secrets.privateExponent);
       const dispose = () => pair.privateExponent.fill(0);
       return {
         group,
@@ -210,7 +215,7 @@ export function startKex(group: KexGroup, secrets: KexSecrets = {}): KexClient {
         finish(serverShare) {
           try {
             expectLength(group, "server", serverShare);
-            return refusing(() => sharedSecret(pair, serverShare));
+            return refusing(() => sharedSecret(crypto, pair, serverShare));
           } finally {
             dispose();
           }
@@ -263,6 +268,7 @@ export function startKex(group: KexGroup, secrets: KexSecrets = {}): KexClient {
  * share and Z. KexError when the share is refused; the server answers ERR bad_hello.
  */
 export function respondKex(
+  crypto: CryptoEngine,
   group: KexGroup,
   clientShare: Uint8Array,
   secrets: KexSecrets = {},
@@ -270,9 +276,12 @@ export function respondKex(
   expectLength(group, "client", clientShare);
   switch (group.kind) {
     case "ffdhe": {
-      const pair = generateKeyPair(group.dh, secrets.privateExponent);
+      const pair = generateKeyPair(crypto, group.dh, secrets.privateExponent);
       try {
-        return { share: pair.share, secret: refusing(() => sharedSecret(pair, clientShare)) };
+        return {
+          share: pair.share,
+          secret: refusing(() => sharedSecret(crypto, pair, clientShare)),
+        };
       } finally {
         pair.privateExponent.fill(0);
       }

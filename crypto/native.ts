@@ -1,49 +1,97 @@
-// The optional native engine: OpenSSL 3's libcrypto through Deno's FFI, for the primitives a
-// busy server spends its time in — AES-256-CBC and HMAC-SHA-256 per record, the RSA-PSS
-// signature and the two modular exponentiations per handshake. The portable engine
-// (@noble in JS, node:crypto) stays the reference and the fallback; `selectCrypto()` picks.
-//
-// Why (issue #6, measured on this 2-core machine, same run each): Deno's node:crypto and
-// WebCrypto do RSA and DH in pure Rust big-integer code, about 6× slower than OpenSSL here.
-//   RSA-2048 PSS sign:        node:crypto 1.69 ms   OpenSSL 0.31 ms
-//   ffdhe2048 Y^x, 256-bit x: node:crypto 0.64 ms   OpenSSL 0.32 ms (BN_mod_exp_mont_consttime)
-//   record seal+open, 64 B:   noble 12.7 µs         OpenSSL 4.7 µs
-//   record seal+open, 1 KiB:  noble 69.8 µs         OpenSSL 6.9 µs
-// Per-record contexts are kept per connection and direction: re-keying shared contexts on
-// every record measured 8.5 µs instead of 4.7 µs at 64 B.
+// The native engine: OpenSSL 3's libcrypto through Deno's FFI, for the primitives a busy
+// server spends its time in (AES-256-CBC and HMAC-SHA-256 per record, the RSA-PSS signature and
+// the two modular exponentiations per handshake) and for §8's RSA-OAEP and key generation.
+// Deno's node:crypto does RSA and DH in Rust big-integer code, several times slower and not
+// constant time (docs/PERFORMANCE.md, docs/SECURITY.md). The portable engine (portable.ts)
+// stays the reference and the fallback; select.ts picks.
 //
 // Review notes: every length handed to C is the length of the buffer passed with it, output
 // buffers are sized before the call and every return code is checked; secret BIGNUMs are
 // freed with BN_clear_free; contexts holding keys are freed by dispose() or, as a safety net,
-// when their owner is garbage collected (liveNativeHandles() lets tests count them). MAC comparison and padding checks stay in JS
-// (crypto/record.ts), so both engines refuse records through the same single failure.
+// when their owner is garbage collected (liveNativeHandles() lets tests count them). No pointer
+// is ever made from a number or read from JS: that needs the FFI permission for every path,
+// which the tasks do not grant, and is where memory-safety mistakes would live. MAC comparison
+// and padding checks stay in JS (crypto/record.ts), so both engines refuse records through the
+// same single failure. Key parsing and export use node:crypto (_rsa_keys.ts) for both engines.
+import type { KeyObject } from "node:crypto";
+import { isAbsolute } from "node:path";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { checkCbcBuffers } from "./_contract.ts";
+import {
+  type ParsedPrivateKey,
+  type ParsedPublicKey,
+  parsePrivateDer,
+  parseSpki,
+  pkcs8Of,
+} from "./_rsa_keys.ts";
 import { bytesToBigInt, fromHex, toHex } from "./bytes.ts";
+import {
+  type BlockCipher,
+  checkKeyBits,
+  type CryptoEngine,
+  KeyError,
+  type Mac,
+  OaepError,
+  PSS_SALT_LENGTH,
+  type RsaKeyBits,
+  type RsaPrivateKey,
+  type RsaPublicKey,
+} from "./engine.ts";
+import { portableCrypto } from "./portable.ts";
 
-/** Where to look for libcrypto when no path is given, per OS (OpenSSL 3 ABI names). */
-const LIBRARY_CANDIDATES: Readonly<Record<string, readonly string[]>> = {
-  linux: ["libcrypto.so.3"],
-  darwin: [
-    "libcrypto.3.dylib",
-    "/opt/homebrew/opt/openssl@3/lib/libcrypto.3.dylib",
-    "/usr/local/opt/openssl@3/lib/libcrypto.3.dylib",
+/**
+ * Absolute paths where OpenSSL 3's libcrypto is usually installed, per OS (and, on Linux, CPU
+ * directory). Only absolute paths: a bare name would be searched for by the dynamic loader (in
+ * LD_LIBRARY_PATH, the working directory's neighbours on some systems), and the FFI permission
+ * is granted per path, so the tasks in deno.json list exactly these.
+ */
+export const LIBRARY_CANDIDATES: Readonly<Record<string, readonly string[]>> = {
+  linux: [
+    "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", // Debian, Ubuntu
+    "/lib/x86_64-linux-gnu/libcrypto.so.3",
+    "/usr/lib/aarch64-linux-gnu/libcrypto.so.3",
+    "/lib/aarch64-linux-gnu/libcrypto.so.3",
+    "/usr/lib64/libcrypto.so.3", // Fedora, RHEL, SUSE
+    "/lib64/libcrypto.so.3",
+    "/usr/lib/libcrypto.so.3", // Arch, Alpine
+    "/lib/libcrypto.so.3",
   ],
-  windows: ["libcrypto-3-x64.dll"],
+  darwin: [
+    "/opt/homebrew/opt/openssl@3/lib/libcrypto.3.dylib", // Homebrew, Apple silicon
+    "/usr/local/opt/openssl@3/lib/libcrypto.3.dylib", // Homebrew, Intel
+    "/opt/local/lib/libcrypto.3.dylib", // MacPorts
+  ],
 };
 
 /** OpenSSL 3.0.0 as OpenSSL_version_num() reports it: the first ABI these symbols match. */
 const MIN_OPENSSL_VERSION = 0x30000000n;
+/**
+ * OpenSSL 4.0.0: the first release free to change what this file relies on (the deprecated
+ * SHA256_* functions and their struct, the ABI of 3.x), so it is refused until checked.
+ */
+const MAX_OPENSSL_VERSION_EXCLUSIVE = 0x40000000n;
 const BN_FLG_CONSTTIME = 0x04;
 const RSA_PKCS1_PSS_PADDING = 6;
-/** sizeof(SHA256_CTX) is 112 on every OpenSSL 3 platform; a little room is kept beyond it. */
-const SHA256_CTX_BYTES = 128;
+const RSA_PKCS1_OAEP_PADDING = 4;
+const EVP_PKEY_RSA = 6;
+const BIO_CTRL_PENDING = 10;
+/** Longest PKCS#8 DER read back from key generation: a 4096-bit key takes about 2.4 KB. */
+const MAX_PKCS8_BYTES = 16 * 1024;
+/** Longest OAEP label handed to OpenSSL (§8's is 16 bytes). */
+const MAX_OAEP_LABEL = 1024;
+/**
+ * sizeof(SHA256_CTX) in OpenSSL 3 (sha.h: eight hash words, two length words, a 16-word block,
+ * num, md_len; all 32-bit, so no padding). JS allocates the struct, so checkSha256Ctx() proves
+ * the loaded library agrees before any HMAC is made.
+ */
+const SHA256_CTX_BYTES = 112;
 const SHA256_BLOCK = 64;
 const EMPTY = new Uint8Array(0);
-/** Server keys a client keeps parsed for verification (it pins a handful at most). */
-const MAX_CACHED_VERIFIERS = 8;
+/** Public keys kept parsed: a client talks to a handful of servers. */
+const MAX_CACHED_PUBLIC_KEYS = 8;
 
 const SYMBOLS = {
   OpenSSL_version_num: { parameters: [], result: "u64" },
-  OpenSSL_version: { parameters: ["i32"], result: "pointer" },
   ERR_clear_error: { parameters: [], result: "void" },
   EVP_sha256: { parameters: [], result: "pointer" },
   EVP_aes_256_cbc: { parameters: [], result: "pointer" },
@@ -55,8 +103,9 @@ const SYMBOLS = {
     result: "i32",
   },
   EVP_CipherUpdate: { parameters: ["pointer", "buffer", "buffer", "buffer", "i32"], result: "i32" },
-  // SHA256_CTX is a public struct of OpenSSL 3's ABI (sha.h); the functions are deprecated in
-  // favour of EVP but exported by every 3.x, and EVP's per-call context copies are what they avoid.
+  // SHA256_CTX is a public struct of OpenSSL 3's ABI (sha.h), its size checked at load; the
+  // functions are deprecated in favour of EVP but exported by every 3.x, and EVP_MAC's context
+  // copies per MAC cost more (docs/PERFORMANCE.md).
   SHA256_Init: { parameters: ["buffer"], result: "i32" },
   SHA256_Update: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
   SHA256_Final: { parameters: ["buffer", "buffer"], result: "i32" },
@@ -92,6 +141,35 @@ const SYMBOLS = {
   EVP_PKEY_CTX_set_rsa_pss_saltlen: { parameters: ["pointer", "i32"], result: "i32" },
   EVP_PKEY_CTX_set_rsa_mgf1_md: { parameters: ["pointer", "pointer"], result: "i32" },
   EVP_PKEY_CTX_set_signature_md: { parameters: ["pointer", "pointer"], result: "i32" },
+  EVP_PKEY_encrypt_init: { parameters: ["pointer"], result: "i32" },
+  EVP_PKEY_encrypt: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  EVP_PKEY_decrypt_init: { parameters: ["pointer"], result: "i32" },
+  EVP_PKEY_decrypt: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "usize"],
+    result: "i32",
+  },
+  EVP_PKEY_CTX_set_rsa_oaep_md: { parameters: ["pointer", "pointer"], result: "i32" },
+  EVP_PKEY_CTX_set0_rsa_oaep_label: { parameters: ["pointer", "pointer", "i32"], result: "i32" },
+  CRYPTO_memdup: { parameters: ["buffer", "usize", "pointer", "i32"], result: "pointer" },
+  CRYPTO_free: { parameters: ["pointer", "pointer", "i32"], result: "void" },
+  EVP_PKEY_CTX_new_id: { parameters: ["i32", "pointer"], result: "pointer" },
+  EVP_PKEY_keygen_init: { parameters: ["pointer"], result: "i32" },
+  EVP_PKEY_CTX_set_rsa_keygen_bits: { parameters: ["pointer", "i32"], result: "i32" },
+  EVP_PKEY_keygen: { parameters: ["pointer", "buffer"], result: "i32", nonblocking: true },
+  BIO_s_mem: { parameters: [], result: "pointer" },
+  BIO_new: { parameters: ["pointer"], result: "pointer" },
+  BIO_ctrl: { parameters: ["pointer", "i32", "i64", "pointer"], result: "i64" },
+  BIO_read: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  // The key EVP_PKEY_keygen made is known by its address only (see generateRsaKey).
+  i2d_PKCS8PrivateKey_bio_at: {
+    name: "i2d_PKCS8PrivateKey_bio",
+    parameters: ["pointer", "usize", "pointer", "pointer", "i32", "pointer", "pointer"],
+    result: "i32",
+  },
+  EVP_PKEY_free_at: { name: "EVP_PKEY_free", parameters: ["usize"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -141,7 +219,7 @@ abstract class Handle {
 }
 
 /** AES-256-CBC in one direction under one key, without padding (the record layer pads). */
-export class NativeCbc extends Handle {
+class NativeCbc extends Handle implements BlockCipher {
   readonly #s: Symbols;
   readonly #ctx: Pointer;
   readonly #written = new Int32Array(1);
@@ -165,16 +243,7 @@ export class NativeCbc extends Handle {
   /** CBC over whole blocks of `input` into `output` (same length; may be the same bytes). */
   run(iv: Uint8Array, input: Uint8Array, output: Uint8Array): void {
     if (!this.live) throw new TypeError("cipher used after dispose()");
-    if (iv.length !== 16 || input.length % 16 !== 0 || output.length !== input.length) {
-      throw new RangeError(`CBC needs a 16-byte IV and whole blocks, got ${input.length} bytes`);
-    }
-    // OpenSSL allows in place (the same bytes) or apart, never a partial overlap.
-    if (
-      input.buffer === output.buffer && input.byteOffset !== output.byteOffset &&
-      Math.abs(input.byteOffset - output.byteOffset) < input.length
-    ) {
-      throw new RangeError("CBC input and output overlap without being the same bytes");
-    }
+    checkCbcBuffers(iv, input, output);
     const s = this.#s;
     // A null key keeps the expanded key; only the IV is reset for the next record.
     if (
@@ -194,7 +263,7 @@ export class NativeCbc extends Handle {
  * HMAC_CTX (which allocates a digest context twice per MAC) it is as fast in a loop and
  * leaves no native memory to free; the states live in JS memory, wiped by dispose().
  */
-export class NativeHmac {
+class NativeHmac implements Mac {
   readonly #s: Symbols;
   readonly #inner = new Uint8Array(SHA256_CTX_BYTES);
   readonly #outer = new Uint8Array(SHA256_CTX_BYTES);
@@ -262,71 +331,66 @@ export class NativeHmac {
 }
 
 /**
- * An RSA key inside OpenSSL (PKCS#8 private or SPKI public DER) with a context set up once for
- * RSASSA-PSS (SHA-256, MGF1-SHA-256, the given salt length): signing or verifying.
+ * An EVP_PKEY parsed from DER (PKCS#8 private or SPKI public), with a context set up once for
+ * RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32) to sign or verify; freed with its owner.
  */
-abstract class PssKey extends Handle {
-  protected readonly s: Symbols;
-  protected readonly ctx: Pointer;
-  /** Bytes of a signature under this key. */
-  protected readonly size: number;
+class EvpKey extends Handle {
+  readonly #s: Symbols;
+  readonly #pkey: Pointer;
+  readonly #pss: Pointer;
+  /** Bytes of a signature or an OAEP ciphertext under this key (the modulus). */
+  readonly size: number;
+  readonly #length = new BigUint64Array(1);
 
-  protected constructor(s: Symbols, der: Uint8Array, kind: "private" | "public", salt: number) {
+  constructor(s: Symbols, der: Uint8Array, kind: "private" | "public") {
     const pkey = readKey(s, der, kind);
-    const ctx = s.EVP_PKEY_CTX_new(pkey, null);
-    if (ctx === null) {
+    const pss = s.EVP_PKEY_CTX_new(pkey, null);
+    if (pss === null) {
       s.EVP_PKEY_free(pkey);
       throw fail(s, "EVP_PKEY_CTX_new");
     }
     super(() => {
-      s.EVP_PKEY_CTX_free(ctx);
+      s.EVP_PKEY_CTX_free(pss);
       s.EVP_PKEY_free(pkey);
     });
-    this.s = s;
-    this.ctx = ctx;
+    this.#s = s;
+    this.#pkey = pkey;
+    this.#pss = pss;
     this.size = s.EVP_PKEY_get_size(pkey);
-    const init = kind === "private" ? s.EVP_PKEY_sign_init(ctx) : s.EVP_PKEY_verify_init(ctx);
-    if (init !== 1 || !setPss(s, ctx, salt) || this.size <= 0) {
+    const init = kind === "private" ? s.EVP_PKEY_sign_init(pss) : s.EVP_PKEY_verify_init(pss);
+    if (init !== 1 || !setPss(s, pss) || this.size <= 0) {
       this.dispose();
       throw fail(s, `setting up the ${kind} key for RSA-PSS`);
     }
   }
-}
 
-/** An RSA private key inside OpenSSL, set up for RSASSA-PSS signatures. */
-export class NativeRsaSigner extends PssKey {
-  readonly #length = new BigUint64Array(1);
-
-  constructor(s: Symbols, pkcs8Der: Uint8Array, saltLength: number) {
-    super(s, pkcs8Der, "private", saltLength);
+  #checkLive(): void {
+    if (!this.live) throw new TypeError("key used after dispose()");
   }
 
-  /** The PSS signature of a SHA-256 `digest` (OpenSSL draws the salt and blinds the key). */
-  signDigest(digest: Uint8Array): Uint8Array {
-    if (!this.live) throw new TypeError("signer used after dispose()");
-    if (digest.length !== 32) throw new RangeError("RSA-PSS signs a 32-byte SHA-256 digest");
+  /** The PSS signature of `message` (OpenSSL draws the salt and blinds the key). */
+  sign(message: Uint8Array): Uint8Array {
+    this.#checkLive();
+    const digest = sha256(message);
     const signature = new Uint8Array(this.size);
     this.#length[0] = BigInt(signature.length);
-    const s = this.s;
-    if (s.EVP_PKEY_sign(this.ctx, signature, this.#length, digest, BigInt(digest.length)) !== 1) {
+    const s = this.#s;
+    if (s.EVP_PKEY_sign(this.#pss, signature, this.#length, digest, BigInt(digest.length)) !== 1) {
       throw fail(s, "EVP_PKEY_sign");
     }
-    const length = Number(this.#length[0]);
-    if (length > signature.length) throw new NativeCryptoError("EVP_PKEY_sign overran");
-    return signature.subarray(0, length);
-  }
-}
-
-/** An RSA public key inside OpenSSL, set up to verify RSASSA-PSS signatures. */
-class NativeRsaVerifier extends PssKey {
-  constructor(s: Symbols, spkiDer: Uint8Array, saltLength: number) {
-    super(s, spkiDer, "public", saltLength);
+    if (this.#length[0] !== BigInt(signature.length)) {
+      throw new NativeCryptoError("EVP_PKEY_sign gave a signature of the wrong length");
+    }
+    return signature;
   }
 
-  verifyDigest(digest: Uint8Array, signature: Uint8Array): boolean {
-    const s = this.s;
+  /** Whether `signature` is a valid PSS signature of `message`. */
+  verify(message: Uint8Array, signature: Uint8Array): boolean {
+    this.#checkLive();
+    const digest = sha256(message);
+    const s = this.#s;
     const result = s.EVP_PKEY_verify(
-      this.ctx,
+      this.#pss,
       signature,
       BigInt(signature.length),
       digest,
@@ -337,11 +401,136 @@ class NativeRsaVerifier extends PssKey {
     s.ERR_clear_error();
     return result === 1;
   }
+
+  /**
+   * RSAES-OAEP (SHA-256, MGF1-SHA-256, `label`) of `input` into a modulus-sized buffer, in a
+   * context made for this call; the output and its length, or null for any failure.
+   */
+  oaep(encrypt: boolean, input: Uint8Array, label: Uint8Array): Uint8Array | null {
+    this.#checkLive();
+    const s = this.#s;
+    const out = new Uint8Array(this.size);
+    const length = this.#length;
+    length[0] = BigInt(out.length);
+    const ctx = s.EVP_PKEY_CTX_new(this.#pkey, null);
+    if (ctx === null) return null;
+    let ok: boolean;
+    try {
+      const sha256 = s.EVP_sha256();
+      ok = (encrypt ? s.EVP_PKEY_encrypt_init(ctx) : s.EVP_PKEY_decrypt_init(ctx)) === 1 &&
+        s.EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) === 1 &&
+        s.EVP_PKEY_CTX_set_rsa_oaep_md(ctx, sha256) === 1 &&
+        s.EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, sha256) === 1 && setOaepLabel(s, ctx, label) &&
+        (encrypt ? s.EVP_PKEY_encrypt : s.EVP_PKEY_decrypt)(
+            ctx,
+            out,
+            length,
+            input,
+            BigInt(input.length),
+          ) === 1 &&
+        length[0]! <= BigInt(out.length);
+    } finally {
+      s.EVP_PKEY_CTX_free(ctx);
+      // Whatever failed (length, padding, label), the reason is not kept.
+      s.ERR_clear_error();
+    }
+    if (!ok) {
+      out.fill(0);
+      return null;
+    }
+    if (Number(length[0]) === out.length) return out;
+    const result = out.slice(0, Number(length[0]));
+    out.fill(0);
+    return result;
+  }
 }
 
-/** The loaded library: one instance per process, shared by every connection (JS is one thread). */
-export class NativeCrypto {
+/**
+ * An RSA public key for the native engine. Its EVP_PKEY is made on first use: a server that
+ * only checks a published key's size and kid (§8.4) never needs one.
+ */
+class NativePublicKey implements RsaPublicKey {
+  readonly spkiDer: Uint8Array;
+  readonly bits: number;
+  readonly publicExponent: bigint;
+  readonly #s: Symbols;
+  #key: EvpKey | undefined;
+
+  constructor(s: Symbols, parsed: ParsedPublicKey) {
+    this.#s = s;
+    this.spkiDer = parsed.spkiDer;
+    this.bits = parsed.bits;
+    this.publicExponent = parsed.publicExponent;
+  }
+
+  get #evp(): EvpKey {
+    return this.#key ??= new EvpKey(this.#s, this.spkiDer, "public");
+  }
+
+  verifyPss(message: Uint8Array, signature: Uint8Array): boolean {
+    return this.#evp.verify(message, signature);
+  }
+
+  encryptOaep(plaintext: Uint8Array, label: Uint8Array): Uint8Array {
+    const out = this.#evp.oaep(true, plaintext, label);
+    if (out === null || out.length !== this.#evp.size) {
+      throw new NativeCryptoError("libcrypto: RSA-OAEP encryption failed");
+    }
+    return out;
+  }
+}
+
+/**
+ * An RSA private key inside OpenSSL, set up for RSASSA-PSS signatures and OAEP decryption.
+ * node:crypto's key object is kept for export (PKCS#8) only.
+ */
+class NativePrivateKey implements RsaPrivateKey {
+  readonly publicKey: RsaPublicKey;
+  readonly #key: EvpKey;
+  #exportable: KeyObject | undefined;
+
+  constructor(s: Symbols, parsed: ParsedPrivateKey, publicKey: RsaPublicKey) {
+    const der = pkcs8Of(parsed.key);
+    try {
+      this.#key = new EvpKey(s, der, "private");
+    } finally {
+      der.fill(0);
+    }
+    this.#exportable = parsed.key;
+    this.publicKey = publicKey;
+  }
+
+  signPss(message: Uint8Array): Uint8Array {
+    return this.#key.sign(message);
+  }
+
+  decryptOaep(ciphertext: Uint8Array, label: Uint8Array): Uint8Array {
+    const out = this.#key.oaep(false, ciphertext, label);
+    if (out === null) throw new OaepError();
+    return out;
+  }
+
+  exportPkcs8(): Uint8Array {
+    if (this.#exportable === undefined) throw new TypeError("key used after dispose()");
+    return pkcs8Of(this.#exportable);
+  }
+
+  dispose(): void {
+    this.#exportable = undefined;
+    this.#key.dispose();
+  }
+}
+
+/**
+ * The native engine on one loaded library, shared by every connection of the process (JS is
+ * one thread).
+ */
+export class NativeCrypto implements CryptoEngine {
+  readonly name = "native";
+  readonly detail: string;
   readonly version: string;
+  /** The absolute path it was loaded from. */
+  readonly path: string;
   readonly #s: Symbols;
   readonly #bnCtx: Pointer;
   /** Montgomery contexts per modulus (hex), made once: the three RFC 7919 groups in practice. */
@@ -351,57 +540,123 @@ export class NativeCrypto {
     hash: new Uint8Array(32),
   };
   readonly #montByArray = new WeakMap<Uint8Array, { p: Pointer; mont: Pointer }>();
-  /** Public keys set up for verification, oldest first. */
-  readonly #verifiers = new Map<string, NativeRsaVerifier>();
+  /**
+   * Public keys parsed lately, oldest first: a client verifies the same few servers' keys at
+   * every handshake, and OpenSSL 3's decoders are slow (docs/PERFORMANCE.md). A key dropped
+   * from here is freed once its last user lets go of it.
+   */
+  readonly #publicKeys = new Map<string, NativePublicKey>();
 
-  constructor(s: Symbols) {
+  constructor(s: Symbols, path: string) {
     this.#s = s;
+    this.path = path;
     const version = BigInt(s.OpenSSL_version_num());
-    if (version < MIN_OPENSSL_VERSION) {
-      throw new NativeCryptoError(`libcrypto ${version.toString(16)} is older than OpenSSL 3.0`);
-    }
-    const text = s.OpenSSL_version(0);
-    this.version = text === null ? "OpenSSL" : Deno.UnsafePointerView.getCString(text);
+    checkOpenSslVersion(version);
+    checkSha256Ctx(s);
+    // Read from the number (0xMNN00PP0), not OpenSSL_version()'s text: reading a C string
+    // needs the FFI permission for every path, which the tasks do not grant.
+    this.version = `OpenSSL ${version >> 28n}.${(version >> 20n) & 0xffn}.${
+      (version >> 4n) & 0xffn
+    }`;
+    this.detail = `${this.version} (libcrypto over FFI)`;
     const bnCtx = s.BN_CTX_new();
     if (bnCtx === null) throw fail(s, "BN_CTX_new");
     this.#bnCtx = bnCtx;
   }
 
-  cbc(key: Uint8Array, encrypt: boolean): NativeCbc {
+  cbc(key: Uint8Array, encrypt: boolean): BlockCipher {
     return new NativeCbc(this.#s, key, encrypt);
   }
 
-  hmac(key: Uint8Array): NativeHmac {
+  hmac(key: Uint8Array): Mac {
     return new NativeHmac(this.#s, key, this.#hmacScratch);
   }
 
-  rsaSigner(pkcs8Der: Uint8Array, saltLength: number): NativeRsaSigner {
-    return new NativeRsaSigner(this.#s, pkcs8Der, saltLength);
+  parsePublicKey(spkiDer: Uint8Array): RsaPublicKey {
+    const id = toHex(spkiDer);
+    const known = this.#publicKeys.get(id);
+    if (known !== undefined) return known;
+    const key = new NativePublicKey(this.#s, parseSpki(spkiDer));
+    if (this.#publicKeys.size >= MAX_CACHED_PUBLIC_KEYS) {
+      this.#publicKeys.delete(this.#publicKeys.keys().next().value!);
+    }
+    this.#publicKeys.set(id, key);
+    return key;
   }
 
   /**
-   * Whether `signature` is a valid RSASSA-PSS signature of the SHA-256 `digest` (§2.2). Keys
-   * are kept set up for the few servers a client talks to: parsing one costs ~280 µs here
-   * (OpenSSL 3's decoders), the verification itself ~20 µs.
+   * Hands the private key to OpenSSL (the DER copy in JS is wiped) and checks one signature
+   * with node:crypto before trusting it, so a mismatched libcrypto cannot sign garbage.
    */
-  rsaVerifyDigest(
-    spkiDer: Uint8Array,
-    digest: Uint8Array,
-    signature: Uint8Array,
-    saltLength: number,
-  ): boolean {
-    const id = `${saltLength}:${toHex(spkiDer)}`;
-    let verifier = this.#verifiers.get(id);
-    if (verifier === undefined) {
-      verifier = new NativeRsaVerifier(this.#s, spkiDer, saltLength);
-      if (this.#verifiers.size >= MAX_CACHED_VERIFIERS) {
-        const [oldestId, oldest] = this.#verifiers.entries().next().value!;
-        this.#verifiers.delete(oldestId);
-        oldest.dispose();
-      }
-      this.#verifiers.set(id, verifier);
+  parsePrivateKey(der: Uint8Array): RsaPrivateKey {
+    const parsed = parsePrivateDer(der);
+    const publicKey = this.parsePublicKey(parsed.publicKey.spkiDer);
+    const key = new NativePrivateKey(this.#s, parsed, publicKey);
+    const probe = new TextEncoder().encode("HSP/1 native signer check");
+    if (!portableCrypto.parsePublicKey(publicKey.spkiDer).verifyPss(probe, key.signPss(probe))) {
+      key.dispose();
+      throw new KeyError("the native engine's RSA-PSS signature did not verify");
     }
-    return verifier.verifyDigest(digest, signature);
+    return key;
+  }
+
+  /**
+   * RSA key generation on one of Deno's FFI threads (it can take a second at 4096 bits). The
+   * new key travels to JS as PKCS#8 DER through a memory BIO (cleared when freed) and is parsed
+   * again; OpenSSL's first copy is freed.
+   */
+  async generateRsaKey(bits: RsaKeyBits): Promise<RsaPrivateKey> {
+    checkKeyBits(bits);
+    const s = this.#s;
+    const ctx = s.EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, null);
+    if (ctx === null) throw fail(s, "EVP_PKEY_CTX_new_id");
+    // EVP_PKEY_keygen writes the new key's address here, kept as a number: making a pointer
+    // object of it would need the FFI permission for every path.
+    const made = new BigUint64Array(1);
+    try {
+      if (
+        s.EVP_PKEY_keygen_init(ctx) !== 1 || s.EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) !== 1 ||
+        await s.EVP_PKEY_keygen(ctx, made) !== 1 || made[0] === 0n
+      ) {
+        throw fail(s, "EVP_PKEY_keygen");
+      }
+    } finally {
+      s.EVP_PKEY_CTX_free(ctx);
+    }
+    const address = made[0]!;
+    let der: Uint8Array;
+    try {
+      der = this.#pkcs8At(address);
+    } finally {
+      s.EVP_PKEY_free_at(address);
+    }
+    try {
+      return this.parsePrivateKey(der);
+    } finally {
+      der.fill(0);
+    }
+  }
+
+  /** PKCS#8 DER of the EVP_PKEY at `address`, through a memory BIO. */
+  #pkcs8At(address: bigint): Uint8Array {
+    const s = this.#s;
+    const bio = s.BIO_new(s.BIO_s_mem());
+    if (bio === null) throw fail(s, "BIO_new");
+    try {
+      if (s.i2d_PKCS8PrivateKey_bio_at(bio, address, null, null, 0, null, null) !== 1) {
+        throw fail(s, "i2d_PKCS8PrivateKey_bio");
+      }
+      const pending = Number(s.BIO_ctrl(bio, BIO_CTRL_PENDING, 0n, null));
+      if (!(pending > 0 && pending <= MAX_PKCS8_BYTES)) throw fail(s, "BIO_ctrl_pending");
+      const der = new Uint8Array(pending);
+      if (s.BIO_read(bio, der, der.length) !== der.length) {
+        der.fill(0);
+        throw fail(s, "BIO_read");
+      }
+      return der;
+    } finally {
+      s.BIO_free(bio);
+    }
   }
 
   /**
@@ -453,12 +708,26 @@ export class NativeCrypto {
   }
 }
 
-function setPss(s: Symbols, ctx: Pointer, saltLength: number): boolean {
+function setPss(s: Symbols, ctx: Pointer): boolean {
   const sha256 = s.EVP_sha256();
   return s.EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) === 1 &&
     s.EVP_PKEY_CTX_set_signature_md(ctx, sha256) === 1 &&
     s.EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, sha256) === 1 &&
-    s.EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, saltLength) === 1;
+    s.EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, PSS_SALT_LENGTH) === 1;
+}
+
+/**
+ * Sets the OAEP label; OpenSSL takes ownership of the bytes it is given (set0), so it gets a
+ * copy in its own memory. The empty label is the default and needs no call.
+ */
+function setOaepLabel(s: Symbols, ctx: Pointer, label: Uint8Array): boolean {
+  if (label.length === 0) return true;
+  if (label.length > MAX_OAEP_LABEL) return false;
+  const copy = s.CRYPTO_memdup(label, BigInt(label.length), null, 0);
+  if (copy === null) return false;
+  if (s.EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, copy, label.length) === 1) return true;
+  s.CRYPTO_free(copy, null, 0);
+  return false;
 }
 
 /** Parses a DER key (PKCS#8 private or SPKI public) into an EVP_PKEY the caller frees. */
@@ -475,6 +744,57 @@ function readKey(s: Symbols, der: Uint8Array, kind: "private" | "public"): Point
 function fail(s: Symbols, what: string): NativeCryptoError {
   s.ERR_clear_error();
   return new NativeCryptoError(`libcrypto: ${what} failed`);
+}
+
+/** Refuses a libcrypto outside OpenSSL 3.x, whose ABI this file is written against. */
+export function checkOpenSslVersion(version: bigint): void {
+  if (version < MIN_OPENSSL_VERSION || version >= MAX_OPENSSL_VERSION_EXCLUSIVE) {
+    throw new NativeCryptoError(
+      `libcrypto reports version 0x${version.toString(16)}; only OpenSSL 3.x is supported`,
+    );
+  }
+}
+
+/** SHA256_Init's initial hash words (FIPS 180-4 §5.3.3). */
+const SHA256_IV = [
+  0x6a09e667,
+  0xbb67ae85,
+  0x3c6ef372,
+  0xa54ff53a,
+  0x510e527f,
+  0x9b05688c,
+  0x1f83d9ab,
+  0x5be0cd19,
+];
+/** Bytes past the struct that must stay untouched while the library works on it. */
+const GUARD_BYTES = 16;
+const GUARD = 0xa5;
+
+/**
+ * Proves, before JS allocates any SHA256_CTX, that the library's struct is OpenSSL 3's 112
+ * bytes: SHA256_Init clears the whole struct and sets h[0..7] and md_len (the last word), so
+ * a larger struct would write past the guard and a different layout would misplace the words;
+ * an update and a final must leave the guard alone too. A mismatch would otherwise be a heap
+ * overflow in every HMAC.
+ */
+export function checkSha256Ctx(
+  s: Pick<Symbols, "SHA256_Init" | "SHA256_Update" | "SHA256_Final">,
+): void {
+  const probe = new Uint8Array(SHA256_CTX_BYTES + GUARD_BYTES).fill(GUARD);
+  const words = new Uint32Array(probe.buffer, 0, SHA256_CTX_BYTES / 4);
+  const guardKept = () => probe.subarray(SHA256_CTX_BYTES).every((b) => b === GUARD);
+  const last = words.length - 1;
+  let ok = s.SHA256_Init(probe) === 1 && guardKept() &&
+    SHA256_IV.every((word, i) => words[i] === word) &&
+    words.subarray(SHA256_IV.length, last).every((word) => word === 0) && words[last] === 32;
+  const data = new Uint8Array(3 * SHA256_BLOCK).fill(1);
+  ok &&= s.SHA256_Update(probe, data, BigInt(data.length)) === 1 &&
+    s.SHA256_Final(data, probe) === 1 && guardKept();
+  if (!ok) {
+    throw new NativeCryptoError(
+      `libcrypto's SHA256_CTX is not OpenSSL 3's ${SHA256_CTX_BYTES}-byte struct`,
+    );
+  }
 }
 
 /**
@@ -520,14 +840,36 @@ function selfTest(native: NativeCrypto): void {
   }
 }
 
-/** Opens libcrypto (the given path, else the OS's usual names) and self-tests it. */
+/** The OS's usual places for libcrypto (LIBRARY_CANDIDATES), this CPU's directories first. */
+export function libraryCandidates(
+  os: string = Deno.build.os,
+  arch: string = Deno.build.arch,
+): readonly string[] {
+  const all = LIBRARY_CANDIDATES[os] ?? [];
+  const other = arch === "x86_64" ? "aarch64" : "x86_64";
+  return [...all.filter((path) => !path.includes(`/${other}-`))];
+}
+
+/**
+ * Opens libcrypto at `library`, else at the first of the OS's usual paths that loads, and
+ * self-tests it. Only absolute paths, and only those the FFI permission grants by path (so a
+ * program run with --allow-ffi=PATH finds it, and one without never stops at a prompt).
+ */
 export function loadNativeCrypto(library?: string): NativeCrypto {
-  const candidates = library !== undefined ? [library] : LIBRARY_CANDIDATES[Deno.build.os] ?? [];
-  if (candidates.length === 0) {
-    throw new NativeCryptoError(`no libcrypto name known for ${Deno.build.os}`);
+  if (library !== undefined && !isAbsolute(library)) {
+    throw new NativeCryptoError(`libcrypto path "${library}" is not absolute`);
   }
+  const candidates = library !== undefined ? [library] : libraryCandidates();
+  if (candidates.length === 0) {
+    throw new NativeCryptoError(`no libcrypto path known for ${Deno.build.os}`);
+  }
+  const notPermitted: string[] = [];
   const reasons: string[] = [];
   for (const path of candidates) {
+    if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") {
+      notPermitted.push(path);
+      continue;
+    }
     let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
     try {
       lib = Deno.dlopen(path, SYMBOLS);
@@ -536,7 +878,7 @@ export function loadNativeCrypto(library?: string): NativeCrypto {
       continue;
     }
     try {
-      const native = new NativeCrypto(lib.symbols);
+      const native = new NativeCrypto(lib.symbols, path);
       selfTest(native);
       return native;
     } catch (err) {
@@ -544,5 +886,11 @@ export function loadNativeCrypto(library?: string): NativeCrypto {
       throw err;
     }
   }
+  if (reasons.length === 0) {
+    throw new NativeCryptoError(
+      `FFI is not permitted (run with --allow-ffi) for ${notPermitted.join(", ")}`,
+    );
+  }
+  if (notPermitted.length > 0) reasons.push(`FFI not permitted for ${notPermitted.join(", ")}`);
   throw new NativeCryptoError(`cannot load libcrypto (${reasons.join("; ")})`);
 }

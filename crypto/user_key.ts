@@ -1,13 +1,8 @@
-// Users' own RSA keys (PROTOCOL §8.1): what a server accepts as a user's published key, and the
-// kid and fingerprint that name it.
-import { createPublicKey } from "node:crypto";
+// Users' own RSA keys (PROTOCOL §8.1): a published key as the server checks and names it.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { constantTimeEqual, fromBase64, toBase64 } from "./bytes.ts";
-
-/** Modulus sizes a user key may have (§8.1: the original client's "RSA key size"). */
-export const USER_KEY_BITS: readonly number[] = [2048, 3072, 4096];
-/** The one public exponent §8.1 allows. */
-export const USER_KEY_EXPONENT = 65537n;
+import { fromBase64, toBase64 } from "./bytes.ts";
+import { type CryptoEngine, KeyError } from "./engine.ts";
+import { parseUserKey } from "./rsa.ts";
 
 /** A key that passed §8.1's checks. */
 export interface UserKey {
@@ -25,37 +20,23 @@ export function fingerprintOfKid(kid: Uint8Array): string {
 }
 
 /**
- * Checks a published `key` (base64 of DER) against §8.1: RSA (rsaEncryption), a modulus of 2048,
- * 3072 or 4096 bits, exponent 65537, and DER that reads back to exactly the same bytes (so no
- * trailing bytes and no second encoding of one key, which would give it a second kid). Returns
- * the key, or a sentence saying why it is refused.
+ * Checks a published `key` (base64 of DER) against §8.1 (RSA, 2048, 3072 or 4096 bits, exponent
+ * 65537, canonical DER with nothing after it: see `parseUserKey`). Returns the key, or a
+ * sentence saying why it is refused.
  */
-export function checkUserKey(key: string): UserKey | string {
+export function checkUserKey(crypto: CryptoEngine, key: string): UserKey | string {
   let der: Uint8Array;
   try {
     der = fromBase64(key);
   } catch {
     return "not base64";
   }
-  let parsed;
   try {
-    parsed = createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
-  } catch {
-    return "not a DER SubjectPublicKeyInfo";
+    const { bits } = parseUserKey(crypto, der);
+    const kid = sha256(der);
+    return { spkiDer: der, kid, fingerprint: fingerprintOfKid(kid), bits };
+  } catch (err) {
+    if (err instanceof KeyError) return err.message;
+    throw err;
   }
-  if (parsed.asymmetricKeyType !== "rsa") {
-    return `not an RSA key (${parsed.asymmetricKeyType ?? "unknown"})`;
-  }
-  const bits = parsed.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (!USER_KEY_BITS.includes(bits)) {
-    return `modulus of ${bits} bits; ${USER_KEY_BITS.join(", ")} are allowed`;
-  }
-  const exponent = parsed.asymmetricKeyDetails?.publicExponent;
-  if (exponent !== USER_KEY_EXPONENT) return `public exponent ${exponent}; 65537 is required`;
-  const canonical = new Uint8Array(parsed.export({ format: "der", type: "spki" }));
-  if (canonical.length !== der.length || !constantTimeEqual(canonical, der)) {
-    return "the DER has trailing bytes or is not in its one canonical form";
-  }
-  const kid = sha256(der);
-  return { spkiDer: der, kid, fingerprint: fingerprintOfKid(kid), bits };
 }

@@ -4,6 +4,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import {
   concat,
+  type CryptoEngine,
   type DirectionKeys,
   fingerprint as keyFingerprint,
   KEX_GROUPS,
@@ -259,6 +260,8 @@ export interface ClientHandshakeResult {
 /** The KexSecrets fields are injectable for known-answer tests only, like `random`. */
 export interface ClientHandshakeOptions extends KexSecrets {
   readonly group: KexGroup;
+  /** The engine for the key exchange, the signature check and the session's records. */
+  readonly crypto: CryptoEngine;
   readonly random?: Uint8Array;
   readonly trace?: TraceSink;
 }
@@ -281,7 +284,7 @@ export class ClientHandshake {
     if (this.#random.length !== RANDOM_LENGTH) {
       throw new RangeError("client_random must be 32 bytes");
     }
-    this.#kex = startKex(options.group, options);
+    this.#kex = startKex(options.crypto, options.group, options);
   }
 
   get state(): string {
@@ -325,7 +328,7 @@ export class ClientHandshake {
   #finish(body: Uint8Array): ClientHandshakeResult {
     const serverError = decodeHandshakeError(body);
     if (serverError) throw new HandshakeRefusedError(serverError.code, serverError.message);
-    const { group, trace } = this.#options;
+    const { group, crypto, trace } = this.#options;
     const hello = decodeServerHello(body, group);
     trace?.({
       step: "server_hello",
@@ -339,7 +342,8 @@ export class ClientHandshake {
     const hash = transcriptHash(this.#hello!, hello.unsigned);
     let verdict;
     try {
-      verdict = verifyServerSignature(hello.serverKey, signedMessage(hash), hello.signature);
+      const { serverKey, signature } = hello;
+      verdict = verifyServerSignature(crypto, serverKey, signedMessage(hash), signature);
     } catch (cause) {
       if (cause instanceof KeyError) {
         throw new HandshakeError("bad_server_key", cause.message, { cause });
@@ -392,6 +396,8 @@ export class ClientHandshake {
 /** The KexSecrets fields are injectable for known-answer tests only, like `random`. */
 export interface ServerHandshakeOptions extends KexSecrets {
   readonly identity: ServerIdentity;
+  /** The engine for the key exchange and the session's records (the identity signs on its own). */
+  readonly crypto: CryptoEngine;
   /** Groups this server offers; all five of §2.1 by default (§2.6). */
   readonly groups?: readonly KexGroup[];
   readonly random?: Uint8Array;
@@ -449,7 +455,7 @@ export class ServerHandshake {
   }
 
   #respond(body: Uint8Array): ServerHandshakeOutcome {
-    const { identity, trace } = this.#options;
+    const { identity, crypto, trace } = this.#options;
     const hello = decodeClientHello(body);
     const group = kexGroupById(hello.groupId)!;
     const offered = this.#options.groups ?? KEX_GROUPS;
@@ -471,7 +477,7 @@ export class ServerHandshake {
     });
     let kex;
     try {
-      kex = respondKex(group, hello.share, this.#options); // private values wiped inside
+      kex = respondKex(crypto, group, hello.share, this.#options); // private values wiped inside
     } catch (cause) {
       if (cause instanceof KexError) {
         throw new HandshakeError("bad_hello", cause.message, { cause });

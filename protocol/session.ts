@@ -1,7 +1,7 @@
 // A secure session over a transport: the handshake exchange of §2 (for either side), then
 // §3 records carrying §4 messages. The shells (server/, client/) add sockets, timeouts and
 // the request logic; this file owns the order of bytes on the wire.
-import { toHex } from "../crypto/mod.ts";
+import { type CryptoEngine, toHex } from "../crypto/mod.ts";
 import { IV_LENGTH, MAC_LENGTH, sealedLength } from "../crypto/record.ts";
 import { type ClientMessage, messageText, type ServerMessage } from "./messages.ts";
 import { FrameReader, FrameWriter, type Transport } from "./channel.ts";
@@ -71,12 +71,13 @@ export class SecureSession {
   constructor(
     reader: FrameReader,
     writer: FrameWriter,
+    crypto: CryptoEngine,
     keys: SessionKeys,
     trace?: RecordTraceSink,
   ) {
     this.reader = reader;
     this.writer = writer;
-    this.#records = new RecordLayer(keys);
+    this.#records = new RecordLayer(crypto, keys);
     this.trace = trace;
     reader.decoder.maxFrame = MAX_FRAME;
   }
@@ -158,7 +159,8 @@ export async function clientHandshake(
   }
   const result = handshake.finish(reply);
   await options.checkPin?.(result);
-  return { session: new SecureSession(reader, writer, result.keys, options.recordTrace), result };
+  const { crypto, recordTrace } = options;
+  return { session: new SecureSession(reader, writer, crypto, result.keys, recordTrace), result };
 }
 
 /** What the server learns from a completed handshake. */
@@ -202,7 +204,7 @@ export async function serverHandshake(
   }
   writer.send(outcome.reply);
   return {
-    session: new SecureSession(reader, writer, outcome.keys, options.recordTrace),
+    session: new SecureSession(reader, writer, options.crypto, outcome.keys, options.recordTrace),
     group: outcome.group,
     transcriptHash: outcome.transcriptHash,
   };

@@ -1,5 +1,6 @@
 // The server's command line and environment (HYBRID_*), with §5's limits as overridable
 // defaults. Pure: returns a Config or throws a UsageError naming the bad value.
+import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import * as L from "../protocol/limits.ts";
 import {
@@ -246,6 +247,9 @@ export function parseConfig(
   }
   const libcrypto = v.libcrypto ?? env.HYBRID_LIBCRYPTO;
   if (libcrypto === "") throw new UsageError("--libcrypto must not be empty");
+  if (libcrypto !== undefined && !isAbsolute(libcrypto)) {
+    throw new UsageError(`--libcrypto must be an absolute path, got "${libcrypto}"`);
+  }
   const groups = parseGroups(v.groups ?? env.HYBRID_GROUPS);
 
   const limits: ServerLimits = { ...DEFAULT_LIMITS };

@@ -396,7 +396,7 @@ function signUp(
   if (state.log.users.has(user) || state.pending.signups.has(user)) {
     return refuse(to, id, "user_exists", `user ${user} already exists`);
   }
-  const checked = key === undefined ? undefined : userKey(key);
+  const checked = key === undefined ? undefined : userKey(state, key);
   if (typeof checked === "string") return refuse(to, id, "invalid_key", checked);
   const busy = jobsFull(state);
   if (busy !== undefined) {
@@ -415,8 +415,8 @@ function signUp(
 }
 
 /** A published key after §8.1's checks, or why it is refused. */
-function userKey(key: string): PublishedKeyInput | string {
-  const checked = checkUserKey(key);
+function userKey(state: ServerState, key: string): PublishedKeyInput | string {
+  const checked = checkUserKey(state.config.crypto, key);
   if (typeof checked === "string") return `not a user key: ${checked}`;
   return { key, fingerprint: checked.fingerprint, bits: checked.bits };
 }
@@ -431,7 +431,7 @@ function publishKey(
 ): Decision {
   const to = session.id;
   const user = session.user!;
-  const checked = userKey(key);
+  const checked = userKey(state, key);
   if (typeof checked === "string") return refuse(to, id, "invalid_key", checked);
   // Counted from the log, so the limit holds across restarts and nodes.
   const recent = (state.log.users.get(user)?.keys ?? []).filter((k) =>

@@ -2,6 +2,7 @@
 // server's identity. It holds a copy of the identity key (handed over once, at start) and
 // nothing else of the server's; keys it derives are posted back and wiped here.
 import {
+  type CryptoEngine,
   type CryptoMode,
   identityFromPem,
   kexGroupById,
@@ -60,16 +61,17 @@ export function inHandshakeWorker(): boolean {
 export function runHandshakeWorker(): void {
   const scope = globalThis as unknown as WorkerScope;
   let identity: ServerIdentity | undefined;
+  let engine: CryptoEngine | undefined;
   let init: WorkerInit | undefined;
   scope.onmessage = (e: MessageEvent<WorkerInit | HandshakeJob>) => {
     const data = e.data;
     if ("type" in data) {
       init = data;
-      selectCrypto(data.crypto, data.libcrypto);
-      identity = identityFromPem(data.pem);
+      engine = selectCrypto(data.crypto, data.libcrypto).engine;
+      identity = identityFromPem(data.pem, engine);
       return;
     }
-    const result = answer(data, identity, init);
+    const result = answer(data, identity, engine, init);
     scope.postMessage(result);
     if (result.ok) {
       // postMessage copied them: this thread's copies go now.
@@ -84,14 +86,18 @@ export function runHandshakeWorker(): void {
 function answer(
   job: HandshakeJob,
   identity: ServerIdentity | undefined,
+  engine: CryptoEngine | undefined,
   init: WorkerInit | undefined,
 ): HandshakeJobResult {
-  if (!identity || !init) return { job: job.job, ok: false, fault: "worker not initialised" };
+  if (!identity || !engine || !init) {
+    return { job: job.job, ok: false, fault: "worker not initialised" };
+  }
   const trace: HandshakeTrace[] = [];
   try {
     const groups = init.groups?.map((id) => kexGroupById(id)).filter((g) => g !== undefined);
     const outcome = new ServerHandshake({
       identity,
+      crypto: engine,
       ...(groups === undefined ? {} : { groups }),
       trace: init.trace ? (e) => trace.push(e) : undefined,
     }).respond(job.hello);

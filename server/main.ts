@@ -4,6 +4,7 @@ import {
   loadOrCreateIdentity,
   NativeCryptoError,
   PASSWORD_PARAMS,
+  PORTABLE_ENGINE_COST,
   selectCrypto,
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
@@ -38,7 +39,11 @@ function fail(message: string, code = 1): never {
 async function main(): Promise<void> {
   let config;
   try {
-    config = parseConfig(Deno.args, Deno.env.toObject());
+    // Variables are read one by one as parseConfig asks, so --allow-env=HYBRID_* suffices.
+    const env = new Proxy({}, {
+      get: (_, name) => typeof name === "string" ? Deno.env.get(name) : undefined,
+    }) as Record<string, string | undefined>;
+    config = parseConfig(Deno.args, env);
   } catch (err) {
     if (err instanceof UsageError) fail(`${err.message}\nTry --help.`, 2);
     throw err;
@@ -60,9 +65,17 @@ async function main(): Promise<void> {
   if (config.insecureFastHash) {
     logger.warn("INSECURE FAST PASSWORD HASHING: for tests only, never for real users");
   }
+  let engine;
   try {
-    const engine = selectCrypto(config.crypto, config.libcrypto);
-    logger.info("crypto engine", { engine: engine.engine, detail: engine.detail });
+    const selected = selectCrypto(config.crypto, config.libcrypto);
+    engine = selected.engine;
+    logger.info("crypto engine", { engine: engine.name, detail: selected.detail });
+    if (selected.fallback !== undefined) {
+      logger.warn("NATIVE CRYPTO UNAVAILABLE: running on the portable engine", {
+        reason: selected.fallback,
+        cost: PORTABLE_ENGINE_COST,
+      });
+    }
   } catch (err) {
     if (err instanceof NativeCryptoError) fail(`--crypto native: ${err.message}`);
     throw err;
@@ -149,7 +162,7 @@ async function main(): Promise<void> {
 
   let identity;
   try {
-    const loaded = await loadOrCreateIdentity(config.key);
+    const loaded = await loadOrCreateIdentity(config.key, engine);
     identity = loaded.identity;
     if (loaded.created) {
       logger.info("identity key created", { path: config.key, bits: identity.bits });
@@ -163,6 +176,7 @@ async function main(): Promise<void> {
   const server = new Server({
     listener,
     identity,
+    crypto: engine,
     store: new FileEventStore(log),
     state,
     limits: config.limits,

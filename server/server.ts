@@ -1,7 +1,7 @@
 // The TCP shell: accepts connections, enforces the connection caps, handshake limits and
 // timeouts of §5, runs the handshake, then hands each record to the core (core.ts) and writes
 // what it decides. Nothing here knows what a request means.
-import type { KexGroup, ScryptParams, ServerIdentity } from "../crypto/mod.ts";
+import type { CryptoEngine, KexGroup, ScryptParams, ServerIdentity } from "../crypto/mod.ts";
 import { dummyHash, PASSWORD_PARAMS, toBase64, toHex } from "../crypto/mod.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../protocol/errors.ts";
 import type { HandshakeTrace } from "../protocol/handshake.ts";
@@ -39,6 +39,8 @@ export interface ServerOptions {
   /** A listener bound already (the server's main binds before it touches the log). */
   readonly listener?: Deno.TcpListener;
   readonly identity: ServerIdentity;
+  /** The engine for every connection's key exchange and records (chosen at start-up). */
+  readonly crypto: CryptoEngine;
   readonly store: EventStore<AppendTag>;
   readonly state: State;
   readonly limits: ServerLimits;
@@ -151,6 +153,7 @@ export class Server {
           serverKey: { key: toBase64(identity.spkiDer), fingerprint: identity.fingerprint },
           hashParams,
           dummyHash: dummyHash(hashParams),
+          crypto: options.crypto,
         },
         options.state,
       ),
@@ -171,7 +174,10 @@ export class Server {
           ...workers.init,
         },
       )
-      : new InlineResponder({ identity, groups: options.groups }, options.trace ?? false);
+      : new InlineResponder(
+        { identity, crypto: options.crypto, groups: options.groups },
+        options.trace ?? false,
+      );
     this.#listener = options.listener ??
       Deno.listen({
         hostname: options.host ?? "0.0.0.0",
@@ -304,6 +310,7 @@ export class Server {
       this.#handshaking++;
       const result = await serverHandshake(c.conn, {
         identity: this.#o.identity,
+        crypto: this.#o.crypto,
         recordTrace: this.#traceRecord(c),
         respond: (hello) =>
           this.#pool.respond(hello)?.then(({ outcome, trace }) => {

@@ -8,7 +8,7 @@
 //     behind a commit still under way.
 // `evolve` updates the state in place (the projection holds millions of messages on replay);
 // it is deterministic and does no I/O: time comes in with each fact.
-import type { ScryptParams } from "../crypto/mod.ts";
+import type { CryptoEngine, ScryptParams } from "../crypto/mod.ts";
 import {
   type Event,
   evolve as evolveProjection,
@@ -109,6 +109,8 @@ export interface ServerConfig {
   readonly hashParams: ScryptParams;
   /** Verified against for an unknown user, so that it costs what a wrong password does. */
   readonly dummyHash: string;
+  /** The engine users' keys are read with (§8.1); reading one is pure, it only parses DER. */
+  readonly crypto: CryptoEngine;
 }
 
 /** The §5 throttles, keyed by user, address key, or both. */

@@ -1,5 +1,6 @@
 // Loads the protocol's vector files (tests/vectors/, copied from shared/protocol/vectors/).
-import { fromHex, identityFromPem, type ServerIdentity } from "../crypto/mod.ts";
+import { type CryptoEngine, fromHex, identityFromPem, type ServerIdentity } from "../crypto/mod.ts";
+import { portableCrypto } from "../crypto/portable.ts";
 
 const dir = new URL("./vectors/", import.meta.url);
 
@@ -112,8 +113,20 @@ export const recordVectors = JSON.parse(
 
 export const testKeyPem = Deno.readTextFileSync(new URL("server_test_key.pem", dir));
 
-/** The RSA test key behind the vectors (never deployed). */
-export const testIdentity: ServerIdentity = identityFromPem(testKeyPem);
+const testIdentities = new Map<CryptoEngine, ServerIdentity>();
+
+/** The RSA test key behind the vectors (never deployed), signing on `engine`. */
+export function testIdentityOn(engine: CryptoEngine): ServerIdentity {
+  let identity = testIdentities.get(engine);
+  if (identity === undefined) {
+    identity = identityFromPem(testKeyPem, engine);
+    testIdentities.set(engine, identity);
+  }
+  return identity;
+}
+
+/** The RSA test key behind the vectors, on the portable engine. */
+export const testIdentity: ServerIdentity = testIdentityOn(portableCrypto);
 
 export const recordKeys = {
   enc: fromHex(recordVectors.enc_key),

@@ -1,6 +1,6 @@
 // One scripted HSP/1 connection for tests and harnesses: handshake, requests matched by id,
 // pushes to a callback. (The interactive client has its own, with reconnects and a UI.)
-import { KEX_GROUPS } from "../crypto/mod.ts";
+import { type CryptoEngine, KEX_GROUPS } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
 import {
   parseServerMessage,
@@ -35,20 +35,23 @@ export class Link {
   }
 
   /**
-   * Connects from `from` (a loopback address) to 127.0.0.1:`port` and handshakes in the group
-   * with index `groupIndex` of KEX_GROUPS.
+   * Connects from `from` (a loopback address) to 127.0.0.1:`port` and handshakes on `crypto`
+   * in the group with index `groupIndex` of KEX_GROUPS.
    */
   static async open(
     port: number,
     onPush: (m: ServerMessage) => void,
-    from = "127.0.0.1",
-    groupIndex = 0,
+    options: { crypto: CryptoEngine; from?: string; groupIndex?: number },
   ): Promise<Link> {
+    const { crypto, from = "127.0.0.1", groupIndex = 0 } = options;
     const transport: Transport = from === "127.0.0.1"
       ? await Deno.connect({ hostname: "127.0.0.1", port })
       : await connectFrom(from, "127.0.0.1", port);
     try {
-      const { session } = await clientHandshake(transport, { group: KEX_GROUPS[groupIndex]! });
+      const { session } = await clientHandshake(transport, {
+        group: KEX_GROUPS[groupIndex]!,
+        crypto,
+      });
       return new Link(transport, session, onPush);
     } catch (err) {
       transport.close();

@@ -1,6 +1,6 @@
 // Raw-connection helpers for tests and the torture harness: read until the server hangs up,
 // and a session whose records are held back so they can be tampered with, replayed or reordered.
-import { concat, fromHex, KEX_GROUPS } from "../crypto/mod.ts";
+import { concat, type CryptoEngine, fromHex, KEX_GROUPS } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
 import { encodeFrame } from "../protocol/frame.ts";
 import { encodeClientHello } from "../protocol/handshake.ts";
@@ -54,6 +54,7 @@ export async function readToClose(t: Transport, ms: number): Promise<Uint8Array 
  */
 export async function holdingSession(
   t: Transport,
+  crypto: CryptoEngine,
 ): Promise<{ session: SecureSession; held: Uint8Array[] }> {
   const held: Uint8Array[] = [];
   let hold = false;
@@ -66,7 +67,7 @@ export async function holdingSession(
     },
     close: () => t.close(),
   };
-  const { session } = await clientHandshake(transport, { group: KEX_GROUPS[0]! });
+  const { session } = await clientHandshake(transport, { group: KEX_GROUPS[0]!, crypto });
   hold = true;
   return { session, held };
 }

@@ -12,12 +12,12 @@ import {
 } from "../../client/connection.ts";
 import type { ClientEvent } from "../../client/events.ts";
 import {
+  type CryptoEngine,
   generateIdentity,
   KEX_GROUPS,
-  liveNativeHandles,
-  selectCrypto,
   type ServerIdentity,
 } from "../../crypto/mod.ts";
+import { liveNativeHandles } from "../../crypto/native.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import {
   type ClientMessage,
@@ -28,9 +28,9 @@ import {
   type ServerMessage,
 } from "../../protocol/messages.ts";
 import { clientHandshake, type SecureSession, serverHandshake } from "../../protocol/session.ts";
-import { NATIVE_SKIPPED } from "../_engines.ts";
+import { NATIVE_SKIPPED, nativeCrypto, portableCrypto } from "../_engines.ts";
 import { pipe } from "../_pipe.ts";
-import { testIdentity } from "../_vectors.ts";
+import { testIdentityOn } from "../_vectors.ts";
 
 /** The server's end of one connection: reads parsed client messages, sends server messages. */
 class ScriptedServer {
@@ -70,8 +70,9 @@ function setup(
     Promise.resolve({ pin: "match", previous: [], knownHosts: "" }),
   observe: (event: ClientEvent) => void = () => {},
   ping?: { intervalMs: number; timeoutMs: number },
-  identityOf: (dial: number) => ServerIdentity = () => testIdentity,
+  identityOf: (dial: number) => ServerIdentity | undefined = () => undefined,
   refuseDial: (dial: number) => boolean = () => false,
+  engine: CryptoEngine = portableCrypto,
 ) {
   const events: ClientEvent[] = [];
   const servers: Promise<ScriptedServer>[] = [];
@@ -83,6 +84,7 @@ function setup(
   const connection = new Connection({
     endpoint: { host: "test", port: 1 },
     group: KEX_GROUPS[0]!,
+    crypto: engine,
     events: (event) => {
       events.push(event);
       observe(event);
@@ -96,9 +98,10 @@ function setup(
       if (refuseDial(servers.length)) return Promise.reject(new Error("refused"));
       const [client, server] = pipe();
       servers.push(
-        serverHandshake(server, { identity: identityOf(servers.length) }).then((r) =>
-          new ScriptedServer(r!.session, server)
-        ),
+        serverHandshake(server, {
+          identity: identityOf(servers.length) ?? testIdentityOn(engine),
+          crypto: engine,
+        }).then((r) => new ScriptedServer(r!.session, server)),
       );
       wakeAll();
       return Promise.resolve(client);
@@ -267,13 +270,13 @@ Deno.test("a refused pin fails open() with key_mismatch and sends no record", as
 });
 
 Deno.test("a reconnect to a server with another key than the session's is refused loudly, and the password is not sent", async () => {
-  const other = await generateIdentity();
+  const other = await generateIdentity(portableCrypto);
   // The pin check says "first contact", as known_hosts does once the pin is gone from it.
   const t = setup(
     () => Promise.resolve({ pin: "first_contact", previous: [], knownHosts: "" }),
     undefined,
     undefined,
-    (dial) => dial === 0 ? testIdentity : other,
+    (dial) => dial === 0 ? undefined : other,
   );
   const { connection, server: nth, event } = t;
   const first = await openLoggedIn(t);
@@ -288,7 +291,7 @@ Deno.test("a reconnect to a server with another key than the session's is refuse
     host: "test",
     port: 1,
     source: "session",
-    pinned: [testIdentity.fingerprint],
+    pinned: [testIdentityOn(portableCrypto).fingerprint],
     presented: other.fingerprint,
     accepted: false,
     known_hosts: null,
@@ -300,8 +303,8 @@ Deno.test("a reconnect to a server with another key than the session's is refuse
 });
 
 Deno.test("reconnect() logs in again on the session's key, and not on a key accepted in its place", async () => {
-  const other = await generateIdentity();
-  const t = setup(undefined, undefined, undefined, (dial) => dial === 2 ? other : testIdentity);
+  const other = await generateIdentity(portableCrypto);
+  const t = setup(undefined, undefined, undefined, (dial) => dial === 2 ? other : undefined);
   const { connection, server: nth, event } = t;
   await openLoggedIn(t);
 
@@ -411,28 +414,24 @@ Deno.test({
   name: "a closed connection frees its native cipher contexts",
   ignore: NATIVE_SKIPPED,
   fn: async () => {
-    selectCrypto("native");
-    try {
-      // A first handshake leaves the identity's signing key and the parsed server key in
-      // OpenSSL for the process's life; counting starts after it.
-      const [a, b] = pipe();
-      const [warmClient, warmServer] = await Promise.all([
-        clientHandshake(a, { group: KEX_GROUPS[0]! }),
-        serverHandshake(b, { identity: testIdentity }),
-      ]);
-      warmClient.session.dispose();
-      warmServer!.session.dispose();
-      a.close();
-      const before = liveNativeHandles();
-      const t = setup();
-      const server = await openLoggedIn(t);
-      // LGN sealed and opened, its ACK sealed and opened: two contexts on each side.
-      assert.equal(liveNativeHandles(), before + 4);
-      await t.connection.close();
-      server.session.dispose();
-      assert.equal(liveNativeHandles(), before);
-    } finally {
-      selectCrypto("portable");
-    }
+    const engine = nativeCrypto();
+    // A first handshake leaves the identity's signing key and the parsed server key in
+    // OpenSSL for the process's life; counting starts after it.
+    const [a, b] = pipe();
+    const [warmClient, warmServer] = await Promise.all([
+      clientHandshake(a, { group: KEX_GROUPS[0]!, crypto: engine }),
+      serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine }),
+    ]);
+    warmClient.session.dispose();
+    warmServer!.session.dispose();
+    a.close();
+    const before = liveNativeHandles();
+    const t = setup(undefined, undefined, undefined, undefined, undefined, engine);
+    const server = await openLoggedIn(t);
+    // LGN sealed and opened, its ACK sealed and opened: two contexts on each side.
+    assert.equal(liveNativeHandles(), before + 4);
+    await t.connection.close();
+    server.session.dispose();
+    assert.equal(liveNativeHandles(), before);
   },
 });

@@ -13,6 +13,7 @@ import {
 import { KEX_GROUPS, toHex } from "../../crypto/mod.ts";
 import type { HandshakeTrace } from "../../protocol/handshake.ts";
 import { clientHandshake, type RecordTrace, serverHandshake } from "../../protocol/session.ts";
+import { portableCrypto } from "../_engines.ts";
 import { pipe } from "../_pipe.ts";
 import { TERMINAL_CONTROL } from "./_harness.ts";
 import { testIdentity } from "../_vectors.ts";
@@ -170,10 +171,11 @@ Deno.test("the trace shows every handshake step and record, with key ids but nev
   const [client] = await Promise.all([
     clientHandshake(a, {
       group: KEX_GROUPS[0]!,
+      crypto: portableCrypto,
       trace: (e) => handshake.push(e),
       recordTrace: (e) => records.push(e),
     }),
-    serverHandshake(b, { identity: testIdentity }),
+    serverHandshake(b, { identity: testIdentity, crypto: portableCrypto }),
   ]);
   client.session.send(new TextEncoder().encode('PNG{"id":1}'));
   await client.session.writer.drained();

@@ -10,7 +10,8 @@ import type { HandshakeTrace } from "../../protocol/handshake.ts";
 import { clientHandshake, serverHandshake } from "../../protocol/session.ts";
 import { HandshakeError } from "../../protocol/errors.ts";
 import { pipe } from "../_pipe.ts";
-import { testIdentity } from "../_vectors.ts";
+import { testIdentity, testIdentityOn } from "../_vectors.ts";
+import { portableCrypto } from "../_engines.ts";
 
 const style = makeStyle(false);
 const HYBRID = kexGroupByName("x25519mlkem768")!;
@@ -20,13 +21,18 @@ Deno.test("a server that refuses the group gets a message naming its groups and 
   const connection = new Connection({
     endpoint: { host: "test", port: 1 },
     group: HYBRID,
+    crypto: portableCrypto,
     events: () => {},
     pin: () => Promise.resolve({ pin: "match", previous: [], knownHosts: "" }),
     dial: () => {
       const [client, server] = pipe();
       const groups = [kexGroupByName("ffdhe2048")!, kexGroupByName("x25519")!];
       refusals.push(
-        serverHandshake(server, { identity: testIdentity, groups }).catch((e) => e),
+        serverHandshake(server, {
+          identity: testIdentityOn(portableCrypto),
+          crypto: portableCrypto,
+          groups,
+        }).catch((e) => e),
       );
       return Promise.resolve(client);
     },
@@ -46,8 +52,8 @@ Deno.test("the hybrid's trace shows ek, ciphertext, both secrets and why both, n
   const events: HandshakeTrace[] = [];
   const [a, b] = pipe();
   const [client] = await Promise.all([
-    clientHandshake(a, { group: HYBRID, trace: (e) => events.push(e) }),
-    serverHandshake(b, { identity: testIdentity }),
+    clientHandshake(a, { crypto: portableCrypto, group: HYBRID, trace: (e) => events.push(e) }),
+    serverHandshake(b, { identity: testIdentityOn(portableCrypto), crypto: portableCrypto }),
   ]);
   a.close();
   const text = events.flatMap((e) => formatHandshakeTrace(handshakeView(e), style)).join("\n");
@@ -78,8 +84,12 @@ Deno.test("the x25519 trace says what its share and Z are", async () => {
   const events: HandshakeTrace[] = [];
   const [a, b] = pipe();
   await Promise.all([
-    clientHandshake(a, { group: kexGroupByName("x25519")!, trace: (e) => events.push(e) }),
-    serverHandshake(b, { identity: testIdentity }),
+    clientHandshake(a, {
+      crypto: portableCrypto,
+      group: kexGroupByName("x25519")!,
+      trace: (e) => events.push(e),
+    }),
+    serverHandshake(b, { identity: testIdentityOn(portableCrypto), crypto: portableCrypto }),
   ]);
   a.close();
   const text = events.flatMap((e) => formatHandshakeTrace(handshakeView(e), style)).join("\n");

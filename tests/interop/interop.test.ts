@@ -7,6 +7,7 @@ import { kexGroupByName, toHex } from "../../crypto/mod.ts";
 import { clientHandshake } from "../../protocol/session.ts";
 import { startServer } from "../server/_harness.ts";
 import { testIdentity } from "../_vectors.ts";
+import { portableCrypto } from "../_engines.ts";
 
 const PEER = new URL("./hsp_peer.py", import.meta.url).pathname;
 const KEY = new URL("../vectors/server_test_key.pem", import.meta.url).pathname;
@@ -97,6 +98,7 @@ for (const name of GROUPS) {
         try {
           const { session, result } = await clientHandshake(conn, {
             group: kexGroupByName(name)!,
+            crypto: portableCrypto,
           });
           assert.equal(result.fingerprint, testIdentity.fingerprint);
           session.send(new TextEncoder().encode('PNG{"id":42}'));

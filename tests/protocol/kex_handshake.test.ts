@@ -2,7 +2,14 @@
 // byte for byte, with every private value injected; and every invalid share refused by the side
 // the vectors name. On both engines: they share X25519 and ML-KEM but differ in RSA and hashing.
 import assert from "node:assert/strict";
-import { concat, fromHex, type KexGroup, kexGroupById, toHex } from "../../crypto/mod.ts";
+import {
+  concat,
+  type CryptoEngine,
+  fromHex,
+  type KexGroup,
+  kexGroupById,
+  toHex,
+} from "../../crypto/mod.ts";
 import {
   ClientHandshake,
   decodeHandshakeError,
@@ -15,14 +22,19 @@ import {
   transcriptHash,
 } from "../../protocol/handshake.ts";
 import { HandshakeError } from "../../protocol/errors.ts";
-import { type KexHandshakeVector, kexVectors, testIdentity } from "../_vectors.ts";
+import { type KexHandshakeVector, kexVectors, testIdentity, testIdentityOn } from "../_vectors.ts";
 import { testEachEngine } from "../_engines.ts";
 
 const X25519 = kexGroupById(0x001d)!;
 const HYBRID = kexGroupById(0x11ec)!;
 
-function vectorClient(v: KexHandshakeVector, trace?: (e: HandshakeTrace) => void) {
+function vectorClient(
+  v: KexHandshakeVector,
+  engine: CryptoEngine,
+  trace?: (e: HandshakeTrace) => void,
+) {
   return new ClientHandshake({
+    crypto: engine,
     group: kexGroupById(v.group)!,
     random: fromHex(v.client_random),
     x25519PrivateKey: fromHex(v.client_x25519_private),
@@ -31,9 +43,10 @@ function vectorClient(v: KexHandshakeVector, trace?: (e: HandshakeTrace) => void
   });
 }
 
-function vectorServer(v: KexHandshakeVector) {
+function vectorServer(v: KexHandshakeVector, engine: CryptoEngine) {
   return new ServerHandshake({
-    identity: testIdentity,
+    crypto: engine,
+    identity: testIdentityOn(engine),
     random: fromHex(v.server_random),
     x25519PrivateKey: fromHex(v.server_x25519_private),
     mlkemMessage: v.mlkem_m === undefined ? undefined : fromHex(v.mlkem_m),
@@ -63,17 +76,17 @@ Deno.test("the vectors hold one handshake in each new group, with the sizes of Â
   assert.equal(fromHex(kexVectors.handshakes[1]!.client_hello).length, 1254);
 });
 
-testEachEngine("the client's ClientHello equals each kex vector's byte for byte", () => {
+testEachEngine("the client's ClientHello equals each kex vector's byte for byte", (engine) => {
   for (const v of kexVectors.handshakes) {
-    assert.equal(toHex(vectorClient(v).hello()), v.client_hello, v.group_name);
+    assert.equal(toHex(vectorClient(v, engine).hello()), v.client_hello, v.group_name);
   }
 });
 
 testEachEngine(
   "the server answers each kex vector's ClientHello with its unsigned ServerHello and keys",
-  () => {
+  (engine) => {
     for (const v of kexVectors.handshakes) {
-      const out = vectorServer(v).respond(fromHex(v.client_hello));
+      const out = vectorServer(v, engine).respond(fromHex(v.client_hello));
       assert.ok(out.ok, v.group_name);
       const reply = toHex(out.reply);
       assert.ok(reply.startsWith(v.server_hello_unsigned), v.group_name);
@@ -84,7 +97,7 @@ testEachEngine(
       assert.equal(toHex(out.keys.send.enc), v.s2c_enc);
       assert.equal(toHex(out.keys.send.mac), v.s2c_mac);
       // The fresh signature verifies on the client, like the vector's example one below.
-      const client = vectorClient(v);
+      const client = vectorClient(v, engine);
       client.hello();
       assert.equal(toHex(client.finish(out.reply).keys.send.enc), v.c2s_enc);
     }
@@ -93,9 +106,9 @@ testEachEngine(
 
 testEachEngine(
   "the client accepts each kex vector's ServerHello (example signature) and derives its keys",
-  () => {
+  (engine) => {
     for (const v of kexVectors.handshakes) {
-      const client = vectorClient(v);
+      const client = vectorClient(v, engine);
       client.hello();
       const result = client.finish(fromHex(v.server_hello));
       assert.equal(toHex(result.transcriptHash), v.transcript_hash);
@@ -109,10 +122,12 @@ testEachEngine(
   },
 );
 
-testEachEngine("fresh x25519 and X25519MLKEM768 handshakes agree on the keys", () => {
+testEachEngine("fresh x25519 and X25519MLKEM768 handshakes agree on the keys", (engine) => {
   for (const group of [X25519, HYBRID]) {
-    const client = new ClientHandshake({ group });
-    const out = new ServerHandshake({ identity: testIdentity }).respond(client.hello());
+    const client = new ClientHandshake({ crypto: engine, group });
+    const out = new ServerHandshake({ identity: testIdentityOn(engine), crypto: engine }).respond(
+      client.hello(),
+    );
     assert.ok(out.ok);
     const result = client.finish(out.reply);
     assert.deepEqual(result.keys.send, out.keys.receive);
@@ -122,7 +137,7 @@ testEachEngine("fresh x25519 and X25519MLKEM768 handshakes agree on the keys", (
 
 testEachEngine(
   "the server answers every client share the vectors refuse with ERR bad_hello",
-  () => {
+  (engine) => {
     const refused = kexVectors.invalid_shares.filter((s) => s.side !== "server");
     assert.equal(refused.length, 10);
     for (const bad of refused) {
@@ -132,7 +147,9 @@ testEachEngine(
         random: new Uint8Array(32),
         share: fromHex(bad.share),
       });
-      const out = new ServerHandshake({ identity: testIdentity }).respond(hello);
+      const out = new ServerHandshake({ identity: testIdentityOn(engine), crypto: engine }).respond(
+        hello,
+      );
       assert.equal(out.ok, false, bad.why);
       assert.equal(decodeHandshakeError(out.reply!)?.code, "bad_hello", bad.why);
     }
@@ -141,13 +158,13 @@ testEachEngine(
 
 testEachEngine(
   "the client aborts on every server share the vectors refuse, even under a valid signature",
-  () => {
+  (engine) => {
     const refused = kexVectors.invalid_shares.filter((s) => s.side !== "client");
     assert.equal(refused.length, 6);
     for (const bad of refused) {
       const v = kexVectors.handshakes.find((h) => h.group === bad.group)!;
       const group = kexGroupById(bad.group)!;
-      const client = vectorClient(v);
+      const client = vectorClient(v, engine);
       const hello = client.hello();
       const reply = signedServerHello(hello, group, fromHex(bad.share));
       assert.throws(
@@ -161,7 +178,7 @@ testEachEngine(
 
 testEachEngine(
   "the client aborts on a hybrid server share whose X25519 part is a small-order point",
-  () => {
+  (engine) => {
     // The vectors' small-order points are client shares of the hybrid; here they come from the
     // server behind a valid ML-KEM ciphertext and a valid signature.
     const v = kexVectors.handshakes[1]!;
@@ -171,7 +188,7 @@ testEachEngine(
     );
     assert.equal(points.length, 3);
     for (const point of points) {
-      const client = vectorClient(v);
+      const client = vectorClient(v, engine);
       const reply = signedServerHello(client.hello(), HYBRID, concat(ct, fromHex(point.share)));
       assert.throws(
         () => client.finish(reply),
@@ -184,21 +201,21 @@ testEachEngine(
 
 testEachEngine(
   "a wrong ML-KEM ciphertext yields other keys, not an error (implicit rejection)",
-  () => {
+  (engine) => {
     const v = kexVectors.handshakes[1]!;
     const share = fromHex(v.server_share);
     share[0]! ^= 1;
-    const client = vectorClient(v);
+    const client = vectorClient(v, engine);
     const reply = signedServerHello(client.hello(), HYBRID, share);
     const result = client.finish(reply);
     assert.notEqual(toHex(result.keys.send.enc), v.c2s_enc);
   },
 );
 
-testEachEngine("the hybrid's trace shows each step and never a secret", () => {
+testEachEngine("the hybrid's trace shows each step and never a secret", (engine) => {
   const v = kexVectors.handshakes[1]!;
   const events: HandshakeTrace[] = [];
-  const client = vectorClient(v, (e) => events.push(e));
+  const client = vectorClient(v, engine, (e) => events.push(e));
   client.hello();
   client.finish(fromHex(v.server_hello));
   assert.deepEqual(events.map((e) => e.step), [

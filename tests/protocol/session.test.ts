@@ -1,23 +1,28 @@
 // A full handshake and records between the two sides, over an in-memory pipe and over a real
 // loopback socket.
 import assert from "node:assert/strict";
-import { KEX_GROUPS } from "../../crypto/mod.ts";
+import { type CryptoEngine, KEX_GROUPS } from "../../crypto/mod.ts";
 import { FrameReader, FrameWriter, type Transport } from "../../protocol/channel.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../../protocol/errors.ts";
 import { encodeHandshakeError } from "../../protocol/handshake.ts";
 import { encodeMessage } from "../../protocol/messages.ts";
 import { clientHandshake, type RecordTrace, serverHandshake } from "../../protocol/session.ts";
-import { testIdentity } from "../_vectors.ts";
+import { testIdentity, testIdentityOn } from "../_vectors.ts";
 import { pipe } from "../_pipe.ts";
 import { testEachEngine } from "../_engines.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const read = (b: Uint8Array | null) => (b === null ? null : new TextDecoder().decode(b));
 
-async function converse(clientSide: Transport, serverSide: Transport, groupIndex: number) {
+async function converse(
+  engine: CryptoEngine,
+  clientSide: Transport,
+  serverSide: Transport,
+  groupIndex: number,
+) {
   const [client, server] = await Promise.all([
-    clientHandshake(clientSide, { group: KEX_GROUPS[groupIndex]! }),
-    serverHandshake(serverSide, { identity: testIdentity }),
+    clientHandshake(clientSide, { crypto: engine, group: KEX_GROUPS[groupIndex]! }),
+    serverHandshake(serverSide, { identity: testIdentityOn(engine), crypto: engine }),
   ]);
   assert.ok(server);
   assert.equal(client.result.fingerprint, testIdentity.fingerprint);
@@ -35,10 +40,10 @@ async function converse(clientSide: Transport, serverSide: Transport, groupIndex
 
 testEachEngine(
   "a full handshake and records flow both ways over an in-memory pipe, in every group",
-  async () => {
+  async (engine) => {
     for (let g = 0; g < KEX_GROUPS.length; g++) {
       const [a, b] = pipe();
-      await converse(a, b, g);
+      await converse(engine, a, b, g);
       a.close();
     }
   },
@@ -46,13 +51,13 @@ testEachEngine(
 
 testEachEngine(
   "a full handshake and records flow both ways over a loopback TCP socket",
-  async () => {
+  async (engine) => {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const accepted = listener.accept();
     const clientConn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
     const serverConn = await accepted;
     try {
-      const { server } = await converse(clientConn, serverConn, 0);
+      const { server } = await converse(engine, clientConn, serverConn, 0);
       clientConn.close();
       assert.equal(await server.session.receive(), null);
     } finally {
@@ -62,7 +67,7 @@ testEachEngine(
   },
 );
 
-testEachEngine("a replayed record is refused by the receiver", async () => {
+testEachEngine("a replayed record is refused by the receiver", async (engine) => {
   const [a, b] = pipe();
   // Capture the client's bytes by wrapping its transport.
   const written: Uint8Array[] = [];
@@ -75,8 +80,8 @@ testEachEngine("a replayed record is refused by the receiver", async () => {
     close: () => a.close(),
   };
   const [client, server] = await Promise.all([
-    clientHandshake(tap, { group: KEX_GROUPS[0]! }),
-    serverHandshake(b, { identity: testIdentity }),
+    clientHandshake(tap, { crypto: engine, group: KEX_GROUPS[0]! }),
+    serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine }),
   ]);
   client.session.send(text('PNG{"id":1}'));
   await client.session.writer.drained();
@@ -88,12 +93,15 @@ testEachEngine("a replayed record is refused by the receiver", async () => {
 
 testEachEngine(
   "the server answers a bad ClientHello with an ERR frame and a HandshakeError",
-  async () => {
+  async (engine) => {
     const [a, b] = pipe();
     const writer = new FrameWriter(a);
     const reader = new FrameReader(a);
     writer.send(text("CHL\x01\x01\x00too short"));
-    await assert.rejects(serverHandshake(b, { identity: testIdentity }), HandshakeError);
+    await assert.rejects(
+      serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine }),
+      HandshakeError,
+    );
     assert.equal(read(await reader.next())?.slice(0, 23), 'ERR{"code":"bad_hello",');
     a.close();
   },
@@ -101,19 +109,19 @@ testEachEngine(
 
 testEachEngine(
   "the server refuses a ClientHello frame above 8192 bytes before reading it",
-  async () => {
+  async (engine) => {
     const [a, b] = pipe();
     const header = new Uint8Array([0, 0, 0x20, 0x01]); // 8193
     await a.write(header);
     await assert.rejects(
-      serverHandshake(b, { identity: testIdentity }),
+      serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine }),
       (e) => e instanceof ProtocolError && e.code === "frame_too_large",
     );
     a.close();
   },
 );
 
-testEachEngine("the client surfaces a server's ERR and a server that hangs up", async () => {
+testEachEngine("the client surfaces a server's ERR and a server that hangs up", async (engine) => {
   const [a, b] = pipe();
   const serving = (async () => {
     const reader = new FrameReader(b);
@@ -121,7 +129,7 @@ testEachEngine("the client surfaces a server's ERR and a server that hangs up", 
     new FrameWriter(b).send(encodeHandshakeError("unsupported_group", "only ffdhe4096"));
   })();
   await assert.rejects(
-    clientHandshake(a, { group: KEX_GROUPS[0]! }),
+    clientHandshake(a, { crypto: engine, group: KEX_GROUPS[0]! }),
     (e) => e instanceof HandshakeError && e.code === "unsupported_group",
   );
   await serving;
@@ -130,15 +138,19 @@ testEachEngine("the client surfaces a server's ERR and a server that hangs up", 
     await new FrameReader(d).next();
     d.close();
   })();
-  await assert.rejects(clientHandshake(c, { group: KEX_GROUPS[0]! }), HandshakeError);
+  await assert.rejects(
+    clientHandshake(c, { crypto: engine, group: KEX_GROUPS[0]! }),
+    HandshakeError,
+  );
   await hangup;
 });
 
-testEachEngine("checkPin can refuse the server before any record is sent", async () => {
+testEachEngine("checkPin can refuse the server before any record is sent", async (engine) => {
   const [a, b] = pipe();
-  const serving = serverHandshake(b, { identity: testIdentity });
+  const serving = serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine });
   await assert.rejects(
     clientHandshake(a, {
+      crypto: engine,
       group: KEX_GROUPS[0]!,
       checkPin: (r) => {
         throw new Error(`pin mismatch ${r.fingerprint}`);
@@ -151,12 +163,16 @@ testEachEngine("checkPin can refuse the server before any record is sent", async
   assert.equal(await server!.session.receive(), null);
 });
 
-testEachEngine("record traces name code, sizes, IV and seq in both directions", async () => {
+testEachEngine("record traces name code, sizes, IV and seq in both directions", async (engine) => {
   const [a, b] = pipe();
   const events: RecordTrace[] = [];
   const [client, server] = await Promise.all([
-    clientHandshake(a, { group: KEX_GROUPS[0]!, recordTrace: (e) => events.push(e) }),
-    serverHandshake(b, { identity: testIdentity }),
+    clientHandshake(a, {
+      crypto: engine,
+      group: KEX_GROUPS[0]!,
+      recordTrace: (e) => events.push(e),
+    }),
+    serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine }),
   ]);
   client.session.send(text('PNG{"id":7}'));
   await server!.session.receive();
@@ -175,11 +191,11 @@ testEachEngine("record traces name code, sizes, IV and seq in both directions", 
 
 testEachEngine(
   "sendMessage() sends what encodeMessage() encodes, short or too long for the shared scratch",
-  async () => {
+  async (engine) => {
     const [a, b] = pipe();
     const [client, server] = await Promise.all([
-      clientHandshake(a, { group: KEX_GROUPS[0]! }),
-      serverHandshake(b, { identity: testIdentity }),
+      clientHandshake(a, { crypto: engine, group: KEX_GROUPS[0]! }),
+      serverHandshake(b, { identity: testIdentityOn(engine), crypto: engine }),
     ]);
     assert.ok(server);
     // 22,000 UTF-16 units could need 66,000 bytes: more than the scratch, so the slow path.

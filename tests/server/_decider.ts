@@ -4,6 +4,7 @@
 // events as committed, work answered by the test), collecting everything sent to sessions.
 import assert from "node:assert/strict";
 import { TEST_ONLY_WEAK_PARAMS } from "../../crypto/mod.ts";
+import { portableCrypto } from "../_engines.ts";
 import type { ClientMessage, ServerMessage } from "../../protocol/messages.ts";
 import { messageText, parseClientMessage } from "../../protocol/messages.ts";
 import type { Event } from "../../store/mod.ts";
@@ -51,6 +52,7 @@ export class Scenario {
       serverKey: SERVER_KEY,
       hashParams: TEST_ONLY_WEAK_PARAMS,
       dummyHash: "dummy",
+      crypto: portableCrypto,
     });
   }
 

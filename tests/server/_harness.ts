@@ -1,6 +1,7 @@
 // Test harness: an in-process server on port 0 with a temporary log, and a scripted client
 // speaking HSP/1 over a real loopback socket.
 import {
+  type CryptoEngine,
   type KexGroup,
   type ScryptParams,
   type ServerIdentity,
@@ -13,7 +14,8 @@ import { FileEventStore, openEventLog } from "../../store/mod.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../../server/config.ts";
 import { Logger } from "../../server/logger.ts";
 import { Server } from "../../server/server.ts";
-import { testIdentity } from "../_vectors.ts";
+import { portableCrypto } from "../_engines.ts";
+import { testIdentityOn } from "../_vectors.ts";
 
 /** Waits for `condition` to hold, polling each turn of the event loop, up to `ms`. */
 export async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
@@ -36,7 +38,10 @@ export interface TestServer {
   dispose(): Promise<void>;
 }
 
-/** Starts a server on 127.0.0.1:0 over a log in `dir` (a fresh temp dir by default). */
+/**
+ * Starts a server on 127.0.0.1:0 over a log in `dir` (a fresh temp dir by default), on the
+ * portable engine unless `crypto` says otherwise.
+ */
 export async function startServer(
   options: {
     dir?: string;
@@ -44,8 +49,10 @@ export async function startServer(
     hashParams?: ScryptParams;
     groups?: readonly KexGroup[];
     identity?: ServerIdentity;
+    crypto?: CryptoEngine;
   } = {},
 ): Promise<TestServer> {
+  const crypto = options.crypto ?? portableCrypto;
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "hybrid-test-" });
   const logPath = `${dir}/events.log`;
   const { log, state } = await openEventLog(logPath);
@@ -53,7 +60,8 @@ export async function startServer(
   const server = new Server({
     host: "127.0.0.1",
     port: 0,
-    identity: options.identity ?? testIdentity,
+    identity: options.identity ?? testIdentityOn(crypto),
+    crypto,
     store: new FileEventStore(log),
     state,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
@@ -85,10 +93,18 @@ export async function startServer(
 export class TestClient {
   private constructor(readonly link: Link, readonly pushes: ServerMessage[]) {}
 
-  /** Connects and handshakes; `from` picks a loopback source address such as 127.0.0.2. */
-  static async connect(port: number, groupIndex = 0, from = "127.0.0.1"): Promise<TestClient> {
+  /**
+   * Connects and handshakes (on the portable engine by default); `from` picks a loopback
+   * source address such as 127.0.0.2.
+   */
+  static async connect(
+    port: number,
+    groupIndex = 0,
+    from = "127.0.0.1",
+    crypto: CryptoEngine = portableCrypto,
+  ): Promise<TestClient> {
     const pushes: ServerMessage[] = [];
-    const link = await Link.open(port, (m) => pushes.push(m), from, groupIndex);
+    const link = await Link.open(port, (m) => pushes.push(m), { crypto, from, groupIndex });
     return new TestClient(link, pushes);
   }
 
@@ -157,8 +173,12 @@ export class TestClient {
 }
 
 /** Signs up and logs in `user` (password "password-<user>") on a fresh connection. */
-export async function loggedIn(port: number, user: string): Promise<TestClient> {
-  const c = await TestClient.connect(port);
+export async function loggedIn(
+  port: number,
+  user: string,
+  crypto: CryptoEngine = portableCrypto,
+): Promise<TestClient> {
+  const c = await TestClient.connect(port, 0, "127.0.0.1", crypto);
   const password = `password-${user}`;
   const snu = await c.request({ code: "SNU", user, password });
   if (snu.code !== "ACK" && !(snu.code === "ERR" && snu.error === "user_exists")) {

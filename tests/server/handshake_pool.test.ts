@@ -6,6 +6,7 @@ import { ClientHandshake } from "../../protocol/handshake.ts";
 import { WorkerResponder } from "../../server/handshake_pool.ts";
 import { startServer, TestClient, until } from "./_harness.ts";
 import { testIdentity } from "../_vectors.ts";
+import { portableCrypto } from "../_engines.ts";
 
 const WORKER = new URL("../../server/main.ts", import.meta.url);
 
@@ -20,7 +21,10 @@ Deno.test("the worker pool answers ClientHellos and refuses more than its cap in
   });
   try {
     const hellos = [0, 1, 2].map(() =>
-      new ClientHandshake({ group: KEX_GROUPS.find((g) => g.name === "x25519")! }).hello()
+      new ClientHandshake({
+        crypto: portableCrypto,
+        group: KEX_GROUPS.find((g) => g.name === "x25519")!,
+      }).hello()
     );
     const first = pool.respond(hellos[0]!);
     const second = pool.respond(hellos[1]!);

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { KEX_GROUPS, kexGroupByName } from "../../crypto/mod.ts";
 import { HandshakeRefusedError } from "../../protocol/handshake.ts";
 import { clientHandshake } from "../../protocol/session.ts";
+import { portableCrypto } from "../_engines.ts";
 import { loggedIn, readUntilClosed, startServer, TestClient, until } from "./_harness.ts";
 
 Deno.test("MSG beyond the burst is refused with rate_limited and a retry_after_ms", async () => {
@@ -189,7 +190,10 @@ Deno.test("clients may use any of the five groups", async () => {
       await c.close();
     }
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
-    const { result } = await clientHandshake(conn, { group: KEX_GROUPS[2]! });
+    const { result } = await clientHandshake(conn, {
+      group: KEX_GROUPS[2]!,
+      crypto: portableCrypto,
+    });
     assert.equal(result.group.name, "ffdhe4096");
     conn.close();
   } finally {
@@ -207,7 +211,7 @@ Deno.test("a server narrowed with groups refuses the others with unsupported_gro
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: t.port });
       try {
         await assert.rejects(
-          clientHandshake(conn, { group }),
+          clientHandshake(conn, { group, crypto: portableCrypto }),
           (e) =>
             e instanceof HandshakeRefusedError && e.code === "unsupported_group" &&
             e.serverMessage === `group ${group.name} is not offered; this server offers x25519`,

@@ -1,6 +1,7 @@
 // Honest users for the torture run: sign up, log in, send with cids, DAK what they are shown,
 // reconnect and retry whatever was not acknowledged. The Ledger keeps what was acknowledged
 // and what was delivered, so the run can prove nothing was lost, doubled or reordered.
+import type { CryptoEngine } from "../../crypto/mod.ts";
 import type { Deliver, ServerMessage } from "../../protocol/messages.ts";
 import { Link } from "../link.ts";
 import { Prng } from "../prng.ts";
@@ -108,6 +109,8 @@ export interface HonestOptions {
   readonly name: string;
   readonly peers: readonly string[];
   readonly port: () => number;
+  /** The engine of this user's connections. */
+  readonly crypto: CryptoEngine;
   readonly ledger: Ledger;
   readonly rng: Prng;
   /** Chance per tick of queueing a new message while sending is on. */
@@ -153,7 +156,9 @@ export class HonestUser {
   async #connect(): Promise<Link | undefined> {
     let link: Link;
     try {
-      link = await Link.open(this.o.port(), (m) => this.#onPush(link, m));
+      link = await Link.open(this.o.port(), (m) => this.#onPush(link, m), {
+        crypto: this.o.crypto,
+      });
     } catch {
       return undefined; // server down (being restarted): retry on the next tick
     }

@@ -1,5 +1,6 @@
 // Hostile clients for the torture run, each from its own loopback address, each checking the
 // server reacts as HSP/1 says: close (silently, or with ERR where §2.3 says so), refuse, throttle.
+import type { CryptoEngine } from "../../crypto/mod.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import { encodeFrame } from "../../protocol/frame.ts";
 import { decodeHandshakeError } from "../../protocol/handshake.ts";
@@ -7,6 +8,12 @@ import { connectFrom } from "../node_transport.ts";
 import { helloFrameWithShare, holdingSession, readToClose } from "../raw_conn.ts";
 import type { Prng } from "../prng.ts";
 import { Link } from "../link.ts";
+
+/** The server under attack: its port (known once it listens), and the engine to talk to it on. */
+export interface Target {
+  readonly port: () => number;
+  readonly crypto: CryptoEngine;
+}
 
 /** Invalid shares to send (the protocol's negative vectors, passed in by the caller). */
 export interface InvalidShare {
@@ -34,10 +41,19 @@ abstract class Attack {
   constructor(
     name: string,
     readonly from: string,
-    readonly port: () => number,
+    readonly target: Target,
     readonly rng: Prng,
   ) {
     this.stats = { name, attempts: 0, expected: 0, anomalies: [] };
+  }
+
+  port(): number {
+    return this.target.port();
+  }
+
+  /** How a Link of this attack connects: from its address, on the target's engine. */
+  linkOptions(): { crypto: CryptoEngine; from: string } {
+    return { crypto: this.target.crypto, from: this.from };
   }
 
   start(): this {
@@ -144,11 +160,11 @@ export class InvalidShares extends Attack {
 
   constructor(
     from: string,
-    port: () => number,
+    target: Target,
     rng: Prng,
     readonly shares: readonly InvalidShare[],
   ) {
-    super("invalid shares", from, port, rng);
+    super("invalid shares", from, target, rng);
   }
 
   async attempt(): Promise<true | string | undefined> {
@@ -167,7 +183,7 @@ export class InvalidShares extends Attack {
 export class BadRecords extends Attack {
   async attempt(): Promise<true | string | undefined> {
     const t = await this.connect();
-    const { session, held } = await holdingSession(t);
+    const { session, held } = await holdingSession(t, this.target.crypto);
     const kind = this.rng.pick(["tampered", "replayed", "reordered"] as const);
     const png = (id: number) => new TextEncoder().encode(`PNG{"id":${id}}`);
     session.send(png(1));
@@ -198,7 +214,7 @@ export class BadRecords extends Attack {
 /** Requests that need a login, sent before one: each answered not_authenticated. */
 export class BeforeLogin extends Attack {
   async attempt(): Promise<true | string | undefined> {
-    const link = await Link.open(this.port(), () => {}, this.from);
+    const link = await Link.open(this.port(), () => {}, this.linkOptions());
     try {
       for (
         const body of [
@@ -225,13 +241,13 @@ export class PasswordGuessing extends Attack {
   #link: Link | undefined;
   limited = 0;
 
-  constructor(from: string, port: () => number, rng: Prng, readonly victim: string) {
-    super("password guessing", from, port, rng);
+  constructor(from: string, target: Target, rng: Prng, readonly victim: string) {
+    super("password guessing", from, target, rng);
   }
 
   async attempt(): Promise<true | string | undefined> {
     if (!this.#link || this.#link.closed) {
-      this.#link = await Link.open(this.port(), () => {}, this.from);
+      this.#link = await Link.open(this.port(), () => {}, this.linkOptions());
     }
     const r = await this.#link.request({
       code: "LGN",
@@ -258,12 +274,12 @@ export class ConnectionFlood extends Attack {
 
   constructor(
     from: string,
-    port: () => number,
+    target: Target,
     rng: Prng,
     readonly burst: number,
     readonly cap: number,
   ) {
-    super("connection flood", from, port, rng);
+    super("connection flood", from, target, rng);
   }
 
   override pause() {

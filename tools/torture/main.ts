@@ -76,7 +76,7 @@ if (cryptoMode === undefined) {
   console.error(`torture: --crypto must be one of ${CRYPTO_MODES.join(", ")}`);
   Deno.exit(2);
 }
-const engine = selectCrypto(cryptoMode);
+const { engine, detail } = selectCrypto(cryptoMode);
 
 const rng = new Prng(seed);
 const dir = await Deno.makeTempDir({ prefix: "hybrid-torture-" });
@@ -86,7 +86,7 @@ const say = (line: string) =>
   console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${line}`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const started = performance.now();
-say(`crypto engine here and in the server: ${cryptoMode} (${engine.engine}: ${engine.detail})`);
+say(`crypto engine here and in the server: ${cryptoMode} (${engine.name}: ${detail})`);
 
 // ── The server, restartable on a fixed port ────────────────────────────────────────────────
 const SERVER_FLAGS = [
@@ -159,6 +159,7 @@ const users = names.map((name) =>
     name,
     peers: names,
     port: () => port,
+    crypto: engine,
     ledger,
     rng: rng.fork(),
     sendChance: 0.5,
@@ -231,17 +232,17 @@ await sleep(hostileMs / 3);
 const baseline = ledger.latencies;
 ledger.latencies = [];
 
-const port_ = () => port;
+const target = { port: () => port, crypto: engine };
 const attacks = [
-  new RandomBytes("random bytes", "127.0.0.11", port_, rng.fork()),
-  new TruncatedFrame("truncated frames", "127.0.0.12", port_, rng.fork()),
-  new OversizedLength("oversized lengths", "127.0.0.13", port_, rng.fork()),
-  new Drip("one byte per second", "127.0.0.14", port_, rng.fork()),
-  new InvalidShares("127.0.0.15", port_, rng.fork(), handshakeVectors.invalid_shares),
-  new BadRecords("tampered/replayed/reordered records", "127.0.0.16", port_, rng.fork()),
-  new BeforeLogin("requests before login", "127.0.0.17", port_, rng.fork()),
-  new PasswordGuessing("127.0.0.18", port_, rng.fork(), victim),
-  new ConnectionFlood("127.0.0.19", port_, rng.fork(), 120, 64),
+  new RandomBytes("random bytes", "127.0.0.11", target, rng.fork()),
+  new TruncatedFrame("truncated frames", "127.0.0.12", target, rng.fork()),
+  new OversizedLength("oversized lengths", "127.0.0.13", target, rng.fork()),
+  new Drip("one byte per second", "127.0.0.14", target, rng.fork()),
+  new InvalidShares("127.0.0.15", target, rng.fork(), handshakeVectors.invalid_shares),
+  new BadRecords("tampered/replayed/reordered records", "127.0.0.16", target, rng.fork()),
+  new BeforeLogin("requests before login", "127.0.0.17", target, rng.fork()),
+  new PasswordGuessing("127.0.0.18", target, rng.fork(), victim),
+  new ConnectionFlood("127.0.0.19", target, rng.fork(), 120, 64),
 ].map((a) => a.start());
 await sleep((hostileMs * 2) / 3);
 const underAttack = ledger.latencies;
@@ -255,7 +256,7 @@ await drain("after the hostile phase", 30_000);
 // The guessed account still works for its owner (from the owner's own address).
 let ownerOk = false;
 {
-  const link = await Link.open(port, () => {});
+  const link = await Link.open(port, () => {}, { crypto: engine });
   const r = await link.request({ code: "LGN", user: victim, password: users[0]!.password });
   ownerOk = r !== "closed" && r.code === "ACK";
   if (!ownerOk) {
