@@ -46,37 +46,56 @@ export class InlineResponder implements HandshakePool {
   close(): void {}
 }
 
-interface Slot {
-  readonly worker: Worker;
-  readonly waiting: Map<number, (result: HandshakeJobResult) => void>;
+interface Waiting {
+  readonly hello: Uint8Array;
+  readonly done: (result: PoolOutcome) => void;
 }
 
-/** Computes handshakes on `size` worker threads running `workerUrl` (see handshake_worker.ts). */
+interface Slot {
+  readonly worker: Worker;
+  readonly waiting: Map<number, Waiting>;
+  dead: boolean;
+}
+
+/**
+ * Computes handshakes on `size` worker threads running `workerUrl` (see handshake_worker.ts). A
+ * worker that fails (it could not load its module, say) is logged through `onFault` and left
+ * aside; what it held and everything after it is computed by `fallback` on the event loop, so
+ * a broken worker costs speed, never a connection.
+ */
 export class WorkerResponder implements HandshakePool {
   readonly #slots: Slot[] = [];
   readonly #maxInFlight: number;
+  readonly #fallback: InlineResponder;
+  readonly #onFault: (message: string) => void;
   #inFlight = 0;
   #nextJob = 1;
   #closed = false;
 
-  constructor(workerUrl: URL | string, size: number, maxInFlight: number, init: WorkerInit) {
+  constructor(
+    workerUrl: URL | string,
+    size: number,
+    maxInFlight: number,
+    init: WorkerInit,
+    fallback: InlineResponder,
+    onFault: (message: string) => void = () => {},
+  ) {
     if (size < 1) throw new RangeError(`a worker pool needs at least 1 worker, got ${size}`);
     this.#maxInFlight = maxInFlight;
+    this.#fallback = fallback;
+    this.#onFault = onFault;
     for (let i = 0; i < size; i++) {
       const worker = new Worker(workerUrl, { type: "module", name: HANDSHAKE_WORKER_NAME });
-      const slot: Slot = { worker, waiting: new Map() };
+      const slot: Slot = { worker, waiting: new Map(), dead: false };
       worker.onmessage = (e: MessageEvent<HandshakeJobResult>) => {
-        const done = slot.waiting.get(e.data.job);
+        const waiting = slot.waiting.get(e.data.job);
         slot.waiting.delete(e.data.job);
-        done?.(e.data);
+        const result = e.data;
+        waiting?.done({ outcome: outcomeOf(result), trace: result.ok ? result.trace : [] });
       };
       worker.onerror = (e) => {
-        // A worker that dies fails what it held; the next job goes to another one.
         e.preventDefault();
-        for (const done of slot.waiting.values()) {
-          done({ job: 0, ok: false, fault: `handshake worker failed: ${e.message}` });
-        }
-        slot.waiting.clear();
+        this.#bury(slot, e.message);
       };
       worker.postMessage(init);
       this.#slots.push(slot);
@@ -87,28 +106,50 @@ export class WorkerResponder implements HandshakePool {
     return this.#inFlight;
   }
 
+  /** Leaves a failed worker aside and answers what it held on the event loop. */
+  #bury(slot: Slot, why: string): void {
+    if (slot.dead) return;
+    slot.dead = true;
+    slot.worker.terminate();
+    const alive = this.#slots.filter((s) => !s.dead).length;
+    this.#onFault(
+      `handshake worker failed (${why}); ${
+        alive === 0 ? "handshakes are computed on the event loop" : `${alive} left`
+      }`,
+    );
+    for (const { hello, done } of slot.waiting.values()) {
+      this.#fallback.respond(hello).then(done);
+    }
+    slot.waiting.clear();
+  }
+
   respond(hello: Uint8Array): Promise<PoolOutcome> | undefined {
     if (this.#closed || this.#inFlight >= this.#maxInFlight) return undefined;
-    // The worker with the fewest jobs gets this one.
-    let slot = this.#slots[0]!;
-    for (const s of this.#slots) if (s.waiting.size < slot.waiting.size) slot = s;
+    // The live worker with the fewest jobs gets this one; with none left, the event loop does.
+    let slot: Slot | undefined;
+    for (const s of this.#slots) {
+      if (!s.dead && (slot === undefined || s.waiting.size < slot.waiting.size)) slot = s;
+    }
+    if (slot === undefined) return this.#fallback.respond(hello);
     const job = this.#nextJob++;
     this.#inFlight++;
-    return new Promise<HandshakeJobResult>((resolve) => {
-      slot.waiting.set(job, resolve);
-      slot.worker.postMessage({ job, hello } satisfies HandshakeJob);
-    }).then((result) => {
-      this.#inFlight--;
-      return { outcome: outcomeOf(result), trace: result.ok ? result.trace : [] };
-    });
+    const chosen = slot;
+    return new Promise<PoolOutcome>((done) => {
+      chosen.waiting.set(job, { hello, done });
+      chosen.worker.postMessage({ job, hello } satisfies HandshakeJob);
+    }).finally(() => this.#inFlight--);
   }
 
   close(): void {
     this.#closed = true;
     for (const slot of this.#slots) {
+      slot.dead = true;
       slot.worker.terminate();
-      for (const done of slot.waiting.values()) {
-        done({ job: 0, ok: false, fault: "server shutting down" });
+      for (const { done } of slot.waiting.values()) {
+        done({
+          outcome: outcomeOf({ job: 0, ok: false, fault: "server shutting down" }),
+          trace: [],
+        });
       }
       slot.waiting.clear();
     }

@@ -162,22 +162,20 @@ export class Server {
       newMessageId: options.newMessageId,
     });
     const workers = options.handshakeWorkers;
+    const inline = new InlineResponder(
+      { identity, crypto: options.crypto, groups: options.groups },
+      options.trace ?? false,
+    );
     this.#pool = workers && limits.handshake_workers > 0
       ? new WorkerResponder(
         workers.url,
         limits.handshake_workers,
         limits.max_handshakes_in_flight,
-        {
-          type: "init",
-          pem: identity.toPem(),
-          trace: options.trace ?? false,
-          ...workers.init,
-        },
+        { type: "init", pem: identity.toPem(), trace: options.trace ?? false, ...workers.init },
+        inline,
+        (message) => options.logger.error(message),
       )
-      : new InlineResponder(
-        { identity, crypto: options.crypto, groups: options.groups },
-        options.trace ?? false,
-      );
+      : inline;
     this.#listener = options.listener ??
       Deno.listen({
         hostname: options.host ?? "0.0.0.0",

@@ -96,6 +96,8 @@ Deno.test({
       assert.equal(status.code, 0, stderr.text);
     }
     assert.match(stderr.text, /shutdown complete/);
+    // The handshake workers load their module under the task's permissions too.
+    assert.doesNotMatch(stderr.text, /handshake worker failed/);
   },
 });
 

@@ -3,22 +3,29 @@
 import assert from "node:assert/strict";
 import { KEX_GROUPS } from "../../crypto/mod.ts";
 import { ClientHandshake } from "../../protocol/handshake.ts";
-import { WorkerResponder } from "../../server/handshake_pool.ts";
+import { InlineResponder, WorkerResponder } from "../../server/handshake_pool.ts";
 import { startServer, TestClient, until } from "./_harness.ts";
 import { testIdentity } from "../_vectors.ts";
 import { portableCrypto } from "../_engines.ts";
 
 const WORKER = new URL("../../server/main.ts", import.meta.url);
+const INIT = {
+  type: "init",
+  pem: testIdentity.toPem(),
+  crypto: "portable",
+  libcrypto: undefined,
+  groups: undefined,
+  trace: false,
+} as const;
+const inline = () => new InlineResponder({ identity: testIdentity, crypto: portableCrypto }, false);
+const x25519Hello = () =>
+  new ClientHandshake({
+    crypto: portableCrypto,
+    group: KEX_GROUPS.find((g) => g.name === "x25519")!,
+  }).hello();
 
 Deno.test("the worker pool answers ClientHellos and refuses more than its cap in flight", async () => {
-  const pool = new WorkerResponder(WORKER, 1, 2, {
-    type: "init",
-    pem: testIdentity.toPem(),
-    crypto: "portable",
-    libcrypto: undefined,
-    groups: undefined,
-    trace: false,
-  });
+  const pool = new WorkerResponder(WORKER, 1, 2, INIT, inline());
   try {
     const hellos = [0, 1, 2].map(() =>
       new ClientHandshake({
@@ -36,6 +43,21 @@ Deno.test("the worker pool answers ClientHellos and refuses more than its cap in
     assert.equal(pool.inFlight, 0);
     const third = await pool.respond(hellos[2]!);
     assert.ok(third?.outcome.ok);
+  } finally {
+    pool.close();
+  }
+});
+
+Deno.test("a worker that cannot start is reported, and its handshakes are computed on the event loop", async () => {
+  const faults: string[] = [];
+  const missing = new URL("./no_such_worker.ts", import.meta.url);
+  const pool = new WorkerResponder(missing, 1, 4, INIT, inline(), (m) => faults.push(m));
+  try {
+    const answers = await Promise.all([pool.respond(x25519Hello())!, pool.respond(x25519Hello())!]);
+    assert.ok(answers.every((a) => a.outcome.ok), "a handshake was lost with its worker");
+    await until(() => faults.length > 0, "the fault to be reported");
+    assert.match(faults[0]!, /handshake worker failed .*computed on the event loop/s);
+    assert.ok((await pool.respond(x25519Hello())!).outcome.ok);
   } finally {
     pool.close();
   }
