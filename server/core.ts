@@ -2,7 +2,7 @@
 // are applied at once; replies go to the sessions' outlets; events are appended, then applied
 // with `evolve` and announced with `react` once durable; password work runs on scrypt's worker
 // threads and comes back as a command. All I/O of the request logic is here.
-import { hashPassword, type ScryptParams, verifyPassword } from "../crypto/mod.ts";
+import { checkPassword, hashPassword, type ScryptParams, verifyPassword } from "../crypto/mod.ts";
 import type { ByeReason, ClientParse, ServerMessage } from "../protocol/messages.ts";
 import { AppendConflict, type Event, type EventStore } from "../store/mod.ts";
 import {
@@ -179,10 +179,11 @@ async function perform(work: Work, params: ScryptParams): Promise<WorkResult> {
     case "hash":
       return { kind: "hash", hash: await hashPassword(work.password, params) };
     case "verify": {
-      const ok = await verifyPassword(work.password, work.stored);
-      // A correct password under weaker parameters than today's is hashed again (§5 spirit).
-      const rehashed = ok && work.rehash ? await hashPassword(work.password, params) : undefined;
-      return { kind: "verify", ok, rehashed };
+      // A correct password stored under weaker parameters than today's, or before passwords were
+      // hashed in NFC, is hashed again, so old hashes do not stay weak for ever.
+      const { valid, rehash } = await checkPassword(work.password, work.stored, params);
+      const rehashed = valid && rehash ? await hashPassword(work.password, params) : undefined;
+      return { kind: "verify", ok: valid, rehashed };
     }
     case "change": {
       const ok = work.stored !== undefined && await verifyPassword(work.old, work.stored);

@@ -4,7 +4,7 @@
 // Neither does I/O nor changes the state: the shell (server/core.ts) applies a decision's facts
 // with `evolve` (state.ts), sends its replies, appends its events and runs its password work,
 // then feeds the work's results back in as commands. Time and message ids come in `context`.
-import { checkUserKey, fingerprintOfKid, needsRehash } from "../crypto/mod.ts";
+import { checkUserKey, fingerprintOfKid } from "../crypto/mod.ts";
 import { decodeSealed, EnvelopeError, parseEnvelope } from "../protocol/envelope.ts";
 import { MAX_GUL_PAGE } from "../protocol/limits.ts";
 import {
@@ -64,7 +64,6 @@ export type Work =
     password: string;
     stored: string;
     known: boolean;
-    rehash: boolean;
   }
   /** CPW: check `old` against `stored`, then hash `next`. */
   | {
@@ -545,17 +544,8 @@ function logIn(
       // An unknown user is checked against a dummy hash: it costs the same (§4.3).
       stored: stored ?? state.config.dummyHash,
       known: stored !== undefined,
-      rehash: stored !== undefined && rehashWanted(stored, state),
     }],
   });
-}
-
-function rehashWanted(stored: string, state: ServerState): boolean {
-  try {
-    return needsRehash(stored, state.config.hashParams);
-  } catch {
-    return false; // a hash this server cannot read fails verification anyway
-  }
 }
 
 function changePassword(
