@@ -34,10 +34,13 @@ export function schemaStatements(schema: string): string[] {
        ON CONFLICT (key) DO NOTHING`,
     // `record` is one record of record_format.ts with salt 0: the codec the file log uses,
     // with its checksum. Not text or jsonb: a message may hold U+0000, which neither takes.
+    // `batch` names the group commit that wrote the row, so that a node reading its own
+    // rows before its commit has answered knows them for its own.
     `CREATE TABLE IF NOT EXISTS ${s}.events (
        position bigint PRIMARY KEY,
        type text NOT NULL,
-       record bytea NOT NULL
+       record bytea NOT NULL,
+       batch uuid NOT NULL
      )`,
     // The cluster-wide rules: a name signed up once; a cid used once among a sender's last
     // CID_MEMORY (the window of the projection's CidMemory, so the database and every
@@ -79,8 +82,8 @@ export function appendLockSql(schema: string): string {
  * the transaction: the caller's answer arrives after COMMIT (synchronous_commit on), in one
  * round trip, and the lock below is held for no client round trip at all.
  *
- * Arguments, per event: its record (hex), its type, and the index (from 0) of the append
- * it belongs to; per rule key, sorted by append: the append, the kind ('user' or 'cid') and
+ * Arguments: the batch's id; per event: its record (hex), its type, and the index (from 0)
+ * of the append it belongs to; per rule key, sorted by append: the append, the kind ('user' or 'cid') and
  * the key's one or two parts (hex UTF-8). `enforce` false records the keys without refusing
  * (a migration copies a history as it is). Returns the head before the batch and the
  * appends refused, with their rule; the accepted ones' events take the positions after the
@@ -88,7 +91,7 @@ export function appendLockSql(schema: string): string {
  */
 function appendFunction(s: string): string {
   return `CREATE OR REPLACE FUNCTION ${s}.append_batch(
-      p_records text[], p_types text[], p_owners int[],
+      p_batch uuid, p_records text[], p_types text[], p_owners int[],
       p_key_owners int[], p_key_kinds text[], p_key_a text[], p_key_b text[],
       p_enforce boolean,
       OUT head bigint, OUT refused_owners int[], OUT refused_rules text[])
@@ -154,8 +157,9 @@ function appendFunction(s: string): string {
           END IF;
         END LOOP;
       END LOOP;
-      INSERT INTO ${s}.events (position, type, record)
-        SELECT head + row_number() OVER (ORDER BY k), p_types[k], decode(p_records[k], 'hex')
+      INSERT INTO ${s}.events (position, type, record, batch)
+        SELECT head + row_number() OVER (ORDER BY k), p_types[k], decode(p_records[k], 'hex'),
+          p_batch
         FROM generate_subscripts(p_records, 1) AS k
         WHERE NOT (p_owners[k] = ANY (refused_owners));
       GET DIAGNOSTICS inserted = ROW_COUNT;

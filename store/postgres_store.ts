@@ -244,7 +244,8 @@ export async function importIntoPostgres(
         for (let from = 0; from < events.length; from += MAX_BATCH_EVENTS) {
           const chunk = events.slice(from, from + MAX_BATCH_EVENTS);
           const batch = chunk.map((event) => prepare([event]));
-          const [row] = await appendBatch(tx as unknown as Sql, config.schema, batch, false);
+          const id = crypto.randomUUID();
+          const [row] = await appendBatch(tx as unknown as Sql, config.schema, id, batch, false);
           head = Number(row!.head) + chunk.length;
           onProgress?.(from + chunk.length, events.length);
         }
@@ -359,11 +360,12 @@ interface Row {
   position: string;
   type: string;
   record: Uint8Array;
+  batch: string;
 }
 
 /** One page of rows after `after`, in position order. */
 function readPage(sql: Sql, schema: string, after: number, limit: number) {
-  return sql<Row[]>`SELECT position, type, record FROM ${sql(schema)}.events
+  return sql<Row[]>`SELECT position, type, record, batch FROM ${sql(schema)}.events
     WHERE position > ${after} ORDER BY position LIMIT ${limit}`;
 }
 
@@ -526,8 +528,17 @@ function keyId(key: RuleKey): string {
   return `${key.kind}:${key.a}:${key.b}`;
 }
 
-/** Calls append_batch with `batch` (in order); its one row: head, refused owners and rules. */
-function appendBatch(sql: Sql, schema: string, batch: readonly Prepared[], enforce: boolean) {
+/**
+ * Calls append_batch with the appends of `batch` (in order) under the id `id`; its one row:
+ * the head before it, the refused appends and their rules.
+ */
+function appendBatch(
+  sql: Sql,
+  schema: string,
+  id: string,
+  batch: readonly Prepared[],
+  enforce: boolean,
+) {
   const records: string[] = [];
   const types: string[] = [];
   const owners: number[] = [];
@@ -550,7 +561,7 @@ function appendBatch(sql: Sql, schema: string, batch: readonly Prepared[], enfor
   });
   return sql<{ head: string; refused_owners: number[]; refused_rules: ConflictRule[] }[]>`
     SELECT head, refused_owners, refused_rules FROM ${sql(schema)}.append_batch(
-      ${records}::text[], ${types}::text[], ${owners}::int[],
+      ${id}::uuid, ${records}::text[], ${types}::text[], ${owners}::int[],
       ${keyOwners}::int[], ${kinds}::text[], ${keyA}::text[], ${keyB}::text[], ${enforce})`;
 }
 
@@ -607,12 +618,16 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
   /** This node's committed appends not yet handed over, by their first position. */
   #own = new Map<number, Pending<Tag>>();
   #sent = new Set<Sent<Tag>>();
+  /** Ids of this node's batches sent and not yet answered: their rows may already be read. */
+  #inFlight = new Set<string>();
   /** A read is wanted even if nothing is known to be new (start, poll, a full page). */
   #readDue = true;
   /** Something happened since the tailing pass looked. */
   #again = false;
   /** The last read failed: wait for the next poll instead of retrying at once. */
   #readFailed = false;
+  /** The last read met rows of a batch whose commit has not answered: wait for the answer. */
+  #awaitingCommit = false;
   #tailing: Promise<void> | undefined;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #available = true;
@@ -754,13 +769,19 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
   /** Commits one batch; its appends settle later, as the follower is handed them. */
   async #commit(batch: Pending<Tag>[]): Promise<void> {
     const started = performance.now();
+    const id = crypto.randomUUID();
+    this.#inFlight.add(id);
     let row;
     try {
       [row] = await this.#timed(
-        appendBatch(this.#writer, this.#config.schema, batch, true),
+        appendBatch(this.#writer, this.#config.schema, id, batch, true),
         () => this.#writer = this.#replace(this.#writer),
       );
     } catch (e) {
+      // If it committed all the same, its rows are applied like another node's.
+      this.#inFlight.delete(id);
+      this.#awaitingCommit = false;
+      this.#kick();
       const error = new StoreError(
         "unavailable",
         `${unavailable(this.#config, "appending to", e).message}; nothing was acknowledged ` +
@@ -774,6 +795,8 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
       this.#unavailable(error);
       return;
     }
+    this.#inFlight.delete(id);
+    this.#awaitingCommit = false;
     this.#isAvailable();
     this.#stats.batches++;
     const refused = new Map<number, ConflictRule>();
@@ -802,6 +825,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
     });
     this.#sent.add(sent);
     this.#knownHead = Math.max(this.#knownHead, position);
+    this.#settleSent(); // refusals of events the follower already has
     this.#kick();
   }
 
@@ -851,7 +875,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
     this.#again = true;
     this.#tailing ??= this.#tail().finally(() => {
       this.#tailing = undefined;
-      if (this.#again && !this.#readFailed) this.#kick();
+      if (this.#again && !this.#readFailed && !this.#awaitingCommit) this.#kick();
     });
   }
 
@@ -883,6 +907,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
         if (rows.length === PAGE_EVENTS) this.#readDue = true;
         try {
           this.#applyRows(rows);
+          if (this.#awaitingCommit) return; // the commit's answer kicks again
         } catch (e) {
           if (!(e instanceof StoreCorruptError)) throw e;
           if (this.#stalled?.offset !== e.offset) this.#onStatus?.({ kind: "stalled", error: e });
@@ -914,6 +939,12 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
         this.#handOver(own.events, own, last);
         continue;
       }
+      if (this.#inFlight.has(row.batch)) {
+        // Ours, read before our commit's answer: it goes over, with its tag, once that comes.
+        this.#awaitingCommit = true;
+        this.#readDue = true;
+        break;
+      }
       try {
         foreign.push(decodeRow(row, this.description));
       } catch (e) {
@@ -941,6 +972,11 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
       else this.#onStatus?.({ kind: "follower_failed", error: e });
     }
     if (own) this.#settle(own);
+    this.#settleSent();
+  }
+
+  /** Tells each refusal whose conflicting events the follower now has; forgets settled batches. */
+  #settleSent(): void {
     for (const sent of this.#sent) {
       let left = false;
       for (const p of sent.appends) {

@@ -30,6 +30,8 @@ export interface Cluster {
   readonly bindir: string;
   /** Its data directory (the server's log is `server.log` beside it). */
   readonly dataDir: string;
+  /** Whether the server is running (between `start` and `stop`). */
+  readonly running: boolean;
   /** Runs a binary of the cluster's version (pgbench, psql) as the cluster's user, on its port. */
   run(binary: string, args: readonly string[]): Promise<{ code: number; output: string }>;
   /** Stops the server (fast shutdown: sessions are ended, the data is kept). */
@@ -161,6 +163,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     port,
     bindir,
     dataDir,
+    get running() {
+      return running;
+    },
     async run(binary, args) {
       const [cmd, argv] = asOwner(`${bindir}/${binary}`, args);
       const out = await new Deno.Command(cmd, {
