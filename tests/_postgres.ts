@@ -26,7 +26,7 @@ let cluster: Promise<Cluster> | undefined;
 export function testCluster(): Promise<Cluster> | undefined {
   if (EXTERNAL_URL !== undefined) return undefined;
   if (cluster === undefined) {
-    cluster = startCluster();
+    cluster = startCluster({ watchPid: Deno.pid });
     // The cluster outlives single tests (they share it), so it cannot be a test's resource:
     // it is stopped when the test process exits.
     cluster.then((c) => globalThis.addEventListener("unload", () => c.destroySync()), () => {});

@@ -19,6 +19,29 @@ export interface ClusterOptions {
   fsync?: boolean;
   /** Extra `postgresql.conf` lines. */
   settings?: readonly string[];
+  /**
+   * Stop and remove the cluster when this process has gone, even if it never got to call
+   * `destroySync` (a test run aborted by an uncaught error): a watcher left in the background.
+   */
+  watchPid?: number;
+}
+
+/** How often the watcher of `watchPid` looks whether its process is still there (seconds). */
+const WATCH_INTERVAL_S = 1;
+
+/** Leaves a detached shell that stops and removes the cluster once `pid` has exited. */
+async function watch(pid: number, pgCtl: string, dataDir: string, root: string): Promise<void> {
+  const [cmd, argv] = asOwner(pgCtl, ["-D", dataDir, "-m", "immediate", "-w", "stop"]);
+  const stop = [cmd, ...argv].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const script = `(while kill -0 ${pid} 2>/dev/null; do sleep ${WATCH_INTERVAL_S}; done; ` +
+    `[ -d '${root}' ] && { ${stop}; rm -rf '${root}'; }) </dev/null >/dev/null 2>&1 &`;
+  await new Deno.Command("sh", {
+    args: ["-c", script],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  })
+    .output();
 }
 
 /** A running throwaway cluster. */
@@ -210,6 +233,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   try {
     await cluster.start();
+    if (options.watchPid !== undefined) await watch(options.watchPid, pgCtl, dataDir, root);
   } catch (e) {
     cluster.destroySync();
     throw e;
