@@ -3,9 +3,16 @@
 
 import { progressOnStderr } from "./progress.ts";
 import { parseArgs } from "node:util";
-import { compactLog, formatBytes, plural, StoreCorruptError, StoreError } from "../store/mod.ts";
+import {
+  compactLog,
+  formatBytes,
+  parseStoreUrl,
+  plural,
+  StoreCorruptError,
+  StoreError,
+} from "../store/mod.ts";
 
-const USAGE = `Usage: deno task compact [--log PATH]
+const USAGE = `Usage: deno task compact [--log PATH] [--store file:PATH]
 
 Rewrites a Hybrid-Server event log keeping only what rebuilds the current state:
 users (latest password hash, last login), undelivered messages and each sender's
@@ -13,10 +20,24 @@ recent cids, in time order. The new log replaces the old one atomically; the old
 one is kept beside it as PATH.<time>.bak, e.g. events.log.2026-12-03T10-15-00.123Z.bak
 (UTC). The server must be stopped: it holds the log's lock.
 
+A log in PostgreSQL (--store postgres://…) is not compacted in place: every node
+follows it by position, so it cannot be rewritten under them. To compact one, stop
+every node, copy it to a file with \`deno task migrate\`, compact the file, and copy
+it back into an empty schema (see docs/SCALING.md).
+
 Options:
-  --log PATH   the event log (default ./events.log)
-  -h, --help   show this help
+  --log PATH    the event log (default ./events.log)
+  --store URL   the same as the server's --store; only file:PATH is compacted
+  -h, --help    show this help
 `;
+
+/** Why a PostgreSQL log is refused, and what to do instead. */
+export const POSTGRES_REFUSAL =
+  "a log in PostgreSQL is not compacted in place: every node follows it by position, so " +
+  "rewriting it would make them disagree. Stop every node, then: deno task migrate --from " +
+  "postgres://… --to file:copy.log; deno task compact --log copy.log; deno task migrate " +
+  "--from file:copy.log --to 'postgres://…?schema=NEW' (an empty schema), and start the " +
+  "nodes on the new schema.";
 
 /** Runs the CLI; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
@@ -25,7 +46,8 @@ export async function main(args: string[]): Promise<number> {
     const { values } = parseArgs({
       args,
       options: {
-        log: { type: "string", default: "./events.log" },
+        log: { type: "string" },
+        store: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -35,7 +57,15 @@ export async function main(args: string[]): Promise<number> {
       console.log(USAGE.trimEnd());
       return 0;
     }
-    log = values.log;
+    if (values.log !== undefined && values.store !== undefined) {
+      throw new Error("give --log or --store, not both");
+    }
+    const store = parseStoreUrl(values.store ?? `file:${values.log ?? "./events.log"}`);
+    if (store.kind === "postgres") {
+      console.error(`compact: ${POSTGRES_REFUSAL}`);
+      return 1;
+    }
+    log = store.path;
   } catch (e) {
     console.error(`compact: ${(e as Error).message}\nRun with --help for usage.`);
     return 2;

@@ -11,6 +11,7 @@ import {
   type KexGroup,
   kexGroupByName,
 } from "../crypto/mod.ts";
+import { fileStoreUrl, parseStoreUrl, type StoreUrl, StoreUrlError } from "../store/mod.ts";
 
 /** Limits and timeouts of PROTOCOL §5, plus the server's own bounds. */
 export interface ServerLimits {
@@ -108,6 +109,12 @@ export type FsyncMode = "always" | "off";
 export interface Config {
   host: string;
   port: number;
+  /** Where the event log lives: `--store URL`, or `--log PATH` as `file:PATH`. */
+  store: StoreUrl;
+  /**
+   * The log file's path when `store` is a file; DEFAULT_LOG otherwise (a PostgreSQL store has
+   * no path). Kept for callers that open the file log directly.
+   */
   log: string;
   /** Identity key file; defaults to server_key.pem beside the log. */
   key: string;
@@ -137,9 +144,13 @@ Usage: deno task server [options]
 Options (each also read from the environment variable shown):
   --host HOST               address to listen on (HYBRID_HOST, default ${DEFAULT_HOST})
   --port PORT               TCP port, 0 picks a free one (HYBRID_PORT, default ${DEFAULT_PORT})
-  --log PATH                event log (HYBRID_LOG, default ${DEFAULT_LOG})
+  --store URL               where the event log lives (HYBRID_STORE): file:PATH, or
+                            postgres://[user[:password]@]host[:port][,host2…]/db[?schema=NAME]
+                            shared by several nodes (see docs/SCALING.md)
+  --log PATH                shorthand for --store file:PATH (HYBRID_LOG, default ${DEFAULT_LOG})
   --key PATH                RSA identity key, created on first start with mode 0600
-                            (HYBRID_KEY, default server_key.pem beside the log)
+                            (HYBRID_KEY, default server_key.pem beside a log file, else
+                            ./server_key.pem; nodes of one service share the same key)
   --fsync always|off        sync each append before acknowledging (HYBRID_FSYNC, default always);
                             off is for benchmarks only and loses data on power failure
   --crypto auto|native|portable
@@ -195,6 +206,7 @@ export function parseConfig(
         host: { type: "string" },
         port: { type: "string" },
         log: { type: "string" },
+        store: { type: "string" },
         key: { type: "string" },
         fsync: { type: "string" },
         repair: { type: "boolean" },
@@ -229,13 +241,21 @@ export function parseConfig(
   const host = v.host ?? env.HYBRID_HOST ?? DEFAULT_HOST;
   if (host.length === 0) throw new UsageError("--host must not be empty");
   const port = integer("--port", v.port ?? env.HYBRID_PORT ?? String(DEFAULT_PORT), 0, 65535);
-  const log = v.log ?? env.HYBRID_LOG ?? DEFAULT_LOG;
-  if (log.length === 0) throw new UsageError("--log must not be empty");
-  const dir = log.includes("/") ? log.slice(0, log.lastIndexOf("/") + 1) : "";
+  const store = storeOf(v.store, v.log, env);
+  const log = store.kind === "file" ? store.path : DEFAULT_LOG;
+  const dir = store.kind === "file" && log.includes("/")
+    ? log.slice(0, log.lastIndexOf("/") + 1)
+    : "";
   const key = v.key ?? env.HYBRID_KEY ?? `${dir}server_key.pem`;
   const fsync = v.fsync ?? env.HYBRID_FSYNC ?? "always";
   if (fsync !== "always" && fsync !== "off") {
     throw new UsageError(`--fsync must be "always" or "off", got "${fsync}"`);
+  }
+  if (store.kind === "postgres" && fsync === "off") {
+    throw new UsageError("--fsync off applies to a log file; PostgreSQL always commits durably");
+  }
+  if (store.kind === "postgres" && v.repair) {
+    throw new UsageError("--repair applies to a log file; PostgreSQL keeps its own integrity");
   }
 
   const cryptoValue = v.crypto ?? env.HYBRID_CRYPTO ?? "auto";
@@ -286,6 +306,7 @@ export function parseConfig(
   return {
     host,
     port,
+    store,
     log,
     key,
     fsync,
@@ -317,4 +338,33 @@ function parseGroups(value: string | undefined): readonly KexGroup[] {
     throw new UsageError(`--groups names a group twice: "${value}"`);
   }
   return groups;
+}
+
+/**
+ * The store from `--store`, `--log` (as `file:PATH`), HYBRID_STORE or HYBRID_LOG, the flags
+ * before the variables; both kinds at one level is ambiguous and refused.
+ */
+function storeOf(
+  store: string | undefined,
+  log: string | undefined,
+  env: Record<string, string | undefined>,
+): StoreUrl {
+  if (store !== undefined && log !== undefined) {
+    throw new UsageError("give --store or --log, not both (--log PATH means --store file:PATH)");
+  }
+  if (store === undefined && log === undefined) {
+    if (env.HYBRID_STORE !== undefined && env.HYBRID_LOG !== undefined) {
+      throw new UsageError("set HYBRID_STORE or HYBRID_LOG, not both");
+    }
+    store = env.HYBRID_STORE;
+    log = env.HYBRID_LOG;
+  }
+  try {
+    if (store !== undefined) return parseStoreUrl(store);
+    if (log !== undefined && log.length === 0) throw new UsageError("--log must not be empty");
+    return fileStoreUrl(log ?? DEFAULT_LOG);
+  } catch (e) {
+    if (e instanceof StoreUrlError) throw new UsageError(`--store: ${e.message}`, { cause: e });
+    throw e;
+  }
 }

@@ -13,13 +13,18 @@ import {
   EVENT_TYPES,
   type EventType,
   isEventType,
+  parseStoreUrl,
   plural,
   readEventLog,
+  readPostgresLog,
   StoreCorruptError,
   StoreError,
+  type StoreUrl,
+  StoreUrlError,
 } from "../store/mod.ts";
 
-const USAGE = `Usage: deno task events [--log PATH] [--type T] [--user U] [--tail N] [--json]
+const USAGE = `Usage: deno task events [--log PATH | --store URL] [--type T] [--user U] [--tail N]
+                        [--json]
 
 Prints the events of a Hybrid-Server event log in the order they were written,
 which is oldest first (a compacted log starts with what compaction kept, also oldest
@@ -29,7 +34,9 @@ with a note on stderr, where the damage is, of each damaged region; the exit sta
 is then 1.
 
 Options:
-  --log PATH   the event log (default ./events.log)
+  --log PATH   the event log file (default ./events.log)
+  --store URL  the log as the server's --store names it: file:PATH, or
+               postgres://… (read up to its last event when the command starts)
   --type T     only events of type T; repeat it or separate types with commas:
                ${EVENT_TYPES.join(", ")}
   --user U     only events naming user U (as user, sender or recipient)
@@ -133,7 +140,7 @@ export function namesUser(event: Event, user: string): boolean {
 class UsageError extends Error {}
 
 interface Options {
-  log: string;
+  store: StoreUrl;
   types: Set<EventType> | undefined;
   user: string | undefined;
   tail: number | undefined;
@@ -147,7 +154,8 @@ function parseOptions(args: string[]): Options {
     ({ values } = parseArgs({
       args,
       options: {
-        log: { type: "string", default: "./events.log" },
+        log: { type: "string" },
+        store: { type: "string" },
         type: { type: "string", multiple: true },
         user: { type: "string" },
         tail: { type: "string" },
@@ -179,7 +187,17 @@ function parseOptions(args: string[]): Options {
       throw new UsageError(`--tail must be a positive integer, got ${JSON.stringify(values.tail)}`);
     }
   }
-  return { log: values.log, types, user: values.user, tail, json: values.json, help: values.help };
+  if (values.log !== undefined && values.store !== undefined) {
+    throw new UsageError("give --log or --store, not both");
+  }
+  let store: StoreUrl;
+  try {
+    store = parseStoreUrl(values.store ?? `file:${values.log ?? "./events.log"}`);
+  } catch (e) {
+    if (e instanceof StoreUrlError) throw new UsageError(`--store: ${e.message}`);
+    throw e;
+  }
+  return { store, types, user: values.user, tail, json: values.json, help: values.help };
 }
 
 /** Buffers output lines and writes them in blocks; throws BrokenPipe when the reader left. */
@@ -241,11 +259,22 @@ export async function main(args: string[]): Promise<number> {
     out.flush();
     console.error(`events: damaged: ${describeDamage(region)}`);
   };
+  const store = options.store;
   try {
-    const report = await readEventLog(options.log, {
+    if (store.kind === "postgres") {
+      await readPostgresLog(store, {
+        onEvent,
+        onProgress: showProgress ? progressOnStderr(store.description, "events") : undefined,
+      });
+      if (tail !== undefined) { for (const event of last.slice(-tail)) out.line(format(event)); }
+      out.flush();
+      return 0;
+    }
+    const log = store.path;
+    const report = await readEventLog(log, {
       onEvent,
       onDamage,
-      onProgress: showProgress ? progressOnStderr(options.log) : undefined,
+      onProgress: showProgress ? progressOnStderr(log) : undefined,
     });
     if (tail !== undefined) { for (const event of last.slice(-tail)) out.line(format(event)); }
     out.flush();
@@ -260,7 +289,7 @@ export async function main(args: string[]): Promise<number> {
     if (report.damaged.length > 0) {
       const bytes = report.damaged.reduce((sum, region) => sum + region.bytes, 0);
       console.error(
-        `events: ${options.log} is damaged: ${plural(bytes, "byte")} in ${
+        `events: ${log} is damaged: ${plural(bytes, "byte")} in ${
           plural(report.damaged.length, "region")
         } could not be read; every whole record around them was shown (${
           plural(report.events, "event")
@@ -277,11 +306,13 @@ export async function main(args: string[]): Promise<number> {
       // the events before the failure could not be written either; report the failure
     }
     if (e instanceof Deno.errors.NotFound) {
-      console.error(`events: no event log at ${options.log} (use --log PATH)`);
+      console.error(`events: no event log at ${store.description} (use --log PATH)`);
     } else if (e instanceof StoreCorruptError || e instanceof StoreError) {
       console.error(`events: ${e.message}`);
     } else {
-      console.error(`events: cannot read ${options.log}: ${e instanceof Error ? e.message : e}`);
+      console.error(
+        `events: cannot read ${store.description}: ${e instanceof Error ? e.message : e}`,
+      );
     }
     return 1;
   }

@@ -8,13 +8,8 @@ import {
   selectCrypto,
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
-import {
-  FileEventStore,
-  openEventLog,
-  plural,
-  StoreCorruptError,
-  StoreError,
-} from "../store/mod.ts";
+import { openStore, plural, StoreCorruptError, StoreError } from "../store/mod.ts";
+import type { AppendTag } from "./core.ts";
 import { HELP, parseConfig, UsageError } from "./config.ts";
 import { Logger } from "./logger.ts";
 import { progressOnStderr } from "./progress.ts";
@@ -93,29 +88,39 @@ async function main(): Promise<void> {
   }
 
   const maxQueued = config.limits.max_queued_bytes_total;
+  const where = config.store.kind === "file" ? config.log : config.store.description;
   let opened;
   try {
-    opened = await openEventLog(config.log, {
-      onEvent: (_event, offset, replayed) => {
+    opened = await openStore<AppendTag>(config.store, {
+      onEvent: (_event, at, replayed) => {
         // Undelivered texts live in memory: a log holding more than the server may hold
         // stops here with the limit to raise, not later with the process out of memory.
         if (replayed.queuedBytes > maxQueued) {
           throw new ReplayTooLarge(
-            `undelivered messages at offset ${offset} of ${config.log} take over ` +
-              `${maxQueued} bytes (max_queued_bytes_total); raise it with ` +
-              `--limit max_queued_bytes_total=N if this machine has the memory`,
+            `undelivered messages at ${
+              config.store.kind === "file" ? "offset" : "position"
+            } ${at} of ${where} take over ${maxQueued} bytes (max_queued_bytes_total); ` +
+              `raise it with --limit max_queued_bytes_total=N if this machine has the memory`,
           );
         }
       },
       fsync: config.fsync,
       repair: config.repair,
-      onProgress: progressOnStderr(config.log),
+      progress: progressOnStderr,
+      onStatus: (status) => {
+        // PostgreSQL stopped or started answering: requests meanwhile get ERR internal, the
+        // connections stay, and nothing acknowledged is lost.
+        if (status.kind === "available") logger.info("event store available again");
+        else logger.warn(`event store ${status.kind}`, { error: String(status.error) });
+      },
     });
   } catch (err) {
     if (err instanceof ReplayTooLarge) fail(err.message);
     if (err instanceof StoreCorruptError) {
       // Advice that fits the case: repair helps only damaged records, and is not offered twice.
-      const advice = err.code === "bad_header"
+      const advice = config.store.kind === "postgres"
+        ? "Nothing was changed."
+        : err.code === "bad_header"
         ? "Nothing was changed. Check that --log names the server's event log; --repair " +
           "cannot help, as without a valid header no record can be checked."
         : err.code === "unsupported_version"
@@ -128,36 +133,36 @@ async function main(): Promise<void> {
     if (err instanceof StoreError) fail(err.message);
     throw err;
   }
-  const { log, state, report } = opened;
-  if (report.tornTail) {
-    logger.warn("torn tail cut", {
-      offset: report.tornTail.offset,
-      bytes: report.tornTail.bytes,
-      reason: report.tornTail.reason,
-    });
-  }
-  if (report.repaired) {
-    const { dropped, bytes, backupPath } = report.repaired;
-    for (const region of dropped) {
-      logger.warn("log repaired: damaged bytes dropped", {
-        offset: region.offset,
-        bytes: region.bytes,
-        reason: region.reason,
+  const { store, state, report, appends } = opened;
+  if (report.kind === "file") {
+    if (report.tornTail) {
+      logger.warn("torn tail cut", {
+        offset: report.tornTail.offset,
+        bytes: report.tornTail.bytes,
+        reason: report.tornTail.reason,
       });
     }
-    logger.warn("log repaired", { regions: dropped.length, bytes, backup: backupPath });
-  }
-  for (const dir of report.createdDirectories ?? []) {
-    logger.info("directory created", { path: dir, mode: "0700" });
+    if (report.repaired) {
+      const { dropped, bytes, backupPath } = report.repaired;
+      for (const region of dropped) {
+        logger.warn("log repaired: damaged bytes dropped", {
+          offset: region.offset,
+          bytes: region.bytes,
+          reason: region.reason,
+        });
+      }
+      logger.warn("log repaired", { regions: dropped.length, bytes, backup: backupPath });
+    }
+    for (const dir of report.createdDirectories ?? []) {
+      logger.info("directory created", { path: dir, mode: "0700" });
+    }
   }
   let queued = 0;
   for (const q of state.queues.values()) queued += q.size;
   console.log(
-    `replayed ${plural(report.events, "event")} from ${config.log} in ${
-      report.ms.toFixed(0)
-    } ms: ` +
+    `replayed ${plural(report.events, "event")} from ${where} in ${report.ms.toFixed(0)} ms: ` +
       `${plural(state.users.size, "user")}, ${plural(queued, "queued message")}` +
-      (report.created ? " (new log)" : ""),
+      (report.created ? ` (new ${report.kind === "file" ? "log" : "schema"})` : ""),
   );
 
   let identity;
@@ -168,7 +173,7 @@ async function main(): Promise<void> {
       logger.info("identity key created", { path: config.key, bits: identity.bits });
     }
   } catch (err) {
-    await log.close();
+    await store.close();
     fail((err as Error).message);
   }
   console.log(`server key ${identity.fingerprint} (RSA-${identity.bits}, ${config.key})`);
@@ -177,7 +182,7 @@ async function main(): Promise<void> {
     listener,
     identity,
     crypto: engine,
-    store: new FileEventStore(log),
+    store,
     state,
     limits: config.limits,
     groups: config.groups,
@@ -207,8 +212,8 @@ async function main(): Promise<void> {
     firstSignal = now;
     logger.info("shutting down", { signal, connections: server.connectionCount });
     await server.shutdown();
-    await log.close();
-    logger.info("shutdown complete", { appends: log.stats.appends });
+    await store.close();
+    logger.info("shutdown complete", { appends: appends() });
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

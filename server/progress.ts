@@ -2,10 +2,14 @@
 import { replayProgress } from "../store/mod.ts";
 
 /** An `onProgress` for openEventLog/readEventLog that writes to stderr after the first second. */
-export function progressOnStderr(label: string): (bytesDone: number, bytesTotal: number) => void {
+export function progressOnStderr(
+  label: string,
+  unit: "bytes" | "events" = "bytes",
+): (bytesDone: number, bytesTotal: number) => void {
   const encoder = new TextEncoder();
   return replayProgress({
     label,
+    unit,
     terminal: Deno.stderr.isTerminal(),
     write: (text) => {
       const bytes = encoder.encode(text);

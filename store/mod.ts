@@ -1,4 +1,5 @@
-// The store's public API: events, their projection, the durable log and compaction.
+// The store's public API: events, their projection, the durable log (a file, or PostgreSQL
+// shared by several nodes), compaction, and opening whichever `--store URL` names.
 
 export * from "./errors.ts";
 export {
@@ -93,3 +94,34 @@ export {
   FileEventStore,
   type Follower,
 } from "./event_store.ts";
+export {
+  DEFAULT_SCHEMA,
+  fileStoreUrl,
+  parseStoreUrl,
+  redactUrl,
+  type StoreUrl,
+  StoreUrlError,
+} from "./store_url.ts";
+export {
+  APPLICATION_NAME,
+  CONNECT_TIMEOUT_S,
+  importIntoPostgres,
+  type OpenedPostgresStore,
+  openPostgresStore,
+  POLL_INTERVAL_MS,
+  PostgresEventStore,
+  postgresLogHead,
+  type PostgresOpenOptions,
+  type PostgresOpenReport,
+  type PostgresReadOptions,
+  type PostgresStats,
+  type PostgresStatus,
+  QUERY_TIMEOUT_MS,
+  readPostgresLog,
+} from "./postgres_store.ts";
+export {
+  type OpenedStore,
+  openStore,
+  type OpenStoreOptions,
+  type StoreOpenReport,
+} from "./open_store.ts";

@@ -20,6 +20,11 @@ export interface ProgressOptions {
    * newline after the last. False (default): each update is a line ending in `\n`.
    */
   terminal?: boolean;
+  /**
+   * What the two numbers count: `bytes` of a log file (default), or `events` of a log in a
+   * database, which has no file size to show.
+   */
+  unit?: "bytes" | "events";
   /** Clock in milliseconds; default `performance.now`. */
   now?: () => number;
   delayMs?: number;
@@ -54,9 +59,10 @@ export function replayProgress(
     }
     lastWrite = t;
     const percent = bytesTotal > 0 ? Math.floor((bytesDone / bytesTotal) * 100) : 100;
-    const line = `replaying ${options.label}: ${percent}% (${formatBytes(bytesDone)} of ${
-      formatBytes(bytesTotal)
-    })`;
+    const amount = options.unit === "events"
+      ? `${bytesDone} of ${plural(bytesTotal, "event")}`
+      : `${formatBytes(bytesDone)} of ${formatBytes(bytesTotal)}`;
+    const line = `replaying ${options.label}: ${percent}% (${amount})`;
     options.write(terminal ? `\r${line}\x1b[K${final ? "\n" : ""}` : `${line}\n`);
   };
 }
