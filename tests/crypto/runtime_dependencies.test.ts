@@ -28,6 +28,7 @@ const RUNTIME_PACKAGES = [
   "@noble/curves",
   "@noble/hashes",
   "@noble/post-quantum",
+  "postgres",
 ];
 
 for (const entry of ["server/main.ts", "client/main.ts", "server/events.ts", "server/compact.ts"]) {
