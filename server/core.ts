@@ -4,7 +4,7 @@
 // threads and comes back as a command. All I/O of the request logic is here.
 import { checkPassword, hashPassword, type ScryptParams, verifyPassword } from "../crypto/mod.ts";
 import type { ByeReason, ClientParse, ServerMessage } from "../protocol/messages.ts";
-import { AppendConflict, type Event, type EventStore } from "../store/mod.ts";
+import { AppendConflict, type Event, type EventStore, StoreError } from "../store/mod.ts";
 import {
   type Command,
   type Context,
@@ -143,6 +143,7 @@ export class Core {
       origin,
       error: String(err),
       ...(err instanceof AppendConflict ? { conflict: err.rule } : {}),
+      ...(err instanceof StoreError && err.code === "unavailable" ? { unavailable: true } : {}),
     });
   }
 

@@ -104,6 +104,8 @@ export type Command =
     origin: Origin | undefined;
     error: string;
     conflict?: ConflictRule;
+    /** The store could not be reached (PostgreSQL down): the events may yet be stored. */
+    unavailable?: boolean;
   }
   /** Periodic: login deadlines. */
   | { type: "tick" }
@@ -907,7 +909,14 @@ function commitFailed(
     }
   }
   if (origin && !answered) {
-    replies.push(err(origin.session, origin.id, "internal", STORE_FAILED));
+    replies.push(
+      err(
+        origin.session,
+        origin.id,
+        "internal",
+        command.unavailable ? STORE_UNAVAILABLE : STORE_FAILED,
+      ),
+    );
   }
   return decision({
     facts,
@@ -922,6 +931,12 @@ function commitFailed(
 
 /** What a requester is told when its events could not be stored (the cause goes to the log). */
 const STORE_FAILED = "the server could not store this; nothing was done, try again";
+/**
+ * When the store was unreachable the append may have landed all the same: a retry is safe for
+ * a MSG with a cid (its first ACK comes back) and for a SNU (user_exists if it landed).
+ */
+const STORE_UNAVAILABLE =
+  "the server's event store is unavailable; try again shortly (a MSG retried with the same cid is never stored twice)";
 
 /** Login deadline (§5, tightened): a session that has not logged in in time is closed. */
 function tick(state: ServerState, ctx: Context): Decision {

@@ -10,7 +10,8 @@ import {
 import type { RequestCode, ServerMessage } from "../../protocol/messages.ts";
 import { Link, type Outcome, type RequestBody } from "../../tools/link.ts";
 import { readToClose } from "../../tools/raw_conn.ts";
-import { FileEventStore, openEventLog } from "../../store/mod.ts";
+import { openStore } from "../../store/mod.ts";
+import type { AppendTag } from "../../server/core.ts";
 import { DEFAULT_LIMITS, type ServerLimits } from "../../server/config.ts";
 import { Logger } from "../../server/logger.ts";
 import { Server } from "../../server/server.ts";
@@ -50,19 +51,21 @@ export async function startServer(
     groups?: readonly KexGroup[];
     identity?: ServerIdentity;
     crypto?: CryptoEngine;
+    /** The event store's URL (a shared PostgreSQL, say); a log file in `dir` by default. */
+    store?: string;
   } = {},
 ): Promise<TestServer> {
   const crypto = options.crypto ?? portableCrypto;
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "hybrid-test-" });
   const logPath = `${dir}/events.log`;
-  const { log, state } = await openEventLog(logPath);
+  const { store, state } = await openStore<AppendTag>(options.store ?? `file:${logPath}`);
   const lines: string[] = [];
   const server = new Server({
     host: "127.0.0.1",
     port: 0,
     identity: options.identity ?? testIdentityOn(crypto),
     crypto,
-    store: new FileEventStore(log),
+    store,
     state,
     limits: { ...DEFAULT_LIMITS, ...options.limits },
     logger: new Logger({ write: (line) => lines.push(line) }),
@@ -73,7 +76,7 @@ export async function startServer(
   const stop = () =>
     stopped ??= (async () => {
       await server.shutdown();
-      await log.close();
+      await store.close();
     })();
   return {
     server,

@@ -1,0 +1,186 @@
+// Several server nodes on one PostgreSQL log form one service: every rule that spans users is
+// enforced by the database or by every node applying every event, never by one node's memory.
+// Each test starts two or three in-process nodes on a schema of its own.
+import assert from "node:assert/strict";
+import type { ServerMessage } from "../../protocol/messages.ts";
+import { pgTest, waitFor } from "../_postgres.ts";
+import { startServer, TestClient, type TestServer } from "./_harness.ts";
+
+async function nodes(url: string, n: number): Promise<TestServer[]> {
+  const started: TestServer[] = [];
+  for (let i = 0; i < n; i++) started.push(await startServer({ store: url }));
+  return started;
+}
+
+async function stopAll(servers: TestServer[], clients: TestClient[] = []): Promise<void> {
+  await Promise.all(clients.map((c) => c.close()));
+  await Promise.all(servers.map((s) => s.dispose()));
+}
+
+async function logIn(port: number, user: string): Promise<TestClient> {
+  const c = await TestClient.connect(port);
+  const r = await c.request({ code: "LGN", user, password: `password-${user}` });
+  assert.equal(r.code, "ACK", `login of ${user}: ${JSON.stringify(r)}`);
+  return c;
+}
+
+async function signUp(port: number, user: string): Promise<void> {
+  const c = await TestClient.connect(port);
+  const r = await c.request({ code: "SNU", user, password: `password-${user}` });
+  assert.equal(r.code, "ACK", `sign-up of ${user}: ${JSON.stringify(r)}`);
+  await c.close();
+}
+
+function outcome(m: ServerMessage): string {
+  return m.code === "ERR" ? m.error : m.code;
+}
+
+pgTest("a name is signed up once when two nodes get the same SNU at the same time", async (db) => {
+  const servers = await nodes(db.url, 2);
+  const clients = await Promise.all(servers.map((s) => TestClient.connect(s.port)));
+  try {
+    for (let round = 0; round < 5; round++) {
+      const user = `twin${round}`;
+      const answers = await Promise.all(
+        clients.map((c) => c.request({ code: "SNU", user, password: "password-twin" })),
+      );
+      assert.deepEqual(answers.map(outcome).sort(), ["ACK", "user_exists"], `round ${round}`);
+    }
+    for (const s of servers) {
+      await waitFor(
+        "both nodes to apply the sign-ups",
+        () => s.server.core.state.log.users.size === 5,
+      );
+    }
+  } finally {
+    await stopAll(servers, clients);
+  }
+});
+
+pgTest(
+  "a cid retried on another node gets the first ACK, and the message is stored once",
+  async (db) => {
+    const [a, b] = await nodes(db.url, 2);
+    await signUp(a!.port, "alice");
+    await signUp(a!.port, "bob");
+    const onA = await logIn(a!.port, "alice");
+    try {
+      const first = await onA.request({ code: "MSG", to: "bob", text: "once", cid: "c-1" });
+      assert.equal(first.code, "ACK");
+      const onB = await logIn(b!.port, "alice"); // ends the session on A: a client moving over
+      const again = await onB.request({ code: "MSG", to: "bob", text: "once", cid: "c-1" });
+      assert.deepEqual(again, { ...first, id: again.code === "ACK" ? again.id : -1 });
+      for (const node of [a!, b!]) {
+        await waitFor(
+          "the nodes to apply the send",
+          () => node.server.core.state.log.queues.get("bob")?.size === 1,
+        );
+      }
+      await onB.close();
+    } finally {
+      await stopAll([a!, b!], [onA]);
+    }
+  },
+);
+
+pgTest(
+  "a login on one node ends the user's session on another with BYE logged_in_elsewhere",
+  async (db) => {
+    const [a, b] = await nodes(db.url, 2);
+    await signUp(a!.port, "alice");
+    const onA = await logIn(a!.port, "alice");
+    try {
+      const onB = await logIn(b!.port, "alice");
+      assert.deepEqual(await onA.push("BYE"), { code: "BYE", reason: "logged_in_elsewhere" });
+      await onA.waitClosed();
+      assert.equal((await onB.request({ code: "PNG" })).code, "ACK");
+      await onB.close();
+    } finally {
+      await stopAll([a!, b!], [onA]);
+    }
+  },
+);
+
+pgTest(
+  "a message to a user online on another node is pushed there at once, in order",
+  async (db) => {
+    const [a, b, c] = await nodes(db.url, 3);
+    await signUp(a!.port, "alice");
+    await signUp(a!.port, "bob");
+    const alice = await logIn(a!.port, "alice");
+    const bob = await logIn(c!.port, "bob");
+    try {
+      for (let i = 0; i < 10; i++) {
+        assert.equal((await alice.request({ code: "MSG", to: "bob", text: `m${i}` })).code, "ACK");
+      }
+      const texts: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const dlv = await bob.push("DLV");
+        texts.push(dlv.text ?? "");
+        bob.dak(dlv.msg);
+      }
+      assert.deepEqual(texts, Array.from({ length: 10 }, (_, i) => `m${i}`));
+      // The DAKs made on node C emptied bob's queue everywhere: B has nothing to deliver.
+      await waitFor("the DAKs to reach node B", () => !b!.server.core.state.log.queues.has("bob"));
+      await bob.close();
+      const again = await TestClient.connect(b!.port);
+      const lgn = await again.request({ code: "LGN", user: "bob", password: "password-bob" });
+      assert.ok(lgn.code === "ACK" && lgn.request === "LGN" && lgn.queued === 0);
+      await again.close();
+    } finally {
+      await stopAll([a!, b!, c!], [alice]);
+    }
+  },
+);
+
+pgTest("a message queued through one node is delivered at a login on another", async (db) => {
+  const [a, b] = await nodes(db.url, 2);
+  await signUp(a!.port, "alice");
+  await signUp(a!.port, "bob");
+  const alice = await logIn(a!.port, "alice");
+  try {
+    await alice.request({ code: "MSG", to: "bob", text: "while you were away" });
+    await waitFor("node B to apply it", () => b!.server.core.state.log.queues.has("bob"));
+    const bob = await logIn(b!.port, "bob");
+    assert.equal((await bob.push("DLV")).text, "while you were away");
+    await bob.close();
+  } finally {
+    await stopAll([a!, b!], [alice]);
+  }
+});
+
+pgTest(
+  "PostgreSQL down: nodes answer ERR internal, keep their connections, and resume by themselves",
+  async (db) => {
+    const [a, b] = await nodes(db.url, 2);
+    await signUp(a!.port, "alice");
+    await signUp(a!.port, "bob");
+    const alice = await logIn(a!.port, "alice");
+    const bob = await logIn(b!.port, "bob");
+    try {
+      assert.equal((await alice.request({ code: "MSG", to: "bob", text: "before" })).code, "ACK");
+      await db.cluster!.stop();
+      const during = await alice.request({ code: "MSG", to: "bob", text: "during" });
+      assert.equal(outcome(during), "internal", JSON.stringify(during));
+      assert.match(during.code === "ERR" ? during.message : "", /event store is unavailable/);
+      assert.equal((await bob.request({ code: "PNG" })).code, "ACK", "a connection was dropped");
+      await db.cluster!.start();
+      // Back: the same connections send and receive again, without reconnecting.
+      let after: ServerMessage | undefined;
+      const deadline = Date.now() + 20_000;
+      for (let i = 0; after?.code !== "ACK" && Date.now() < deadline; i++) {
+        after = await alice.request({ code: "MSG", to: "bob", text: `after ${i}` });
+        if (after.code !== "ACK") await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(after?.code, "ACK", "appends did not resume within 20 s");
+      const texts = new Set<string>();
+      await waitFor("bob to get what was acknowledged", () => {
+        for (const m of bob.pushes) if (m.code === "DLV" && m.text) texts.add(m.text);
+        return texts.has("before") && [...texts].some((t) => t.startsWith("after"));
+      });
+    } finally {
+      await stopAll([a!, b!], [alice, bob]);
+    }
+  },
+  { ownCluster: true },
+);
