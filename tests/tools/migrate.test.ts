@@ -57,7 +57,11 @@ pgTest("migrate copies a log file into PostgreSQL and back, event for event", as
     const into = await task("migrate", "--from", `file:${source}`, "--to", db.url);
     assert.equal(into.code, 0, into.stderr);
     assert.match(into.stdout, new RegExp(`copied ${history.length} events .* verified`));
-    if (db.cluster) assert.doesNotMatch(into.stdout + into.stderr, new RegExp(db.cluster.password));
+    const password = db.cluster?.password ?? new URL(db.base).password;
+    assert.ok(
+      password === "" || !(into.stdout + into.stderr).includes(password),
+      "password printed",
+    );
     const opened = await openPostgresStore(db.url);
     await opened.store.close();
     assert.deepEqual(snapshot(opened.state), snapshot(replay(history)));
@@ -97,5 +101,6 @@ pgTest("events --store reads a PostgreSQL log; compact --store refuses one", asy
   const compact = await task("compact", "--store", db.url);
   assert.equal(compact.code, 1);
   assert.match(compact.stderr, /not compacted in place.*deno task migrate/s);
-  if (db.cluster) assert.doesNotMatch(compact.stderr, new RegExp(db.cluster.password));
+  const password = db.cluster?.password ?? new URL(db.base).password;
+  assert.ok(password === "" || !compact.stderr.includes(password), "the password was printed");
 });
