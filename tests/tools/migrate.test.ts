@@ -11,7 +11,7 @@ import {
   replay,
   snapshot,
 } from "../../store/mod.ts";
-import { redactEvent } from "../../server/events.ts";
+import { redactEvent } from "../../admin/events.ts";
 import { pgTest } from "../_postgres.ts";
 import { everyEventType, withTempDir } from "../store/_helpers.ts";
 
@@ -22,9 +22,9 @@ const TASK_PERMISSIONS = {
   compact: ["--allow-read", "--allow-write", "--allow-env"],
 };
 const SCRIPTS = {
-  migrate: "tools/migrate.ts",
-  events: "server/events.ts",
-  compact: "server/compact.ts",
+  migrate: "admin/migrate.ts",
+  events: "admin/events.ts",
+  compact: "admin/compact.ts",
 };
 
 async function task(

@@ -31,7 +31,7 @@ const RUNTIME_PACKAGES = [
   "postgres",
 ];
 
-for (const entry of ["server/main.ts", "client/main.ts", "server/events.ts", "server/compact.ts"]) {
+for (const entry of ["server/main.ts", "client/main.ts", "admin/events.ts", "admin/compact.ts"]) {
   Deno.test(`${entry} loads only the runtime packages (${RUNTIME_PACKAGES.join(", ")})`, async () => {
     const packages = await npmPackagesOf(entry);
     assert.ok(!packages.includes("node-forge"), `${entry} reaches node-forge`);

@@ -1,7 +1,7 @@
 // `deno task compact`: rewrites the event log keeping only what rebuilds the current state,
 // atomically, the old log kept as a backup (issue #3 §6).
 
-import { progressOnStderr } from "./progress.ts";
+import { progressOnStderr } from "../server/progress.ts";
 import { parseArgs } from "node:util";
 import {
   compactLog,

@@ -3,8 +3,8 @@
 
 import { fingerprintOfKid } from "../crypto/mod.ts";
 import { decodeSealed, parseEnvelope } from "../protocol/envelope.ts";
-import { escapeUnsafe } from "./logger.ts";
-import { progressOnStderr } from "./progress.ts";
+import { escapeUnsafe } from "../server/logger.ts";
+import { progressOnStderr } from "../server/progress.ts";
 import { parseArgs } from "node:util";
 import {
   type DamagedRegion,
