@@ -1,5 +1,5 @@
 // `deno task compact`: rewrites the event log keeping only what rebuilds the current state,
-// atomically, the old log kept as a backup (issue #3 §6).
+// atomically, the old log kept as a backup.
 
 import { progressOnStderr } from "../server/progress.ts";
 import { parseArgs } from "node:util";

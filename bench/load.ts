@@ -1,4 +1,4 @@
-// `deno task load`: the system benchmark of issue #6. Starts the real server (server/main.ts)
+// `deno task load`: the system benchmark. Starts the real server (server/main.ts)
 // as a child process on a temporary log, drives it over loopback with many logged-in clients
 // sending to each other, and measures, in the same run and with the same load generator, the
 // baselines it is judged against: a plain relay (bench/plain_relay.ts: same framing and
@@ -56,7 +56,7 @@ const HANDSHAKE_TARGETS: Record<KexGroup["name"], { ratio: string; serverCpu: st
   x25519mlkem768: { ratio: ">= 0.50", serverCpu: "" },
 };
 
-const HELP = `bench/load.ts — system benchmark of hybrid-server beside its baselines (issue #6)
+const HELP = `bench/load.ts — system benchmark of hybrid-server beside its baselines
 
 Usage: deno task load [options]
 

@@ -85,7 +85,7 @@ function nodeOpen(seq: number, record: Uint8Array): Uint8Array {
   return out;
 }
 
-/** The record layer before issue #6: noble's cbc() and hmac.create() set up on every record. */
+/** The record layer as it first was: noble's cbc() and hmac.create() set up on every record. */
 function perCallSeal(seq: number, plaintext: Uint8Array): Uint8Array {
   const iv = crypto.getRandomValues(new Uint8Array(IV_LENGTH));
   const c = cbc(keys.enc, iv).encrypt(plaintext);

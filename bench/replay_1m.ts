@@ -1,4 +1,4 @@
-// System figure for issue #3 §5: writes 1,000,000 message events of ~100 bytes to a temporary
+// System figure of replay speed: writes 1,000,000 message events of ~100 bytes to a temporary
 // log, then times replaying it (open, lock, check, decode, evolve), beside a baseline that
 // only reads the file's bytes in the same chunk size. Target: under 2 s (≥ 500k events/s).
 // Wall time depends on what else the machine runs; CPU time (user + system) much less so.

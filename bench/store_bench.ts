@@ -1,4 +1,4 @@
-// Micro figures of the store (issue #3): append rates under group commit, with and without
+// Micro figures of the store: append rates under group commit, with and without
 // fsync, and replay, each per 100,000 events of ~100 bytes, beside a baseline of the same run.
 //
 //   deno bench --allow-read --allow-write bench/store_bench.ts

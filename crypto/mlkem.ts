@@ -1,7 +1,7 @@
 // ML-KEM-768 of FIPS 203 (PROTOCOL §2.6): the post-quantum half of X25519MLKEM768. From
 // @noble/post-quantum, the audited family our AES and hashes come from: the OpenSSL 3.0 this
-// machine has knows no ML-KEM (3.5 does), and node:crypto offers none. Its cost, about 0.3 ms
-// for each of key generation, encapsulation and decapsulation, is in docs/PERFORMANCE.md.
+// machine has knows no ML-KEM (3.5 does), and node:crypto offers none. What it costs per key
+// generation, encapsulation and decapsulation is in docs/PERFORMANCE.md.
 import { ml_kem768 } from "@noble/post-quantum/ml-kem.js";
 
 /** FIPS 203 Table 3 sizes for ML-KEM-768, and the seed and message of §6 (Algorithms 16, 17). */

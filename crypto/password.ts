@@ -1,6 +1,6 @@
 // Password hashing: scrypt, memory-hard, with its parameters stored beside the hash so they
 // can be raised later. node:crypto's asynchronous scrypt runs natively on a worker thread,
-// so hashing never blocks the event loop (measured: 4 parallel hashes, timer gaps ≤ 9 ms).
+// so hashing never blocks the event loop (a test keeps timers firing while hashes run).
 // Passwords are hashed in Unicode NFC, so that the same password typed on systems whose input
 // methods compose differently (macOS often sends decomposed accents) is the same bytes.
 import { randomBytes, scrypt } from "node:crypto";
@@ -15,9 +15,9 @@ export interface ScryptParams {
 
 /**
  * Production setting, one of OWASP's equivalent scrypt settings (N=2^15, r=8, p=3): 32 MiB
- * per hash instead of N=2^17's 128 MiB, at the same work. Measured here: ~290 ms per hash
- * (N=2^17, r=8, p=1 took ~650 ms and 4× the memory), which keeps the server's peak memory
- * bounded while several logins hash at once.
+ * per hash instead of N=2^17's 128 MiB, at the same work and in less time here (figures in
+ * docs/PERFORMANCE.md), which keeps the server's peak memory bounded while several logins hash
+ * at once.
  */
 export const PASSWORD_PARAMS: ScryptParams = { logN: 15, r: 8, p: 3 };
 /** FOR TESTS ONLY: cheap enough for suites that create many users. Never use in production. */

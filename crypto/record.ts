@@ -131,7 +131,7 @@ export class RecordCipher {
   /**
    * seal() into `record`, which must be exactly sealedLength(plaintext.length) bytes and
    * must not overlap `plaintext`: the record layer seals straight into the frame writer's
-   * buffer (a fresh array costs 0.4–1 µs in Deno, several per message).
+   * buffer (a fresh array is not free in Deno, and a message would need several).
    */
   sealInto(seq: number, plaintext: Uint8Array, record: Uint8Array, iv?: Uint8Array): void {
     if (this.#disposed) throw new TypeError("record cipher used after dispose()");

@@ -1,7 +1,7 @@
 // X25519 of RFC 7748 (PROTOCOL §2.6): the x25519 group, and the classical half of
-// X25519MLKEM768. Through node:crypto on both engines: Deno runs it in native code, synchronously,
-// at about 20 µs per key pair and 55 µs per shared secret here, so OpenSSL over FFI (the native
-// engine) would save too little to be worth a second code path (docs/PERFORMANCE.md).
+// X25519MLKEM768. Through node:crypto on both engines: Deno runs it in native code, synchronously
+// and fast enough that OpenSSL over FFI (the native engine) would save too little to be worth a
+// second code path (the figures are in docs/PERFORMANCE.md).
 import { Buffer } from "node:buffer";
 import {
   createPrivateKey,

@@ -20,9 +20,8 @@ export const READ_CHUNK = 64 * 1024;
 /**
  * Bytes of a reader's first read buffer. An idle connection holds its buffer for as long as its
  * read is pending, so a 64 KiB buffer per connection was most of a server's memory per idle
- * session: 68.9 KiB of RSS per logged-in session with 5,000 open (bench/load.ts), 67.8 KiB per
- * plain-relay connection; with 2 KiB, 31.7 KiB and 13.0 KiB. A reader starts small and doubles
- * up to READ_CHUNK whenever a read fills it, so a busy connection still reads big chunks.
+ * session (docs/PERFORMANCE.md has the before and after). A reader starts small and doubles up
+ * to READ_CHUNK whenever a read fills it, so a busy connection still reads big chunks.
  */
 export const FIRST_READ_CHUNK = 2 * 1024;
 /**
@@ -34,7 +33,7 @@ export const MAX_PENDING_WRITE = 4 * MAX_FRAME;
 export const FIRST_WRITE_BUFFER = 1024;
 /**
  * A written buffer up to this size is kept for the next batch, so a busy connection does not
- * allocate per write (a fresh Uint8Array costs 0.4–1 µs in Deno); larger ones are let go.
+ * allocate per write (a fresh Uint8Array is not free in Deno); larger ones are let go.
  */
 export const MAX_KEPT_WRITE_BUFFER = 16 * 1024;
 
@@ -175,9 +174,8 @@ export class FrameWriter {
    * Writes everything queued as one buffer per write, until nothing is left. The first write
    * waits one microtask so that every frame sent in the same turn of the event loop joins it:
    * a group commit that resolves many MSGs at once sends each connection its ACKs and DLVs in
-   * one write instead of one write and then the rest. Under bench/load.ts (100 clients,
-   * window 8, fsync always) server CPU per delivered message went from 83 µs to 71 µs and
-   * delivered msgs/s from 12,800 to 14,300 (A/B, two runs each).
+   * one write instead of one write and then the rest, which saves server CPU per delivered
+   * message under load (docs/PERFORMANCE.md).
    */
   async #flush(): Promise<void> {
     try {

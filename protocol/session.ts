@@ -37,7 +37,7 @@ export type RecordTraceSink = (event: RecordTrace) => void;
 const encoder = new TextEncoder();
 /**
  * Where sendMessage() encodes a message before sealing it: shared, since JS runs one send at
- * a time and the seal copies it out at once. A fresh array per message cost about 1 µs.
+ * a time and the seal copies it out at once, instead of a fresh array per message.
  */
 const scratch = new Uint8Array(MAX_FRAME);
 

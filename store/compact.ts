@@ -1,4 +1,4 @@
-// Compaction (issue #3 §6): a new log holding only what rebuilds the current projection,
+// Compaction: a new log holding only what rebuilds the current projection,
 // swapped in atomically, the old file kept as a backup.
 
 import { backupName, keepAs, removeIfPresent, syncDirectoryOf } from "./_file_io.ts";

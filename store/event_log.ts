@@ -1,4 +1,4 @@
-// The durable, append-only event log (issue #3): open with recovery and an exclusive lock,
+// The durable, append-only event log: open with recovery and an exclusive lock,
 // group-committed appends that resolve once synced, and a read-only reader for tools.
 
 import {

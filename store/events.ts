@@ -1,4 +1,4 @@
-// The events of the server's history (issue #3): a discriminated union on `type`, every one
+// The events of the server's history: a discriminated union on `type`, every one
 // stamped with `ts` by the caller, plus the field schema that validates them off the disk.
 
 /** A user registered (`SNU`, PROTOCOL §4.1). `passwordHash` is opaque to the store. */

@@ -1,4 +1,4 @@
-// When and how to show replay progress (issue #3 §5): only for replays longer than a
+// When and how to show replay progress: only for replays longer than a
 // second, throttled; and sizes and counts worded for people. The store prints nothing
 // itself: the caller supplies `write`.
 

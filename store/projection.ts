@@ -1,4 +1,4 @@
-// The projection the server runs on (issue #3): users, per-recipient queues of undelivered
+// The projection the server runs on: users, per-recipient queues of undelivered
 // messages and each sender's recent cids, rebuilt as `events.reduce(evolve, initialState())`.
 
 import { CidMemory, type RememberedCid } from "./cid_memory.ts";

@@ -11,9 +11,9 @@
 //                  optional string → varint(0 if absent, else UTF-16 length + 1)
 //             || UTF-8 of the present strings, concatenated in field order
 //
-// Integers are big-endian; varints are LEB128. The binary payload replaces JSON, which took
-// ~1.1 µs per event to parse on this machine, over half the 2 s budget for a million events:
-// here one UTF-8 decode per record yields every string, cut apart by their lengths.
+// Integers are big-endian; varints are LEB128. The binary payload replaces JSON, whose parsing
+// alone took over half the replay budget for a million events (docs/PERFORMANCE.md): here one
+// UTF-8 decode per record yields every string, cut apart by their lengths.
 // `salt` is random per file. Message text is user-controlled and may hold any bytes; without
 // the salt, no one can make them pass for a record of this file. Recovery tells a torn tail
 // from corruption by looking for whole records after a bad one, so a forged record inside a

@@ -8,7 +8,7 @@ const LOAD = new URL("../../bench/load.ts", import.meta.url).pathname;
 /** The run takes about ten seconds; past this something hangs. */
 const RUN_TIMEOUT_MS = 90_000;
 
-/** The keys issue #6 requires of `--json`. */
+/** The keys `--json` must always carry: what docs/PERFORMANCE.md and CI read. */
 const REQUIRED = [
   "delivered_per_s",
   "baseline_relay_per_s",

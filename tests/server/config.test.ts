@@ -1,4 +1,4 @@
-// Command line and HYBRID_* environment of the server (issue 4 §1).
+// Command line and HYBRID_* environment of the server (PROTOCOL §5 and our own).
 import assert from "node:assert/strict";
 import { type Config, DEFAULT_LIMITS, parseConfig, UsageError } from "../../server/config.ts";
 

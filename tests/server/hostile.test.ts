@@ -1,4 +1,4 @@
-// Hostile input: nothing a client sends crashes the server or hurts other clients (issue 4 §7).
+// Hostile input: nothing a client sends crashes the server or hurts other clients.
 import assert from "node:assert/strict";
 import { decodeHandshakeError } from "../../protocol/handshake.ts";
 import { helloFrameWithShare, holdingSession } from "../../tools/raw_conn.ts";

@@ -1,4 +1,4 @@
-// Durability under SIGKILL (issue #3 §8): a child appends under load and prints each append
+// Durability under SIGKILL: a child appends under load and prints each append
 // once it resolved; it is killed at a seeded point; every printed append must survive.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// A second process on the same log is refused (issue #3 §4), and the lock dies with its holder.
+// A second process on the same log is refused, and the lock dies with its holder.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";

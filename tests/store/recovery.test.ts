@@ -1,4 +1,4 @@
-// Recovery at start-up (issue #3 §4): torn tails are cut; damaged regions before the tail are
+// Recovery at start-up: torn tails are cut; damaged regions before the tail are
 // refused or, with repair, dropped after a backup, keeping every whole record after them.
 
 import assert from "node:assert/strict";

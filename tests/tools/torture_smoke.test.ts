@@ -1,4 +1,4 @@
-// A short seeded torture run (issue 7): crash loop and hostile clients, nothing lost.
+// A short seeded torture run: crash loop and hostile clients, nothing lost.
 import assert from "node:assert/strict";
 
 Deno.test("a 20-second seeded torture run loses nothing and keeps every promise", async () => {
