@@ -18,12 +18,17 @@ const { values } = parseArgs({
     group: { type: "string", default: "ffdhe4096" },
     concurrency: { type: "string", default: "6" },
     json: { type: "boolean", default: false },
+    "server-main": { type: "string" },
+    scenarios: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
 if (values.help) {
   console.log(
-    "usage: deno run -A bench/flood.ts [--seconds 8] [--group ffdhe4096] [--concurrency 6] [--json]",
+    "usage: deno run -A bench/flood.ts [--seconds 8] [--group ffdhe4096] [--concurrency 6]\n" +
+      "         [--scenarios quiet,one,workers,inline] [--server-main PATH] [--json]\n" +
+      "--server-main runs another server/main.ts (an older checkout, for a before/after); its\n" +
+      "scenarios then run without --limit flags, which an older server may not know.",
   );
   Deno.exit(0);
 }
@@ -40,12 +45,20 @@ interface Scenario {
   limits: string[];
 }
 
-const SCENARIOS: Scenario[] = [
-  { name: "quiet", addresses: 0, flood: false, limits: [] },
-  { name: "one address", addresses: 1, flood: true, limits: [] },
-  { name: "many, workers", addresses: 256, flood: true, limits: ["handshake_workers=1"] },
-  { name: "many, inline", addresses: 256, flood: true, limits: ["handshake_workers=0"] },
-];
+const ALL: Record<string, Scenario> = {
+  quiet: { name: "quiet", addresses: 0, flood: false, limits: [] },
+  one: { name: "one address", addresses: 1, flood: true, limits: [] },
+  workers: { name: "many, workers", addresses: 256, flood: true, limits: ["handshake_workers=1"] },
+  inline: { name: "many, inline", addresses: 256, flood: true, limits: ["handshake_workers=0"] },
+};
+const SERVER_MAIN = values["server-main"] ?? `${HERE}../server/main.ts`;
+const SCENARIOS: Scenario[] = (values.scenarios ?? "quiet,one,workers,inline").split(",").map(
+  (name) => {
+    const scenario = ALL[name.trim()];
+    if (!scenario) throw new Error(`unknown scenario ${name}: ${Object.keys(ALL).join(", ")}`);
+    return values["server-main"] === undefined ? scenario : { ...scenario, limits: [] };
+  },
+);
 
 interface Result {
   scenario: string;
@@ -68,7 +81,7 @@ async function run(scenario: Scenario): Promise<Result> {
   const dir = await Deno.makeTempDir({ prefix: "hybrid-flood-" });
   let handshakes = 0;
   let refusedLogged = 0;
-  const server = await ServerChild.start(`${HERE}../server/main.ts`, [
+  const server = await ServerChild.start(SERVER_MAIN, [
     "--host",
     "127.0.0.1",
     "--port",
