@@ -79,6 +79,8 @@ Usage: deno task load [options]
   --profile PATH        write a V8 CPU profile of the server during saturation and latency
                         to PATH (.cpuprofile, opens in Chrome DevTools) and print a summary
   --server-v8-flags F   pass --v8-flags=F to the server (GC tuning experiments)
+  --server-limit N=V    pass --limit N=V to the server; repeatable (handshake_workers=0 for
+                        handshakes on the event loop, say)
   --server-main PATH    run this server/main.ts instead of the one beside this file (A/B
                         runs of two checkouts under the same load generator)
   --json                print one JSON object instead of the table
@@ -111,6 +113,7 @@ interface Options {
   profile: string | undefined;
   serverMain: string;
   serverV8Flags: string | undefined;
+  serverLimits: string[];
   json: boolean;
 }
 
@@ -133,6 +136,7 @@ function parseOptions(args: string[]): Options | "help" {
       profile: { type: "string" },
       "server-main": { type: "string", default: SERVER_MAIN },
       "server-v8-flags": { type: "string" },
+      "server-limit": { type: "string", multiple: true },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -183,6 +187,7 @@ function parseOptions(args: string[]): Options | "help" {
     profile: values.profile,
     serverMain: values["server-main"],
     serverV8Flags: values["server-v8-flags"],
+    serverLimits: values["server-limit"] ?? [],
     json: values.json,
   };
 }
@@ -669,6 +674,7 @@ function serverArgs(dir: string, o: Options): string[] {
     "--crypto",
     o.crypto,
     ...Object.entries(limits).flatMap(([k, v]) => ["--limit", `${k}=${v}`]),
+    ...o.serverLimits.flatMap((l) => ["--limit", l]),
   ];
 }
 
@@ -829,6 +835,7 @@ function report(
       text_bytes: o.textBytes,
       fsync: o.fsync,
       server_v8_flags: o.serverV8Flags ?? "",
+      server_limits: o.serverLimits.join(" "),
       server_limits_raised: [
         "msg_burst",
         "msg_per_second",
