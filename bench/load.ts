@@ -19,7 +19,8 @@ import {
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
 import { portableCrypto } from "../crypto/portable.ts";
-import { type Event, openEventLog } from "../store/mod.ts";
+import { type Event, openEventLog, openStore, parseStoreUrl } from "../store/mod.ts";
+import postgres from "postgres";
 import { HspClient, hspHandshakeOnce, type LoadClient, RelayClient } from "./_clients.ts";
 import { formatSummary, InspectorProfiler, summarise } from "./_cpu_profile.ts";
 import { cpuMsOf, fileLimit, machineBusyMs, ServerChild } from "./_process.ts";
@@ -79,6 +80,8 @@ Usage: deno task load [options]
   --profile PATH        write a V8 CPU profile of the server during saturation and latency
                         to PATH (.cpuprofile, opens in Chrome DevTools) and print a summary
   --server-v8-flags F   pass --v8-flags=F to the server (GC tuning experiments)
+  --store URL           also run the message phases on one server whose log is PostgreSQL at
+                        URL (in a fresh schema, dropped afterwards), beside the file log's
   --server-limit N=V    pass --limit N=V to the server; repeatable (handshake_workers=0 for
                         handshakes on the event loop, say)
   --server-main PATH    run this server/main.ts instead of the one beside this file (A/B
@@ -114,6 +117,7 @@ interface Options {
   serverMain: string;
   serverV8Flags: string | undefined;
   serverLimits: string[];
+  store: string | undefined;
   json: boolean;
 }
 
@@ -137,6 +141,7 @@ function parseOptions(args: string[]): Options | "help" {
       "server-main": { type: "string", default: SERVER_MAIN },
       "server-v8-flags": { type: "string" },
       "server-limit": { type: "string", multiple: true },
+      store: { type: "string" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -188,6 +193,7 @@ function parseOptions(args: string[]): Options | "help" {
     serverMain: values["server-main"],
     serverV8Flags: values["server-v8-flags"],
     serverLimits: values["server-limit"] ?? [],
+    store: values.store,
     json: values.json,
   };
 }
@@ -650,7 +656,7 @@ async function prepareLog(path: string, o: Options): Promise<void> {
 }
 
 /** The server's flags for a load run (reported with the results). */
-function serverArgs(dir: string, o: Options): string[] {
+function serverArgs(dir: string, o: Options, store?: string): string[] {
   const limits = {
     msg_burst: UNTHROTTLED,
     msg_per_second: UNTHROTTLED,
@@ -667,10 +673,9 @@ function serverArgs(dir: string, o: Options): string[] {
     "127.0.0.1",
     "--port",
     "0",
-    "--log",
-    `${dir}/events.log`,
-    "--fsync",
-    o.fsync,
+    ...(store === undefined
+      ? ["--log", `${dir}/events.log`, "--fsync", o.fsync]
+      : ["--store", store]),
     "--crypto",
     o.crypto,
     ...Object.entries(limits).flatMap(([k, v]) => ["--limit", `${k}=${v}`]),
@@ -711,6 +716,92 @@ async function runServerHandshakes(o: Options, dir: string): Promise<GroupHandsh
     const code = await server.stop();
     if (code !== 0 && !o.json) console.error(`server exited with ${code}:\n${server.tail}`);
   }
+}
+
+/** One node on PostgreSQL (--store): messages per second and latency, and its group commits. */
+interface StoreRun {
+  saturation: SaturationResult;
+  latency: LatencyResult;
+  /** Events the server appended during the two phases, and the transactions they took. */
+  events: number;
+  commits: number;
+  description: string;
+}
+
+/**
+ * --store: the message phases again, on a server whose log is PostgreSQL. The users are written
+ * into a fresh schema first, as prepareLog writes them into the file; the schema is dropped at
+ * the end. Commits are counted from the rows' batch ids (one per group commit).
+ */
+async function runStore(o: Options, url: string): Promise<StoreRun> {
+  const base = parseStoreUrl(url);
+  if (base.kind !== "postgres") throw new Error(`--store takes a postgres:// URL, got ${url}`);
+  const schema = `load_${Date.now().toString(36)}`;
+  const target = `${url}${url.includes("?") ? "&" : "?"}schema=${schema}`;
+  const where = parseStoreUrl(target);
+  if (where.kind !== "postgres") throw new Error("unreachable");
+  const passwordHash = await hashPassword(PASSWORD, TEST_ONLY_WEAK_PARAMS);
+  const users = Array.from({ length: o.clients }, (_, i) => `load${i}`);
+  const prepared = await openStore<string>(target);
+  prepared.store.follow(() => {}); // appends resolve once the follower has them
+  for (let i = 0; i < users.length; i += 1000) {
+    await prepared.store.append(
+      users.slice(i, i + 1000).map((user) => ({
+        type: "user_signed_up" as const,
+        ts: Date.now(),
+        user,
+        passwordHash,
+      })),
+      "load",
+    );
+  }
+  await prepared.store.close();
+  const sql = postgres(where.connection, { max: 1, onnotice: () => {} });
+  const server = await ServerChild.start(o.serverMain, serverArgs("", o, target), {
+    openFiles: o.clients + o.connectors + 256,
+  });
+  try {
+    const [before] = await sql.unsafe(
+      `SELECT coalesce(max(position), 0) AS head FROM ${schema}.events`,
+    );
+    const connect = async (i: number) => {
+      const c = await HspClient.connect(server.port, o.engine, o.sessionGroup);
+      await c.login(`load${i}`, PASSWORD);
+      return c;
+    };
+    const { saturation, latency } = await relayPhases(server, connect, o, plainly);
+    const [counted] = await sql.unsafe(
+      `SELECT count(*) AS events, count(DISTINCT batch) AS commits FROM ${schema}.events
+        WHERE position > $1`,
+      [before!.head],
+    );
+    return {
+      saturation,
+      latency,
+      events: Number(counted!.events),
+      commits: Number(counted!.commits),
+      description: where.description,
+    };
+  } finally {
+    const code = await server.stop();
+    if (code !== 0 && !o.json) console.error(`server exited with ${code}:\n${server.tail}`);
+    await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+    await sql.end({ timeout: 1 });
+  }
+}
+
+/** --store's rows beside the file log's: the same phases, the same generator. */
+function storeComparison(file: ServerRun, pg: StoreRun, o: Options) {
+  const seconds = o.seconds;
+  return {
+    store: pg.description,
+    file_delivered_per_s: round(file.saturation.perSecond, 0),
+    postgres_delivered_per_s: round(pg.saturation.perSecond, 0),
+    file_p99_ms: round(file.latency.p99, 2),
+    postgres_p99_ms: round(pg.latency.p99, 2),
+    postgres_commits_per_s: round(pg.commits / (2 * seconds), 0),
+    postgres_events_per_commit: round(pg.events / Math.max(1, pg.commits), 1),
+  };
 }
 
 async function runServer(o: Options, dir: string): Promise<ServerRun> {
@@ -1110,10 +1201,37 @@ async function main(): Promise<void> {
     const relay = await runRelay(o);
     progress("HSP/1 server: handshakes, idle sessions, saturation, latency");
     const server = await runServer(o, dir);
-    const rep = report(o, env, server, relay, tls);
+    let store: ReturnType<typeof storeComparison> | undefined;
+    if (o.store !== undefined) {
+      progress("HSP/1 server on PostgreSQL: saturation, latency");
+      store = storeComparison(server, await runStore(o, o.store), o);
+    }
+    const rep = {
+      ...report(o, env, server, relay, tls),
+      ...(store ? { store_comparison: store } : {}),
+    };
     if (o.json) console.log(JSON.stringify(rep));
     else {
       console.log(table(rep, o));
+      if (store) {
+        console.log(
+          [
+            "",
+            `one node, log file against PostgreSQL (${store.store}):`,
+            ...markdown([
+              ["", "log file", "PostgreSQL"],
+              [
+                "delivered msgs/s at saturation",
+                fmt(store.file_delivered_per_s),
+                fmt(store.postgres_delivered_per_s),
+              ],
+              ["latency p99", `${store.file_p99_ms} ms`, `${store.postgres_p99_ms} ms`],
+              ["commits/s (PostgreSQL)", "", fmt(store.postgres_commits_per_s)],
+              ["events per commit (PostgreSQL)", "", String(store.postgres_events_per_commit)],
+            ]),
+          ].join("\n"),
+        );
+      }
       if (server.profile) console.log(`\nserver CPU profile (${o.profile}):\n${server.profile}`);
     }
   } finally {

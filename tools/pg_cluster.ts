@@ -240,3 +240,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   }
   return cluster;
 }
+
+/**
+ * `deno run -A tools/pg_cluster.ts [--fsync]`: a throwaway cluster for benchmarks and the
+ * torture run by hand. Prints its URL, and removes it on SIGINT or SIGTERM.
+ */
+if (import.meta.main) {
+  const cluster = await startCluster({ fsync: Deno.args.includes("--fsync"), watchPid: Deno.pid });
+  console.log(cluster.url);
+  const end = () => {
+    cluster.destroySync();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", end);
+  Deno.addSignalListener("SIGTERM", end);
+  setInterval(() => {}, 1 << 30); // stay up until a signal comes
+}
