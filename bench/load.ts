@@ -726,6 +726,8 @@ interface StoreRun {
   events: number;
   commits: number;
   description: string;
+  /** CPU a second, idle node spent applying those events (it serves no client). */
+  followerCpuMs: number;
 }
 
 /**
@@ -757,10 +759,14 @@ async function runStore(o: Options, url: string): Promise<StoreRun> {
   }
   await prepared.store.close();
   const sql = postgres(where.connection, { max: 1, onnotice: () => {} });
+  // A second node on the same log, serving nobody: what it spends is the cost of applying
+  // every event of the service, which every node pays (docs/SCALING.md).
+  const follower = await ServerChild.start(o.serverMain, serverArgs("", o, target), {});
   const server = await ServerChild.start(o.serverMain, serverArgs("", o, target), {
     openFiles: o.clients + o.connectors + 256,
   });
   try {
+    const followerBefore = follower.cpuMs();
     const [before] = await sql.unsafe(
       `SELECT coalesce(max(position), 0) AS head FROM ${schema}.events`,
     );
@@ -770,6 +776,7 @@ async function runStore(o: Options, url: string): Promise<StoreRun> {
       return c;
     };
     const { saturation, latency } = await relayPhases(server, connect, o, plainly);
+    const followerCpuMs = follower.cpuMs() - followerBefore;
     const [counted] = await sql.unsafe(
       `SELECT count(*) AS events, count(DISTINCT batch) AS commits FROM ${schema}.events
         WHERE position > $1`,
@@ -781,8 +788,10 @@ async function runStore(o: Options, url: string): Promise<StoreRun> {
       events: Number(counted!.events),
       commits: Number(counted!.commits),
       description: where.description,
+      followerCpuMs,
     };
   } finally {
+    await follower.stop();
     const code = await server.stop();
     if (code !== 0 && !o.json) console.error(`server exited with ${code}:\n${server.tail}`);
     await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
@@ -801,6 +810,9 @@ function storeComparison(file: ServerRun, pg: StoreRun, o: Options) {
     postgres_p99_ms: round(pg.latency.p99, 2),
     postgres_commits_per_s: round(pg.commits / (2 * seconds), 0),
     postgres_events_per_commit: round(pg.events / Math.max(1, pg.commits), 1),
+    follower_cpu_us_per_event: round((pg.followerCpuMs * 1000) / Math.max(1, pg.events), 2),
+    postgres_server_cpu_us_per_msg: round(pg.saturation.serverCpuUs, 1),
+    file_server_cpu_us_per_msg: round(file.saturation.serverCpuUs, 1),
   };
 }
 
@@ -1228,6 +1240,16 @@ async function main(): Promise<void> {
               ["latency p99", `${store.file_p99_ms} ms`, `${store.postgres_p99_ms} ms`],
               ["commits/s (PostgreSQL)", "", fmt(store.postgres_commits_per_s)],
               ["events per commit (PostgreSQL)", "", String(store.postgres_events_per_commit)],
+              [
+                "server CPU per delivered msg",
+                `${store.file_server_cpu_us_per_msg} µs`,
+                `${store.postgres_server_cpu_us_per_msg} µs`,
+              ],
+              [
+                "an idle second node's CPU per event applied",
+                "",
+                `${store.follower_cpu_us_per_event} µs`,
+              ],
             ]),
           ].join("\n"),
         );
