@@ -157,7 +157,8 @@ Options (each also read from the environment variable shown):
                             engine for AES, HMAC, RSA and DH (HYBRID_CRYPTO, default auto):
                             native is OpenSSL 3's libcrypto over FFI (needs --allow-ffi, 3-6x
                             faster), portable is @noble + node:crypto; auto takes native if it loads
-  --libcrypto PATH          libcrypto for the native engine (HYBRID_LIBCRYPTO, default the OS's)
+  --libcrypto PATH          libcrypto for the native engine, an absolute path (HYBRID_LIBCRYPTO,
+                            default the usual places of the OS's OpenSSL 3)
   --groups LIST             key-exchange groups offered, comma-separated (HYBRID_GROUPS, default
                             all: ${KEX_GROUPS.map((g) => g.name).join(",")})
   --repair                  on mid-log damage keep a backup, drop only the damaged bytes, keep the rest
@@ -170,6 +171,10 @@ Options (each also read from the environment variable shown):
   --insecure-fast-hash      FOR TESTS ONLY: weak password hashing (a flag only: no variable)
   -h, --help                show this help
   -V, --version             show the version
+
+Under \`deno task server\` the process may write only in HYBRID_DATA (default: the project
+directory) and read only there and its own code: set HYBRID_DATA to the directory of --log and
+--key when they are elsewhere.
 
 Limits (--limit NAME=VALUE), with their defaults:
 ${Object.entries(DEFAULT_LIMITS).map(([k, v]) => `  ${k.padEnd(28)} ${v}`).join("\n")}
