@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import type { ServerMessage } from "../../protocol/messages.ts";
 import { pgTest, waitFor } from "../_postgres.ts";
+import { Lines } from "../../tools/server_process.ts";
 import { startServer, TestClient, type TestServer } from "./_harness.ts";
 
 async function nodes(url: string, n: number): Promise<TestServer[]> {
@@ -183,4 +184,36 @@ pgTest(
     }
   },
   { ownCluster: true },
+);
+
+pgTest(
+  "`deno task server --store postgres://…` starts and serves under the task's own permissions",
+  async (db) => {
+    const dir = await Deno.makeTempDir({ prefix: "hybrid-task-pg-" });
+    const config = new URL("../../deno.json", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["task", "--quiet", "--config", config, "server", "--host", "127.0.0.1", "--port", "0"]
+        .concat(["--store", db.url, "--key", `${dir}/server_key.pem`, "--insecure-fast-hash"]),
+      env: { NO_COLOR: "1", HYBRID_DATA: dir },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stdout = new Lines(child.stdout);
+    const stderr = new Lines(child.stderr);
+    try {
+      const port = Number((await stdout.wait(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
+      await signUp(port, "alice");
+      const alice = await logIn(port, "alice");
+      assert.equal((await alice.request({ code: "MSG", to: "alice", text: "hi" })).code, "ACK");
+      await alice.close();
+    } finally {
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await Promise.all([stdout.done, stderr.done]);
+      await Deno.remove(dir, { recursive: true });
+      assert.equal(status.code, 0, stderr.text);
+    }
+    assert.doesNotMatch(stderr.text, /NotCapable/);
+  },
 );
