@@ -743,16 +743,27 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
   switch (work.kind) {
     case "hash": {
       if (result.kind !== "hash") break;
+      const events: Event[] = [
+        { type: "user_signed_up", ts: ctx.now, user: work.user, passwordHash: result.hash },
+      ];
+      // A key given with the sign-up (§8.1) is published with it, in the same append.
+      if (work.key) {
+        events.push({ type: "user_key_published", ts: ctx.now, user: work.user, ...work.key });
+      }
       return decision({
         facts: [{ type: "job_finished" }],
-        events: [{
-          type: "user_signed_up",
-          ts: ctx.now,
-          user: work.user,
-          passwordHash: result.hash,
-        }],
+        events,
         origin: work.origin,
-        onCommit: [{ to: session, message: { code: "ACK", id, request: "SNU", user: work.user } }],
+        onCommit: [{
+          to: session,
+          message: {
+            code: "ACK",
+            id,
+            request: "SNU",
+            user: work.user,
+            ...(work.key ? { fingerprint: work.key.fingerprint } : {}),
+          },
+        }],
         logs: [{
           level: "info",
           msg: "signed up",
