@@ -3,7 +3,8 @@
 // behind one small interface so every load pattern runs unchanged against either server.
 import { type CryptoEngine, type KexGroup } from "../crypto/mod.ts";
 import { FrameReader, FrameWriter } from "../protocol/channel.ts";
-import { parseServerMessage, type Request, type RequestCode } from "../protocol/messages.ts";
+import type { Request } from "../protocol/messages.ts";
+import { PendingRequests, type RequestBody } from "../protocol/rpc.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
 import { parseRelayFrame, relayLogin, relayMessage } from "./plain_relay.ts";
 
@@ -41,10 +42,9 @@ export class HspClient implements LoadClient {
   name = "";
   readonly #conn: Deno.Conn;
   readonly #session: SecureSession;
-  readonly #pending = new Map<number, RequestCode>();
-  readonly #waiting = new Map<number, (error: string) => void>();
+  /** What each request waits with: a login's callback, or nothing (a MSG goes to onAck). */
+  readonly #pending = new PendingRequests<((error: string) => void) | undefined>();
   readonly #reading: Promise<void>;
-  #nextId = 1;
 
   private constructor(conn: Deno.Conn, session: SecureSession) {
     this.#conn = conn;
@@ -74,8 +74,7 @@ export class HspClient implements LoadClient {
   /** LGN; resolves once ACKed, rejects with the ERR code otherwise. */
   login(user: string, password: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const id = this.#request({ code: "LGN", id: 0, user, password });
-      this.#waiting.set(id, (error) => {
+      this.#request({ code: "LGN", user, password }, (error) => {
         if (error) reject(new Error(`LGN ${user}: ${error}`));
         else {
           this.name = user;
@@ -86,14 +85,12 @@ export class HspClient implements LoadClient {
   }
 
   send(to: string, text: string): void {
-    this.#request({ code: "MSG", id: 0, to, text });
+    this.#request({ code: "MSG", to, text }, undefined);
   }
 
-  #request(request: Request): number {
-    const id = this.#nextId++;
-    this.#pending.set(id, request.code);
-    this.#session.sendMessage({ ...request, id });
-    return id;
+  #request(body: RequestBody, waiter: ((error: string) => void) | undefined): void {
+    const id = this.#pending.add(body.code, waiter);
+    this.#session.sendMessage({ ...body, id } as Request);
   }
 
   async #readLoop(): Promise<void> {
@@ -101,24 +98,19 @@ export class HspClient implements LoadClient {
       while (true) {
         const plaintext = await this.#session.receive();
         if (plaintext === null) break;
-        const parsed = parseServerMessage(plaintext, (id) => this.#pending.get(id));
-        if (!parsed.ok) throw new Error(`malformed server message: ${parsed.reason}`);
-        const m = parsed.value;
+        const read = this.#pending.read(plaintext);
+        if (read.kind === "malformed") throw new Error(`malformed server message: ${read.reason}`);
+        if (read.kind === "response") {
+          const error = read.response.code === "ERR" ? read.response.error : "";
+          if (read.waiter) read.waiter(error);
+          else if (read.code === "MSG") this.onAck(error === "", error);
+          continue;
+        }
+        const m = read.message;
         switch (m.code) {
           case "ACK":
-          case "ERR": {
-            const error = m.code === "ERR" ? m.error : "";
-            const request = this.#pending.get(m.id);
-            this.#pending.delete(m.id);
-            const waiter = this.#waiting.get(m.id);
-            if (waiter) {
-              this.#waiting.delete(m.id);
-              waiter(error);
-            } else if (request === "MSG") {
-              this.onAck(error === "", error);
-            }
-            break;
-          }
+          case "ERR":
+            throw new Error(`${m.code} with id 0: ${m.code === "ERR" ? m.error : ""}`);
           case "DLV":
             this.#session.sendMessage({ code: "DAK", msg: m.msg });
             this.onDeliver(m.text ?? m.sealed);
@@ -135,8 +127,7 @@ export class HspClient implements LoadClient {
     } catch (err) {
       this.failure = err instanceof Error ? err.message : String(err);
     } finally {
-      for (const waiter of this.#waiting.values()) waiter(this.failure || "closed");
-      this.#waiting.clear();
+      for (const waiter of this.#pending.drain()) waiter?.(this.failure || "closed");
     }
   }
 

@@ -9,7 +9,7 @@
 //   many, inline     the same, handshakes on the event loop (handshake_workers=0)
 import { parseArgs } from "node:util";
 import { kexGroupByName, selectCrypto } from "../crypto/mod.ts";
-import { Link } from "../tools/link.ts";
+import { TestLink } from "../tools/link.ts";
 import { ServerChild } from "./_process.ts";
 
 const { values } = parseArgs({
@@ -97,7 +97,9 @@ async function run(scenario: Scenario): Promise<Result> {
     },
   });
   try {
-    const honest = await Link.open(server.port, () => {}, { crypto: selectCrypto("auto").engine });
+    const honest = await TestLink.open(server.port, () => {}, {
+      crypto: selectCrypto("auto").engine,
+    });
     await honest.request({ code: "SNU", user: "honest", password: "password-honest" });
     await honest.request({ code: "LGN", user: "honest", password: "password-honest" });
     const cpuBefore = server.cpuMs();

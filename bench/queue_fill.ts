@@ -5,7 +5,7 @@
 // checkout's server/main.ts, for a before/after.
 import { parseArgs } from "node:util";
 import { selectCrypto } from "../crypto/mod.ts";
-import { Link } from "../tools/link.ts";
+import { TestLink } from "../tools/link.ts";
 import { ServerChild } from "./_process.ts";
 
 const { values } = parseArgs({
@@ -35,7 +35,7 @@ const server = await ServerChild.start(values["server-main"] ?? `${HERE}../serve
 ]);
 try {
   const crypto = selectCrypto("auto").engine;
-  const link = await Link.open(server.port, () => {}, { crypto });
+  const link = await TestLink.open(server.port, () => {}, { crypto });
   for (const user of ["sender", "sink"]) {
     await link.request({ code: "SNU", user, password: `password-${user}` });
   }

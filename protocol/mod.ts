@@ -10,3 +10,4 @@ export * from "./record_layer.ts";
 export * from "./session.ts";
 export * from "./messages.ts";
 export * from "./envelope.ts";
+export * from "./rpc.ts";

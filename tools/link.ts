@@ -2,25 +2,19 @@
 // pushes to a callback. (The interactive client has its own, with reconnects and a UI.)
 import { type CryptoEngine, KEX_GROUPS } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
-import {
-  parseServerMessage,
-  type Request,
-  type RequestCode,
-  type ServerMessage,
-} from "../protocol/messages.ts";
+import type { Request, RequestCode, ServerMessage } from "../protocol/messages.ts";
+import { PendingRequests, type RequestBody } from "../protocol/rpc.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
 import { connectFrom } from "./node_transport.ts";
 
-/** A request without its id (distributes over the union). */
-export type RequestBody = Request extends infer R ? R extends Request ? Omit<R, "id"> : never
-  : never;
+export type { RequestBody };
 
 /** What a request came back with: the response, or "closed" if the connection ended first. */
 export type Outcome = ServerMessage | "closed";
 
-export class Link {
-  readonly #pending = new Map<number, { code: RequestCode; resolve: (m: Outcome) => void }>();
-  #nextId = 1;
+/** A scripted connection: requests matched by id, everything else to a callback. */
+export class TestLink {
+  readonly #pending = new PendingRequests<(m: Outcome) => void>();
   #closed = false;
   /** Why the connection ended: "eof", a BYE reason, or the error. */
   closeReason = "";
@@ -42,7 +36,7 @@ export class Link {
     port: number,
     onPush: (m: ServerMessage) => void,
     options: { crypto: CryptoEngine; from?: string; groupIndex?: number },
-  ): Promise<Link> {
+  ): Promise<TestLink> {
     const { crypto, from = "127.0.0.1", groupIndex = 0 } = options;
     const transport: Transport = from === "127.0.0.1"
       ? await Deno.connect({ hostname: "127.0.0.1", port })
@@ -52,7 +46,7 @@ export class Link {
         group: KEX_GROUPS[groupIndex]!,
         crypto,
       });
-      return new Link(transport, session, onPush);
+      return new TestLink(transport, session, onPush);
     } catch (err) {
       transport.close();
       throw err;
@@ -68,16 +62,13 @@ export class Link {
       while (true) {
         const plaintext = await this.session.receive();
         if (plaintext === null) break;
-        const parsed = parseServerMessage(plaintext, (id) => this.#pending.get(id)?.code);
-        if (!parsed.ok) throw new Error(`malformed server message: ${parsed.reason}`);
-        const m = parsed.value;
-        if ((m.code === "ACK" || m.code === "ERR") && m.id !== 0) {
-          const waiter = this.#pending.get(m.id);
-          this.#pending.delete(m.id);
-          waiter?.resolve(m);
+        const read = this.#pending.read(plaintext);
+        if (read.kind === "malformed") throw new Error(`malformed server message: ${read.reason}`);
+        if (read.kind === "response") {
+          read.waiter(read.response);
         } else {
-          if (m.code === "BYE") this.closeReason = `BYE ${m.reason}`;
-          onPush(m);
+          if (read.message.code === "BYE") this.closeReason = `BYE ${read.message.reason}`;
+          onPush(read.message);
         }
       }
       this.closeReason ||= "eof";
@@ -86,8 +77,7 @@ export class Link {
       this.closeReason ||= String(err);
     } finally {
       this.#closed = true;
-      for (const w of this.#pending.values()) w.resolve("closed");
-      this.#pending.clear();
+      for (const resolve of this.#pending.drain()) resolve("closed");
       try {
         this.transport.close();
       } catch { /* closed */ }
@@ -97,13 +87,12 @@ export class Link {
 
   request(body: RequestBody): Promise<Outcome> {
     if (this.#closed) return Promise.resolve("closed");
-    const id = this.#nextId++;
     return new Promise((resolve) => {
-      this.#pending.set(id, { code: body.code, resolve });
+      const id = this.#pending.add(body.code, resolve);
       try {
         this.session.sendMessage({ ...body, id } as Request);
       } catch {
-        this.#pending.delete(id);
+        this.#pending.take(id);
         resolve("closed");
       }
     });
@@ -117,7 +106,7 @@ export class Link {
   /** Resolves with the response that carries `id`, read as an answer to a `code` request. */
   expect(id: number, code: RequestCode): Promise<Outcome> {
     if (this.#closed) return Promise.resolve("closed");
-    return new Promise((resolve) => this.#pending.set(id, { code, resolve }));
+    return new Promise((resolve) => this.#pending.expect(id, code, resolve));
   }
 
   dak(msg: string): void {

@@ -8,7 +8,7 @@ import {
   TEST_ONLY_WEAK_PARAMS,
 } from "../../crypto/mod.ts";
 import type { RequestCode, ServerMessage } from "../../protocol/messages.ts";
-import { Link, type Outcome, type RequestBody } from "../../tools/link.ts";
+import { type Outcome, type RequestBody, TestLink } from "../../tools/link.ts";
 import { readToClose } from "../../tools/raw_conn.ts";
 import { openStore } from "../../store/mod.ts";
 import type { AppendTag } from "../../server/core.ts";
@@ -92,9 +92,9 @@ export async function startServer(
   };
 }
 
-/** A scripted client for tests: a Link whose pushes are collected and can be waited for. */
+/** A scripted client for tests: a TestLink whose pushes are collected and can be waited for. */
 export class TestClient {
-  private constructor(readonly link: Link, readonly pushes: ServerMessage[]) {}
+  private constructor(readonly link: TestLink, readonly pushes: ServerMessage[]) {}
 
   /**
    * Connects and handshakes (on the portable engine by default); `from` picks a loopback
@@ -107,7 +107,7 @@ export class TestClient {
     crypto: CryptoEngine = portableCrypto,
   ): Promise<TestClient> {
     const pushes: ServerMessage[] = [];
-    const link = await Link.open(port, (m) => pushes.push(m), { crypto, from, groupIndex });
+    const link = await TestLink.open(port, (m) => pushes.push(m), { crypto, from, groupIndex });
     return new TestClient(link, pushes);
   }
 

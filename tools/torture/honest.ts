@@ -3,7 +3,7 @@
 // and what was delivered, so the run can prove nothing was lost, doubled or reordered.
 import type { CryptoEngine } from "../../crypto/mod.ts";
 import type { Deliver, ServerMessage } from "../../protocol/messages.ts";
-import { Link } from "../link.ts";
+import { TestLink } from "../link.ts";
 import { Prng } from "../prng.ts";
 
 /** One message an honest user wants delivered. */
@@ -130,7 +130,7 @@ export class HonestUser {
   readonly outbox: Outgoing[] = [];
   sending = true;
   running = true;
-  link: Link | undefined;
+  link: TestLink | undefined;
   loggedIn = false;
   reconnects = 0;
   readonly closeReasons = new Map<string, number>();
@@ -145,7 +145,7 @@ export class HonestUser {
     this.done = this.#run();
   }
 
-  #onPush(link: Link, m: ServerMessage): void {
+  #onPush(link: TestLink, m: ServerMessage): void {
     if (m.code === "DLV") {
       this.o.ledger.deliver(this.o.name, m, performance.now());
       if (this.o.rng.next() >= this.o.skipDakChance) link.dak(m.msg);
@@ -153,10 +153,10 @@ export class HonestUser {
     // BYE (shutdown/idle) is followed by a close; the loop reconnects.
   }
 
-  async #connect(): Promise<Link | undefined> {
-    let link: Link;
+  async #connect(): Promise<TestLink | undefined> {
+    let link: TestLink;
     try {
-      link = await Link.open(this.o.port(), (m) => this.#onPush(link, m), {
+      link = await TestLink.open(this.o.port(), (m) => this.#onPush(link, m), {
         crypto: this.o.crypto,
       });
     } catch {
@@ -183,12 +183,12 @@ export class HonestUser {
     return link;
   }
 
-  async #closeAnd<T>(link: Link, value: T): Promise<T> {
+  async #closeAnd<T>(link: TestLink, value: T): Promise<T> {
     await link.close();
     return value;
   }
 
-  #send(link: Link, m: Outgoing): void {
+  #send(link: TestLink, m: Outgoing): void {
     this.#inFlight.add(m);
     this.o.ledger.sent(m, performance.now());
     link.request({ code: "MSG", to: m.to, text: m.text, cid: m.cid }).then((r) => {

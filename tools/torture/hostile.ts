@@ -7,7 +7,7 @@ import { decodeHandshakeError } from "../../protocol/handshake.ts";
 import { connectFrom } from "../node_transport.ts";
 import { helloFrameWithShare, holdingSession, readToClose } from "../raw_conn.ts";
 import type { Prng } from "../prng.ts";
-import { Link } from "../link.ts";
+import { TestLink } from "../link.ts";
 
 /** The server under attack: its port (known once it listens), and the engine to talk to it on. */
 export interface Target {
@@ -51,7 +51,7 @@ abstract class Attack {
     return this.target.port();
   }
 
-  /** How a Link of this attack connects: from its address, on the target's engine. */
+  /** How a TestLink of this attack connects: from its address, on the target's engine. */
   linkOptions(): { crypto: CryptoEngine; from: string } {
     return { crypto: this.target.crypto, from: this.from };
   }
@@ -214,7 +214,7 @@ export class BadRecords extends Attack {
 /** Requests that need a login, sent before one: each answered not_authenticated. */
 export class BeforeLogin extends Attack {
   async attempt(): Promise<true | string | undefined> {
-    const link = await Link.open(this.port(), () => {}, this.linkOptions());
+    const link = await TestLink.open(this.port(), () => {}, this.linkOptions());
     try {
       for (
         const body of [
@@ -238,7 +238,7 @@ export class BeforeLogin extends Attack {
 
 /** Password guessing against one account: invalid_credentials, then rate_limited. */
 export class PasswordGuessing extends Attack {
-  #link: Link | undefined;
+  #link: TestLink | undefined;
   limited = 0;
 
   constructor(from: string, target: Target, rng: Prng, readonly victim: string) {
@@ -247,7 +247,7 @@ export class PasswordGuessing extends Attack {
 
   async attempt(): Promise<true | string | undefined> {
     if (!this.#link || this.#link.closed) {
-      this.#link = await Link.open(this.port(), () => {}, this.linkOptions());
+      this.#link = await TestLink.open(this.port(), () => {}, this.linkOptions());
     }
     const r = await this.#link.request({
       code: "LGN",

@@ -21,7 +21,7 @@ import {
   RandomBytes,
   TruncatedFrame,
 } from "./hostile.ts";
-import { Link } from "../link.ts";
+import { TestLink } from "../link.ts";
 import { CRYPTO_MODES, cryptoModeOf, selectCrypto } from "../../crypto/mod.ts";
 
 const HELP = `deno task torture [options]
@@ -256,7 +256,7 @@ await drain("after the hostile phase", 30_000);
 // The guessed account still works for its owner (from the owner's own address).
 let ownerOk = false;
 {
-  const link = await Link.open(port, () => {}, { crypto: engine });
+  const link = await TestLink.open(port, () => {}, { crypto: engine });
   const r = await link.request({ code: "LGN", user: victim, password: users[0]!.password });
   ownerOk = r !== "closed" && r.code === "ACK";
   if (!ownerOk) {
