@@ -2,7 +2,7 @@
 // direction, that make a replayed, dropped or reordered record fail its MAC.
 // Each direction's keys are prepared once (RecordCipher: AES key schedule and HMAC pads), not
 // per record, which made small records several times cheaper (bench/record_bench.ts).
-import { type CryptoEngine, RecordCipher } from "../crypto/mod.ts";
+import { type CryptoEngine, RecordCipher, sealedLength } from "../crypto/mod.ts";
 import { MAX_RECORDS } from "./limits.ts";
 import type { SessionKeys } from "./handshake.ts";
 import { ProtocolError } from "./errors.ts";
@@ -29,21 +29,20 @@ export class RecordLayer {
     return this.#receiveSeq;
   }
 
-  /** Throws ProtocolError once 2^32 records were sent (§3, no rekeying): the connection must close. */
-  assertCanSeal(): void {
+  /**
+   * Seals the next outgoing record into the place `into.reserve(length)` gives for it (the
+   * frame writer's buffer, so the record has no array of its own); ProtocolError once 2^32
+   * records were sent (§3, no rekeying: the connection must close), checked before anything is
+   * reserved.
+   */
+  sealInto(plaintext: Uint8Array, into: { reserve(length: number): Uint8Array }): Uint8Array {
     if (this.#sendSeq >= MAX_RECORDS) {
       throw new ProtocolError("records_exhausted", `${MAX_RECORDS} records sent: must close`);
     }
-  }
-
-  /**
-   * Seals the next outgoing record into `record`, exactly sealedLength(plaintext.length) bytes
-   * (RecordCipher.sealInto); ProtocolError once 2^32 records were sent.
-   */
-  sealInto(plaintext: Uint8Array, record: Uint8Array): void {
-    this.assertCanSeal();
+    const record = into.reserve(sealedLength(plaintext.length));
     this.#sealer.sealInto(this.#sendSeq, plaintext, record);
     this.#sendSeq++;
+    return record;
   }
 
   /**

@@ -2,7 +2,7 @@
 // §3 records carrying §4 messages. The shells (server/, client/) add sockets, timeouts and
 // the request logic; this file owns the order of bytes on the wire.
 import { type CryptoEngine, toHex } from "../crypto/mod.ts";
-import { IV_LENGTH, MAC_LENGTH, sealedLength } from "../crypto/record.ts";
+import { IV_LENGTH, MAC_LENGTH } from "../crypto/record.ts";
 import { type ClientMessage, messageText, type ServerMessage } from "./messages.ts";
 import { FrameReader, FrameWriter, type Transport } from "./channel.ts";
 import {
@@ -89,9 +89,7 @@ export class SecureSession {
   send(plaintext: Uint8Array): void {
     if (this.#disposed) throw new TypeError("session used after dispose()");
     const seq = this.#records.sent;
-    this.#records.assertCanSeal();
-    const record = this.writer.reserve(sealedLength(plaintext.length));
-    this.#records.sealInto(plaintext, record);
+    const record = this.#records.sealInto(plaintext, this.writer);
     this.trace?.(traceOf("send", seq, plaintext, record));
   }
 

@@ -1,6 +1,7 @@
 // The client's Connection against a scripted server over an in-memory pipe: the request table,
 // pushes (shown once, DAK'd every time), BYE, losing the connection and coming back.
 import assert from "node:assert/strict";
+import { encodeMessage } from "../_wire.ts";
 import {
   backoffDelay,
   Connection,
@@ -21,7 +22,6 @@ import { liveNativeHandles } from "../../crypto/native.ts";
 import type { Transport } from "../../protocol/channel.ts";
 import {
   type ClientMessage,
-  encodeMessage,
   parseClientMessage,
   type Request,
   type RequestCode,

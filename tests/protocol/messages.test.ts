@@ -1,10 +1,10 @@
 // §4 application messages: round trips, every validation rule at its boundary, and fuzzing.
 
 import assert from "node:assert/strict";
+import { encodeMessage } from "../_wire.ts";
 import {
   type ClientMessage,
   type ClientParse,
-  encodeMessage,
   ERROR_CODES,
   type ErrorCode,
   INVALID_CREDENTIALS_MESSAGE,

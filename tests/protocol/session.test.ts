@@ -1,11 +1,11 @@
 // A full handshake and records between the two sides, over an in-memory pipe and over a real
 // loopback socket.
 import assert from "node:assert/strict";
+import { encodeMessage } from "../_wire.ts";
 import { type CryptoEngine, KEX_GROUPS } from "../../crypto/mod.ts";
 import { FrameReader, FrameWriter, type Transport } from "../../protocol/channel.ts";
 import { HandshakeError, ProtocolError, RecordError } from "../../protocol/errors.ts";
 import { encodeHandshakeError } from "../../protocol/handshake.ts";
-import { encodeMessage } from "../../protocol/messages.ts";
 import { clientHandshake, type RecordTrace, serverHandshake } from "../../protocol/session.ts";
 import { testIdentity, testIdentityOn } from "../_vectors.ts";
 import { pipe } from "../_pipe.ts";
