@@ -1,11 +1,11 @@
-// `deno task compact` (admin/compact.ts), run with the task's permissions.
+// `deno task compact` (admin/compact_log.ts), run with the task's permissions.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { canonicalSnapshot, openEventLog, replay } from "../../store/mod.ts";
 import { prng, randomHistory, withTempDir } from "./_helpers.ts";
 
-const CLI = new URL("../../admin/compact.ts", import.meta.url).pathname;
+const CLI = new URL("../../admin/compact_log.ts", import.meta.url).pathname;
 
 async function compact(
   ...args: string[]

@@ -1,12 +1,12 @@
-// `deno task events` (admin/events.ts), run as the task runs it: read-only permissions.
+// `deno task events` (admin/print_events.ts), run as the task runs it: read-only permissions.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type Event, openEventLog } from "../../store/mod.ts";
-import { formatEvent, redactHash } from "../../admin/events.ts";
+import { formatEvent, redactHash } from "../../admin/print_events.ts";
 import { everyEventType, fakeHash, message, withTempDir } from "./_helpers.ts";
 
-const CLI = new URL("../../admin/events.ts", import.meta.url).pathname;
+const CLI = new URL("../../admin/print_events.ts", import.meta.url).pathname;
 
 async function events(
   ...args: string[]

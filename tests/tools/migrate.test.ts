@@ -11,7 +11,7 @@ import {
   replay,
   snapshot,
 } from "../../store/mod.ts";
-import { redactEvent } from "../../admin/events.ts";
+import { redactEvent } from "../../admin/print_events.ts";
 import { pgTest } from "../_postgres.ts";
 import { everyEventType, withTempDir } from "../store/_helpers.ts";
 
@@ -23,8 +23,8 @@ const TASK_PERMISSIONS = {
 };
 const SCRIPTS = {
   migrate: "admin/migrate.ts",
-  events: "admin/events.ts",
-  compact: "admin/compact.ts",
+  events: "admin/print_events.ts",
+  compact: "admin/compact_log.ts",
 };
 
 async function task(

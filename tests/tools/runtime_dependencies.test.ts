@@ -31,7 +31,14 @@ const RUNTIME_PACKAGES = [
   "postgres",
 ];
 
-for (const entry of ["server/main.ts", "client/main.ts", "admin/events.ts", "admin/compact.ts"]) {
+for (
+  const entry of [
+    "server/main.ts",
+    "client/main.ts",
+    "admin/print_events.ts",
+    "admin/compact_log.ts",
+  ]
+) {
   Deno.test(`${entry} loads only the runtime packages (${RUNTIME_PACKAGES.join(", ")})`, async () => {
     const packages = await npmPackagesOf(entry);
     assert.ok(!packages.includes("node-forge"), `${entry} reaches node-forge`);
