@@ -505,6 +505,10 @@ class NativePrivateKey implements RsaPrivateKey {
   }
 
   decryptOaep(ciphertext: Uint8Array, label: Uint8Array): Uint8Array {
+    // RFC 8017 §7.1.2 step 1: a ciphertext is exactly k bytes. OpenSSL takes a shorter one as
+    // the same number with its leading zeros dropped, so a ciphertext whose first byte is 0
+    // would still open one byte short: refused here, alike with every other failure.
+    if (ciphertext.length !== this.#key.size) throw new OaepError();
     const out = this.#key.oaep(false, ciphertext, label);
     if (out === null) throw new OaepError();
     return out;

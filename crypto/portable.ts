@@ -190,6 +190,8 @@ class PortablePrivateKey implements RsaPrivateKey {
 
   decryptOaep(ciphertext: Uint8Array, label: Uint8Array): Uint8Array {
     const key = this.#live();
+    // RFC 8017 §7.1.2 step 1, checked here as on the native engine (see there).
+    if (ciphertext.length !== Math.ceil(this.publicKey.bits / 8)) throw new OaepError();
     try {
       return new Uint8Array(privateDecrypt({ key, ...OAEP, oaepLabel: label }, ciphertext));
     } catch {
