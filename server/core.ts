@@ -44,11 +44,22 @@ export interface CoreOptions {
 
 const NO_TAG: AppendTag = { origin: undefined, onCommit: [] };
 
+/** Refusals that say something is not in the log: what a node behind the log could get wrong. */
+const ABSENCE: ReadonlySet<string> = new Set(["unknown_user", "no_key", "stale_key"]);
+
+/** Whether `d` only refuses with an absence (it writes nothing), so a catch-up may change it. */
+function mayBeBehind(d: Decision): boolean {
+  return d.events.length === 0 && d.deferred.length === 0 &&
+    d.replies.some((r) => r.message.code === "ERR" && ABSENCE.has(r.message.error));
+}
+
 /** Carries out the decisions of every session of this node. */
 export class Core {
   readonly state: ServerState;
   readonly #o: CoreOptions;
   readonly #outlets = new Map<SessionId, Outlet>();
+  /** Sessions whose answer waits for a catch-up, with their records received since. */
+  readonly #held = new Map<SessionId, Command[]>();
   readonly #jobs: WorkQueue;
   readonly #now: () => number;
   readonly #newMessageId: () => string;
@@ -78,12 +89,47 @@ export class Core {
 
   /** A record from `session`, parsed. */
   receive(session: SessionId, parsed: ClientParse): void {
-    this.#do({ type: "receive", session, parsed });
+    const command: Command = { type: "receive", session, parsed };
+    const held = this.#held.get(session);
+    if (held) held.push(command);
+    else this.#receive(command);
+  }
+
+  /**
+   * A record decided; an answer that something does not exist (a user, a key) is given only once
+   * this node has caught up with the log, since on a shared log another node may have written
+   * it a moment ago. Meanwhile the session's later records wait, so its requests keep their order.
+   */
+  #receive(command: Extract<Command, { type: "receive" }>): void {
+    const first = decide(this.state, command, this.#context());
+    if (!mayBeBehind(first)) {
+      this.#carryOut(first);
+      return;
+    }
+    const session = command.session;
+    this.#held.set(session, []);
+    this.#o.store.catchUp().then(
+      () => this.#carryOut(decide(this.state, command, this.#context())),
+      () => this.#carryOut(first), // the log cannot be read: answer from what this node knows
+    ).finally(() => {
+      const later = this.#held.get(session) ?? [];
+      this.#held.delete(session);
+      for (const [i, next] of later.entries()) {
+        if (next.type !== "receive") continue;
+        this.#receive(next);
+        const heldAgain = this.#held.get(session);
+        if (heldAgain) {
+          heldAgain.push(...later.slice(i + 1));
+          break;
+        }
+      }
+    });
   }
 
   /** A session's connection ended. */
   close(session: SessionId): void {
     if (!this.#outlets.delete(session)) return;
+    this.#held.delete(session);
     this.#do({ type: "close", session });
   }
 

@@ -45,6 +45,11 @@ export interface EventStore<Tag = unknown> {
    * for the next append's commit instead of forcing one. Resolves like `append`.
    */
   appendDeferred(event: Event, tag: Tag): Promise<void>;
+  /**
+   * Resolves once the follower has every event committed anywhere before the call (StoreError
+   * `unavailable` if that cannot be known in time). A log with one writer is always caught up.
+   */
+  catchUp(): Promise<void>;
   /** Finishes pending appends and lets go of the log. */
   close(): Promise<void>;
 }
@@ -74,6 +79,11 @@ export class FileEventStore<Tag = unknown> implements EventStore<Tag> {
   async appendDeferred(event: Event, tag: Tag): Promise<void> {
     await this.log.appendDeferred(event);
     this.#follower?.([event], tag);
+  }
+
+  /** This node is the only writer: whatever was committed, its follower already has. */
+  catchUp(): Promise<void> {
+    return Promise.resolve();
   }
 
   close(): Promise<void> {

@@ -31,6 +31,8 @@ export interface OpenStoreOptions {
   onEvent?: (event: Event, where: number, state: State) => void;
   /** PostgreSQL: told when the database stops and starts answering, for the log. */
   onStatus?: (status: PostgresStatus) => void;
+  /** PostgreSQL: how it follows the log (tests make a node that lags). */
+  follow?: { pollIntervalMs?: number; listen?: boolean };
 }
 
 /** What opening did, by kind. */
@@ -83,6 +85,7 @@ export async function openStore<Tag = unknown>(
         onEvent: options.onEvent,
         onStatus: options.onStatus,
         onProgress: options.progress?.(where.description, "events"),
+        ...options.follow,
       });
       const store: PostgresEventStore<Tag> = opened.store;
       return {

@@ -108,6 +108,11 @@ export interface PostgresOpenOptions {
   pollIntervalMs?: number;
   /** Default APPLICATION_NAME. */
   applicationName?: string;
+  /**
+   * LISTEN for new heads (default true). Tests turn it off, with a long poll interval, to make
+   * a node that lags behind the log for as long as they need.
+   */
+  listen?: boolean;
 }
 
 /** What opening did. */
@@ -281,6 +286,7 @@ interface Config {
   timeoutMs: number;
   pollMs: number;
   applicationName: string;
+  listen: boolean;
 }
 
 function postgresUrl(url: PostgresUrl | string): PostgresUrl {
@@ -296,6 +302,7 @@ function settingsOf(options: PostgresOpenOptions) {
     timeoutMs: options.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
     pollMs: options.pollIntervalMs ?? POLL_INTERVAL_MS,
     applicationName: options.applicationName ?? APPLICATION_NAME,
+    listen: options.listen ?? true,
   };
 }
 
@@ -636,6 +643,8 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
   #closed = false;
   #drained: (() => void) | undefined;
   #stats: PostgresStats = { appends: 0, batches: 0, applied: 0 };
+  /** Who waits in `catchUp` for the follower to reach a position. */
+  #waitingFor: { position: number; resolve: () => void }[] = [];
 
   /** Use `openPostgresStore`. */
   constructor(
@@ -668,6 +677,48 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
   follow(follower: Follower<Tag>): void {
     this.#follower = follower;
     this.#kick();
+  }
+
+  /**
+   * Resolves once the follower has every event committed before this call: the head is read
+   * afresh and waited for. A node says that something does not exist only after this, so a
+   * name signed up through another node a moment ago is not told "unknown" here.
+   */
+  async catchUp(): Promise<void> {
+    if (this.#closed) throw new StoreError("closed", `${this.description} is closed`);
+    let head: number;
+    try {
+      const [row] = await this.#timed(
+        this.#reader.unsafe(
+          `SELECT coalesce(max(position), 0)::bigint AS head FROM ${this.#config.schema}.events`,
+        ),
+        () => this.#reader = this.#replace(this.#reader),
+      );
+      head = Number(row!.head);
+    } catch (e) {
+      throw unavailable(this.#config, "reading the head", e);
+    }
+    if (head <= this.#applied) return;
+    this.#knownHead = Math.max(this.#knownHead, head);
+    this.#readDue = true;
+    const reached = new Promise<void>((resolve) =>
+      this.#waitingFor.push({ position: head, resolve })
+    );
+    this.#kick();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        reached,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(unavailable(this.#config, "catching up", "the log was not read in time")),
+            this.#config.timeoutMs,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   append(events: readonly Event[], tag: Tag): Promise<void> {
@@ -973,6 +1024,11 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
     }
     if (own) this.#settle(own);
     this.#settleSent();
+    if (this.#waitingFor.length > 0) {
+      const reached = this.#waitingFor.filter((w) => w.position <= last);
+      this.#waitingFor = this.#waitingFor.filter((w) => w.position > last);
+      for (const w of reached) w.resolve();
+    }
   }
 
   /** Tells each refusal whose conflicting events the follower now has; forgets settled batches. */
@@ -1001,7 +1057,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
 
   /** LISTENs on a connection of its own; a lost connection is noticed and LISTENed again. */
   #listen(): void {
-    if (this.#closed || this.#listening) return;
+    if (this.#closed || this.#listening || !this.#config.listen) return;
     this.#listening = true;
     const listener = this.#listener ??= connect(this.#config, 1, {
       onnotify: (_channel, payload) => {

@@ -53,12 +53,16 @@ export async function startServer(
     crypto?: CryptoEngine;
     /** The event store's URL (a shared PostgreSQL, say); a log file in `dir` by default. */
     store?: string;
+    /** How a PostgreSQL store follows the log (a node made to lag behind it). */
+    follow?: { pollIntervalMs?: number; listen?: boolean };
   } = {},
 ): Promise<TestServer> {
   const crypto = options.crypto ?? portableCrypto;
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "hybrid-test-" });
   const logPath = `${dir}/events.log`;
-  const { store, state } = await openStore<AppendTag>(options.store ?? `file:${logPath}`);
+  const { store, state } = await openStore<AppendTag>(options.store ?? `file:${logPath}`, {
+    follow: options.follow,
+  });
   const lines: string[] = [];
   const server = new Server({
     host: "127.0.0.1",

@@ -217,3 +217,25 @@ pgTest(
     assert.doesNotMatch(stderr.text, /NotCapable/);
   },
 );
+
+pgTest("a node behind the log catches up before it says a user is unknown", async (db) => {
+  const a = await startServer({ store: db.url });
+  // Node B hears of new events only when it reads the log itself: no NOTIFY, a poll a minute.
+  const b = await startServer({ store: db.url, follow: { listen: false, pollIntervalMs: 60_000 } });
+  await signUp(b.port, "alice");
+  const alice = await logIn(b.port, "alice");
+  try {
+    await signUp(a.port, "newcomer");
+    assert.equal(b.server.core.state.log.users.has("newcomer"), false, "B is not behind: no test");
+    const sent = await alice.request({ code: "MSG", to: "newcomer", text: "welcome" });
+    assert.equal(outcome(sent), "ACK");
+    const gpk = await alice.request({ code: "GPK", user: "newcomer" });
+    assert.equal(outcome(gpk), "no_key", "a user without a key, not an unknown one");
+    assert.equal(
+      outcome(await alice.request({ code: "MSG", to: "nobody-at-all", text: "x" })),
+      "unknown_user",
+    );
+  } finally {
+    await stopAll([a, b], [alice]);
+  }
+});

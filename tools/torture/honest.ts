@@ -122,6 +122,16 @@ export interface HonestOptions {
 }
 
 const MAX_IN_FLIGHT = 4;
+
+/**
+ * An answer to try again later: `rate_limited`, or `internal` because the server's event store
+ * (PostgreSQL) is unavailable, which the server says in its message (docs/SCALING.md).
+ */
+function transient(r: ServerMessage): boolean {
+  return r.code === "ERR" &&
+    (r.error === "rate_limited" ||
+      (r.error === "internal" && r.message.includes("event store is unavailable")));
+}
 const TICK_MS = [40, 160] as const;
 
 /** One honest user, run until `stop()`. */
@@ -135,6 +145,8 @@ export class HonestUser {
   reconnects = 0;
   readonly closeReasons = new Map<string, number>();
   errors: string[] = [];
+  /** Sends refused while the event store was unavailable (retried later with their cid). */
+  storeOutages = 0;
   #seq = 0;
   #signedUp = false;
   readonly #inFlight = new Set<Outgoing>();
@@ -167,16 +179,14 @@ export class HonestUser {
       if (r === "closed") return undefined;
       if (r.code === "ACK" || (r.code === "ERR" && r.error === "user_exists")) {
         this.#signedUp = true;
-      } else if (r.code === "ERR" && r.error === "rate_limited") {
+      } else if (transient(r)) {
         return this.#closeAnd(link, undefined);
       } else this.errors.push(`SNU: ${JSON.stringify(r)}`);
     }
     const r = await link.request({ code: "LGN", user: this.o.name, password: this.password });
     if (r === "closed") return undefined;
     if (r.code !== "ACK") {
-      if (!(r.code === "ERR" && r.error === "rate_limited")) {
-        this.errors.push(`LGN: ${JSON.stringify(r)}`);
-      }
+      if (!transient(r)) this.errors.push(`LGN: ${JSON.stringify(r)}`);
       return this.#closeAnd(link, undefined);
     }
     this.loggedIn = true;
@@ -198,7 +208,9 @@ export class HonestUser {
         this.o.ledger.ack(m, r.msg);
         const i = this.outbox.indexOf(m);
         if (i >= 0) this.outbox.splice(i, 1);
-      } else if (!(r.code === "ERR" && r.error === "rate_limited")) {
+      } else if (transient(r)) {
+        if (r.code === "ERR" && r.error === "internal") this.storeOutages++;
+      } else {
         this.errors.push(`MSG: ${JSON.stringify(r)}`);
       }
     });

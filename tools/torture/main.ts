@@ -1,10 +1,14 @@
-// `deno task torture [--seconds N] [--seed S]`: honest users chat while the server is killed
-// with SIGKILL and restarted again and again, then while hostile clients attack it. At the end
+// `deno task torture [--seconds N] [--seed S] [--nodes N --store URL]`: honest users chat while
+// the server (or, with several nodes on one PostgreSQL, a random node, and once PostgreSQL
+// itself) is killed with SIGKILL and restarted again and again, then while hostile clients
+// attack it. At the end
 // every acknowledged message must have reached its recipient exactly once after dedupe, in
 // per-sender order, no cid may be stored twice, honest latency and server memory stay bounded,
 // and the guessed account stays usable. Exits non-zero on any failure.
 import { parseArgs } from "node:util";
-import { readEventLog } from "../../store/mod.ts";
+import { type Event, openStore, readEventLog } from "../../store/mod.ts";
+import postgres from "postgres";
+import { type Cluster, startCluster } from "../pg_cluster.ts";
 import { runServer, type ServerProcess } from "../server_process.ts";
 import { memoryOf } from "../proc.ts";
 import { Prng } from "../prng.ts";
@@ -32,6 +36,13 @@ const HELP = `deno task torture [options]
   --rss-cap-mib M  the server's RSS must stay under M MiB during the hostile phase (default 256)
   --crypto MODE    auto | native | portable: the engine of the server and of the clients
                    here (default auto)
+  --nodes N        server nodes on one shared log (default 1); more than one needs --store
+  --store URL      the event log: a log file in a temporary directory by default;
+                   postgres://… a PostgreSQL database (a fresh schema in it, dropped at the
+                   end), or "throwaway" for a PostgreSQL cluster started and removed here.
+                   On PostgreSQL the crash loop also restarts the database once: a throwaway
+                   cluster is stopped and started; another is made to drop every connection
+                   (pg_terminate_backend), which is what a restart looks like to the nodes
   --keep           keep the temporary directory (log, key) for inspection
   -h, --help       this help
 
@@ -47,6 +58,8 @@ const { values: flags } = parseArgs({
     "rss-cap-mib": { type: "string", default: "256" },
     keep: { type: "boolean", default: false },
     crypto: { type: "string", default: "auto" },
+    nodes: { type: "string", default: "1" },
+    store: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -58,17 +71,38 @@ const seconds = Number(flags.seconds);
 const seed = Number(flags.seed);
 const userCount = Number(flags.users);
 const rssCapMib = Number(flags["rss-cap-mib"]);
+const nodeCount = Number(flags.nodes);
 for (
-  const [name, v, min] of [["--seconds", seconds, 4], ["--seed", seed, 0], [
-    "--users",
-    userCount,
-    2,
-  ], ["--rss-cap-mib", rssCapMib, 16]] as const
+  const [name, v, min] of [
+    ["--seconds", seconds, 4],
+    ["--seed", seed, 0],
+    [
+      "--users",
+      userCount,
+      2,
+    ],
+    ["--rss-cap-mib", rssCapMib, 16],
+    ["--nodes", nodeCount, 1],
+  ] as const
 ) {
   if (!Number.isInteger(v) || v < min) {
     console.error(`torture: ${name} must be an integer >= ${min}`);
     Deno.exit(2);
   }
+}
+
+if (nodeCount > 1 && flags.store === undefined) {
+  console.error(
+    "torture: several nodes share one PostgreSQL log: give --store postgres://… or --store throwaway",
+  );
+  Deno.exit(2);
+}
+if (
+  flags.store !== undefined && flags.store !== "throwaway" &&
+  !/^postgres(ql)?:\/\//.test(flags.store)
+) {
+  console.error(`torture: --store takes postgres://… or throwaway, got "${flags.store}"`);
+  Deno.exit(2);
 }
 
 const cryptoMode = cryptoModeOf(flags.crypto);
@@ -88,66 +122,105 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const started = performance.now();
 say(`crypto engine here and in the server: ${cryptoMode} (${engine.name}: ${detail})`);
 
-// ── The server, restartable on a fixed port ────────────────────────────────────────────────
+// ── The store: a log file, or a PostgreSQL schema of our own ──────────────────────────────
+let cluster: Cluster | undefined;
+let storeUrl: string | undefined;
+let schema = "";
+if (flags.store !== undefined) {
+  const base = flags.store === "throwaway"
+    ? (cluster = await startCluster({ fsync: true, watchPid: Deno.pid })).url
+    : flags.store;
+  schema = `torture_${Date.now().toString(36)}`;
+  storeUrl = `${base}${base.includes("?") ? "&" : "?"}schema=${schema}`;
+}
+const storeFlags = storeUrl === undefined ? ["--log", logPath] : ["--store", storeUrl];
+say(
+  `store: ${storeUrl === undefined ? logPath : storeUrl.replace(/:[^:@/]*@/, "@")}; ` +
+    `${nodeCount} node${nodeCount === 1 ? "" : "s"}`,
+);
+
+// ── The nodes, each restartable on its own port, all with one identity key ────────────────
 const SERVER_FLAGS = [
   "--crypto",
   cryptoMode,
   "--insecure-fast-hash",
+  "--key",
+  `${dir}/server_key.pem`,
   "--limit",
   "msg_burst=200",
   "--limit",
   "msg_per_second=200",
+  ...storeFlags,
 ];
-let server: ServerProcess = await runServer([
-  "--host",
-  "127.0.0.1",
-  "--port",
-  "0",
-  "--log",
-  logPath,
-  ...SERVER_FLAGS,
-]);
-const port = server.port;
-let expectedExit = false;
+interface Node {
+  server: ServerProcess;
+  port: number;
+  expectedExit: boolean;
+}
+const nodes: Node[] = [];
 let unexpectedExits = 0;
-function watch(p: ServerProcess): void {
+function watch(node: Node, p: ServerProcess): void {
   p.exited.then((code) => {
-    if (!expectedExit && p === server) {
+    if (!node.expectedExit && p === node.server) {
       unexpectedExits++;
       failures.push(
-        `the server exited on its own with code ${code}:\n${p.stderr.lines.slice(-5).join("\n")}`,
+        `a node exited on its own with code ${code}:\n${p.stderr.lines.slice(-5).join("\n")}`,
       );
     }
   });
 }
-watch(server);
+for (let i = 0; i < nodeCount; i++) {
+  // The first node makes the identity key; the others start with the same one, as a service's do.
+  const server = await runServer(["--host", "127.0.0.1", "--port", "0", ...SERVER_FLAGS]);
+  const node: Node = { server, port: server.port, expectedExit: false };
+  nodes.push(node);
+  watch(node, server);
+}
+const port = nodes[0]!.port;
+/** A node for a new connection: any of them (a killed one refuses, and the client tries again). */
+const anyPort = () => nodes[rng.range(0, nodes.length - 1)]!.port;
 
-async function restart(): Promise<void> {
+async function restart(node: Node): Promise<void> {
   for (let attempt = 0;; attempt++) {
     try {
-      server = await runServer([
+      node.server = await runServer([
         "--host",
         "127.0.0.1",
         "--port",
-        String(port),
-        "--log",
-        logPath,
+        String(node.port),
         ...SERVER_FLAGS,
       ]);
-      watch(server);
+      watch(node, node.server);
       return;
     } catch (err) {
-      if (attempt >= 20) throw err;
-      await sleep(100); // the port may linger for a moment after SIGKILL
+      if (attempt >= 50) throw err;
+      await sleep(100); // the port may linger for a moment after SIGKILL; the database may be away
     }
   }
 }
 
-async function kill(): Promise<void> {
-  expectedExit = true;
-  server.child.kill("SIGKILL");
-  await server.exited;
-  expectedExit = false;
+async function kill(node: Node): Promise<void> {
+  node.expectedExit = true;
+  node.server.child.kill("SIGKILL");
+  await node.server.exited;
+  node.expectedExit = false;
+}
+
+/** PostgreSQL goes away and comes back, under the nodes (see --store in the help). */
+async function restartDatabase(): Promise<void> {
+  if (cluster) {
+    await cluster.stop();
+    await sleep(rng.range(500, 2000));
+    await cluster.start();
+    return;
+  }
+  const sql = postgres(flags.store!, { max: 1, onnotice: () => {} });
+  try {
+    await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE pid <> pg_backend_pid() AND datname = current_database()`;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
 }
 
 // ── Honest users ────────────────────────────────────────────────────────────────────────────
@@ -158,7 +231,7 @@ const users = names.map((name) =>
   new HonestUser({
     name,
     peers: names,
-    port: () => port,
+    port: anyPort,
     crypto: engine,
     ledger,
     rng: rng.fork(),
@@ -196,14 +269,22 @@ say(
   } s (seed ${seed})`,
 );
 const crashEnd = Date.now() + crashMs;
+let databaseRestarts = 0;
 while (Date.now() < crashEnd) {
   await sleep(rng.range(700, 2500));
   if (Date.now() >= crashEnd) break;
-  await kill();
+  if (storeUrl !== undefined && databaseRestarts === 0 && Date.now() > crashEnd - crashMs / 2) {
+    say("restarting PostgreSQL under the nodes");
+    await restartDatabase();
+    databaseRestarts++;
+    continue;
+  }
+  const node = nodes[rng.range(0, nodes.length - 1)]!;
+  await kill(node);
   kills++;
-  await restart();
+  await restart(node);
 }
-say(`crash loop done: ${kills} kills; draining`);
+say(`crash loop done: ${kills} kills, ${databaseRestarts} database restarts; draining`);
 await drain("after the crash loop", 30_000);
 
 // ── Phase 2: hostile clients beside the honest ones ────────────────────────────────────────
@@ -213,7 +294,7 @@ let sampling = true;
 const sampler = (async () => {
   while (sampling) {
     try {
-      peakRssKib = Math.max(peakRssKib, memoryOf(server.child.pid).rss / 1024);
+      peakRssKib = Math.max(peakRssKib, memoryOf(nodes[0]!.server.child.pid).rss / 1024);
     } catch { /* between restarts */ }
     await sleep(200);
   }
@@ -266,23 +347,29 @@ let ownerOk = false;
 }
 
 await Promise.all(users.map((u) => u.stop()));
-expectedExit = true;
-server.child.kill("SIGTERM");
-const exitCode = await server.exited;
-if (exitCode !== 0) failures.push(`graceful shutdown exited with ${exitCode}`);
+for (const node of nodes) {
+  node.expectedExit = true;
+  node.server.child.kill("SIGTERM");
+  const exitCode = await node.server.exited;
+  if (exitCode !== 0) failures.push(`graceful shutdown exited with ${exitCode}`);
+}
 
 // ── Verdict ─────────────────────────────────────────────────────────────────────────────────
 const stored = new Map<string, number>();
 let storedMessages = 0;
-await readEventLog(logPath, {
-  onEvent: (e) => {
-    if (e.type !== "message_sent") return;
-    storedMessages++;
-    if (e.cid !== undefined) {
-      stored.set(`${e.from}\0${e.cid}`, (stored.get(`${e.from}\0${e.cid}`) ?? 0) + 1);
-    }
-  },
-});
+const count = (e: Event) => {
+  if (e.type !== "message_sent" && e.type !== "sealed_message_sent") return;
+  storedMessages++;
+  if (e.cid !== undefined) {
+    stored.set(`${e.from}\0${e.cid}`, (stored.get(`${e.from}\0${e.cid}`) ?? 0) + 1);
+  }
+};
+if (storeUrl === undefined) {
+  await readEventLog(logPath, { onEvent: count });
+} else {
+  const { store } = await openStore(storeUrl, { onEvent: count });
+  await store.close();
+}
 const cidTwice = [...stored.values()].filter((n) => n > 1).length;
 const acked = ledger.acked.size;
 const lost = ledger.undelivered().length;
@@ -319,10 +406,13 @@ if (attackAnomalies.length > 0) {
 const row = (k: string, v: string | number) => console.log(`  ${k.padEnd(36)} ${v}`);
 console.log("\nsummary");
 row("seed", seed);
-row("server kills (SIGKILL) and restarts", kills);
+row("nodes", nodeCount);
+row("node kills (SIGKILL) and restarts", kills);
+row("database restarts", databaseRestarts);
 row("unexpected server exits", unexpectedExits);
 row("messages created / stored", `${ledger.created} / ${storedMessages}`);
 row("honest reconnects", users.reduce((n, u) => n + u.reconnects, 0));
+row("sends refused: event store unavailable", users.reduce((n, u) => n + u.storeOutages, 0));
 const reasons = new Map<string, number>();
 for (const u of users) {
   for (const [k, v] of u.closeReasons) reasons.set(k, (reasons.get(k) ?? 0) + v);
@@ -345,6 +435,12 @@ row("cids stored twice", cidTwice);
 console.log(`\nacked ${acked}, delivered ${delivered}, lost ${lost}, duplicates ${duplicates}`);
 if (flags.keep) console.log(`kept ${dir}`);
 else await Deno.remove(dir, { recursive: true });
+if (storeUrl !== undefined && !flags.keep) {
+  const sql = postgres(cluster?.url ?? flags.store!, { max: 1, onnotice: () => {} });
+  await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+  await sql.end({ timeout: 1 });
+}
+cluster?.destroySync();
 if (failures.length > 0) {
   console.log(`\nFAILED:\n- ${failures.join("\n- ")}`);
   Deno.exit(1);
