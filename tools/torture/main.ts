@@ -241,6 +241,18 @@ const users = names.map((name) =>
   })
 );
 
+// Nobody writes to a peer before every peer has an account (a MSG to a name not yet signed up
+// is rightly unknown_user); then the run begins.
+for (const u of users) u.sending = false;
+{
+  const deadline = Date.now() + 30_000;
+  while (!users.every((u) => u.loggedIn) && Date.now() < deadline) await sleep(20);
+  if (!users.every((u) => u.loggedIn)) {
+    failures.push("not every honest user could log in at the start");
+  }
+  for (const u of users) u.sending = true;
+}
+
 async function drain(what: string, ms: number): Promise<void> {
   for (const u of users) {
     u.sending = false;
