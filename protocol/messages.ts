@@ -611,7 +611,9 @@ function passwordProblem(password: string): string | undefined {
   const size = utf8Length(password, MAX_PASSWORD_BYTES);
   if (size < 0) return "password is not valid UTF-8";
   if (size < MIN_PASSWORD_BYTES) {
-    return `password is ${size} bytes, below the minimum (${MIN_PASSWORD_BYTES})`;
+    return `password is ${size} byte${
+      size === 1 ? "" : "s"
+    }, below the minimum (${MIN_PASSWORD_BYTES})`;
   }
   if (size > MAX_PASSWORD_BYTES) {
     return `password exceeds MAX_PASSWORD_BYTES (${MAX_PASSWORD_BYTES})`;

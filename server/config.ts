@@ -11,7 +11,13 @@ import {
   type KexGroup,
   kexGroupByName,
 } from "../crypto/mod.ts";
-import { fileStoreUrl, parseStoreUrl, type StoreUrl, StoreUrlError } from "../store/mod.ts";
+import {
+  fileStoreUrl,
+  type FsyncMode,
+  parseStoreUrl,
+  type StoreUrl,
+  StoreUrlError,
+} from "../store/mod.ts";
 
 /** Limits and timeouts of PROTOCOL §5, plus the server's own bounds. */
 export interface ServerLimits {
@@ -103,8 +109,6 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = {
 
 /** Limits that may be 0: every other one at 0 would refuse everything. */
 const ZERO_ALLOWED = new Set(["handshake_workers"]);
-
-export type FsyncMode = "always" | "off";
 
 export interface Config {
   host: string;

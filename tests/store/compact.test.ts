@@ -117,6 +117,41 @@ Deno.test("compactionEvents() keep the latest hash, the last login and its addre
   ]);
 });
 
+Deno.test("compactionEvents() keep every key a user published, oldest first, and sealed messages as sent", () => {
+  const key = (ts: number) => ({
+    type: "user_key_published" as const,
+    ts,
+    user: "alice",
+    key: `K${ts}`,
+    fingerprint: `SHA256:${ts}`,
+    bits: 3072,
+  });
+  const state = replay([
+    { type: "user_signed_up", ts: 1, user: "alice", passwordHash: "h" },
+    { type: "user_signed_up", ts: 2, user: "bob", passwordHash: "h" },
+    key(3),
+    key(4),
+    {
+      type: "sealed_message_sent",
+      ts: 5,
+      msg: "s1",
+      from: "bob",
+      to: "alice",
+      sealed: "SFNF",
+      cid: "c",
+    },
+  ]);
+  const compacted = compactionEvents(state, 10);
+  assert.deepEqual(
+    compacted.filter((e) => e.type === "user_key_published").map((e) => e.ts),
+    [3, 4],
+  );
+  assert.deepEqual(compacted.filter((e) => e.type === "sealed_message_sent"), [
+    { type: "sealed_message_sent", ts: 5, msg: "s1", from: "bob", to: "alice", sealed: "SFNF" },
+  ]);
+  assert.deepEqual(canonicalSnapshot(replay(compacted)), canonicalSnapshot(state));
+});
+
 Deno.test("compactLog() swaps in a smaller log with the same projection and keeps a backup", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "events.log");
