@@ -743,14 +743,24 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
       if (result.kind !== "hash") break;
       return decision({
         facts: [{ type: "job_finished" }],
-        events: [{
-          type: "user_signed_up",
-          ts: ctx.now,
-          user: work.user,
-          passwordHash: result.hash,
-        }],
+        events: [
+          { type: "user_signed_up", ts: ctx.now, user: work.user, passwordHash: result.hash },
+          // §8.1: a key given with SNU is published with the account, as KEY would.
+          ...(work.key === undefined
+            ? []
+            : [{ type: "user_key_published" as const, ts: ctx.now, user: work.user, ...work.key }]),
+        ],
         origin: work.origin,
-        onCommit: [{ to: session, message: { code: "ACK", id, request: "SNU", user: work.user } }],
+        onCommit: [{
+          to: session,
+          message: {
+            code: "ACK",
+            id,
+            request: "SNU",
+            user: work.user,
+            ...(work.key === undefined ? {} : { fingerprint: work.key.fingerprint }),
+          },
+        }],
         logs: [{
           level: "info",
           msg: "signed up",
