@@ -89,6 +89,11 @@ export class HspClient implements LoadClient {
     this.#request({ code: "MSG", id: 0, to, text });
   }
 
+  /** Sends one sealed message (§8): `sealed` is the envelope's base64. */
+  sendSealed(to: string, sealed: string): void {
+    this.#request({ code: "MSG", id: 0, to, sealed });
+  }
+
   #request(request: Request): number {
     const id = this.#nextId++;
     this.#pending.set(id, request.code);

@@ -14,7 +14,12 @@ import {
   toBase64,
   toHex,
 } from "../../crypto/mod.ts";
-import { parseEnvelope } from "../../protocol/envelope.ts";
+import {
+  decodeSealed,
+  EnvelopeError,
+  isPaddedBase64,
+  parseEnvelope,
+} from "../../protocol/envelope.ts";
 import {
   innerPlaintext,
   kidOf,
@@ -300,4 +305,31 @@ testEachEngine("seal() refuses an empty, an oversized or an ill-formed text", (e
   assert.throws(() => seal(engine, { from: "Alice", to: "bob", text: "x" }, parties), TypeError);
   const longest = seal(engine, { from: "alice", to: "bob", text: "é".repeat(8192) }, parties);
   assert.ok(longest.sealed.length <= 32768);
+});
+
+Deno.test("decodeSealed() takes padded standard base64 only (§8.4's first check)", () => {
+  const v = sealedVectors.cases[0]!;
+  assert.equal(toHex(decodeSealed(v.sealed_b64)), v.envelope);
+  assert.equal(toHex(decodeSealed("AAE=")), "0001");
+  assert.equal(toHex(decodeSealed("AA==")), "00");
+  for (
+    const bad of [
+      "",
+      "AAE",
+      "AA=",
+      "AA==AAAA",
+      "AA=A",
+      "A===",
+      "AAAA====",
+      "AB C",
+      " ABC",
+      "ABC\n",
+      "AB-_",
+      "ABé=",
+    ]
+  ) {
+    assert.throws(() => decodeSealed(bad), EnvelopeError, JSON.stringify(bad.slice(0, 12)));
+    assert.equal(isPaddedBase64(bad), bad === "", JSON.stringify(bad.slice(0, 12)));
+  }
+  assert.throws(() => decodeSealed("A".repeat(32772)), EnvelopeError, "above MAX_SEALED_CHARS");
 });
