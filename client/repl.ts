@@ -437,14 +437,13 @@ export class Repl {
   /** Makes an RSA key of `bits`, with a spinner at a terminal (a 4096-bit one takes seconds). */
   async #makeKey(bits: RsaKeyBits): Promise<RsaPrivateKey> {
     const label = `making your RSA-${bits} key pair`;
-    if (!this.#io.interactive || this.#options.json) {
+    const { screen, style } = this.#io;
+    if (!this.#io.interactive || this.#options.json || screen.status === undefined) {
       this.show({ type: "info", message: `${label}…` });
       return await this.#io.crypto.generateRsaKey(bits);
     }
-    const { style } = this.#io;
     let frame = 0;
-    const draw = () =>
-      this.#io.screen.setPrompt(style.dim(`${label} ${SPINNER[frame++ % SPINNER.length]} `));
+    const draw = () => screen.status?.(style.dim(`${label} ${SPINNER[frame++ % SPINNER.length]}`));
     draw();
     const timer = setInterval(draw, SPINNER_MS);
     const started = this.#now();
@@ -452,7 +451,7 @@ export class Repl {
       return await this.#io.crypto.generateRsaKey(bits);
     } finally {
       clearInterval(timer);
-      this.#refreshPrompt();
+      screen.status?.(undefined);
       this.show({
         type: "info",
         message: `${label}: done in ${((this.#now() - started) / 1000).toFixed(1)} s`,
