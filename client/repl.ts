@@ -390,7 +390,7 @@ export class Repl {
     if (this.#options.requireSealed) {
       throw new SealingError(
         "not_sealed",
-        "not sent: this client cannot seal (log in, with a config folder for the keys), and " +
+        "this client cannot seal (log in, with a config folder for the keys), and " +
           "--require-sealed is on",
       );
     }

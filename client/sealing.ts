@@ -232,7 +232,7 @@ export class SealedMessaging {
     const own = this.#current;
     const unsealed = (why: string): Outgoing => {
       if (requireSealed) {
-        throw new SealingError("not_sealed", `not sent: ${why}, and --require-sealed is on`);
+        throw new SealingError("not_sealed", `${why}, and --require-sealed is on`);
       }
       if (!this.#toldUnsealed.has(`${to} ${why}`)) {
         this.#toldUnsealed.add(`${to} ${why}`);
@@ -455,7 +455,7 @@ export class SealedMessaging {
       if (pinned.length > 0) {
         throw new SealingError(
           "key_withdrawn",
-          `not sent: ${to} had the key ${pinned.at(-1)!.fingerprint}, yet the server now says ` +
+          `${to} had the key ${pinned.at(-1)!.fingerprint}, yet the server now says ` +
             `${to} has none; a published key cannot be withdrawn (§8.1), so the server may be ` +
             "trying to make you send unsealed",
         );
@@ -473,7 +473,7 @@ export class SealedMessaging {
         this.#announceChange(to, published.fingerprint);
         throw new SealingError(
           "key_changed",
-          `not sent: ${to}'s key changed to ${published.fingerprint}; compare it with ${to}, ` +
+          `${to}'s key changed to ${published.fingerprint}; compare it with ${to}, ` +
             `then /trust ${to} ${published.fingerprint}`,
         );
     }
