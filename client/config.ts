@@ -58,6 +58,16 @@ export async function writePrivateFile(path: string, text: string): Promise<void
   }
 }
 
+/** The text of `path`, or "" when there is no such file. */
+export async function readTextIfPresent(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "";
+    throw err;
+  }
+}
+
 /** History entries, newest first (node:readline's order); none when the file is absent. */
 export async function loadHistory(path: string): Promise<string[]> {
   let text: string;

@@ -712,29 +712,7 @@ export class Connection {
   async #show(message: Deliver): Promise<boolean> {
     if (this.#options.deliver && !await this.#options.deliver(message)) return false;
     this.messagesReceived++;
-    if (this.#options.deliver) return true;
-    const { msg, from, to, ts } = message;
-    if (message.sealed === undefined) {
-      this.#options.events({
-        type: "message",
-        msg,
-        from,
-        to,
-        ts,
-        text: message.text,
-        sealed: false,
-      });
-    } else {
-      this.#options.events({
-        type: "message_failed",
-        msg,
-        from,
-        to,
-        ts,
-        check: "recipient_key",
-        reason: "this client holds no key to open sealed messages with",
-      });
-    }
+    if (!this.#options.deliver) showWithoutKeys(message, this.#options.events);
     return true;
   }
 
@@ -933,6 +911,27 @@ export class Connection {
       // Already closed.
     }
   }
+}
+
+/**
+ * Shows a DLV where no key of the user's is open: a text as not sealed, a sealed message as one
+ * that cannot be opened here (§8.5 recipient_key), never as text.
+ */
+export function showWithoutKeys(message: Deliver, events: EventSink): void {
+  const { msg, from, to, ts } = message;
+  if (message.sealed === undefined) {
+    events({ type: "message", msg, from, to, ts, text: message.text, sealed: false });
+    return;
+  }
+  events({
+    type: "message_failed",
+    msg,
+    from,
+    to,
+    ts,
+    check: "recipient_key",
+    reason: "no key of yours is open on this client",
+  });
 }
 
 function reloginAck(ack: Extract<Ack, { request: "LGN" }>) {

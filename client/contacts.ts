@@ -5,7 +5,7 @@
 // user accepted before, still good for opening what was sealed with them.
 import { dirname } from "node:path";
 import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
-import { ensurePrivateDir, writePrivateFile } from "./config.ts";
+import { ensurePrivateDir, readTextIfPresent, writePrivateFile } from "./config.ts";
 
 /** A contact's key this client accepted. */
 export interface PinnedKey {
@@ -36,13 +36,7 @@ export class Contacts {
   /** Reads the pins at `path`; an absent file holds none. */
   static async load(path: string): Promise<Contacts> {
     const contacts = new Contacts(path);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    for (const line of text.split("\n")) {
+    for (const line of (await readTextIfPresent(path)).split("\n")) {
       const [user, fingerprint, state, ...rest] = line.trim().split(/\s+/);
       if (
         isUsername(user) && fingerprint !== undefined && FINGERPRINT_PATTERN.test(fingerprint) &&

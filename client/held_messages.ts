@@ -3,7 +3,7 @@
 // instead, one JSON line each, until they can be opened, or the user sees they cannot.
 import { dirname } from "node:path";
 import type { Deliver } from "../protocol/messages.ts";
-import { ensurePrivateDir, writePrivateFile } from "./config.ts";
+import { ensurePrivateDir, readTextIfPresent, writePrivateFile } from "./config.ts";
 
 /** Most messages held at once per account; older ones are dropped (and said so) beyond it. */
 export const MAX_HELD_MESSAGES = 1000;
@@ -25,13 +25,7 @@ export class HeldMessages {
 
   static async load(path: string): Promise<HeldMessages> {
     const held = new HeldMessages(path);
-    let text = "";
-    try {
-      text = await Deno.readTextFile(path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    for (const line of text.split("\n")) {
+    for (const line of (await readTextIfPresent(path)).split("\n")) {
       try {
         const value = JSON.parse(line);
         if (isHeld(value)) held.#messages.push(value);

@@ -20,7 +20,7 @@ import {
   secretLines,
 } from "./commands.ts";
 import { accountDir } from "./config.ts";
-import { Connection, ConnectionError, type PinResult } from "./connection.ts";
+import { Connection, ConnectionError, type PinResult, showWithoutKeys } from "./connection.ts";
 import { jsonLine, plural, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
 import { endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
@@ -699,20 +699,7 @@ export class Repl {
     if (sealing !== undefined && this.#sealingOf(connection) === sealing) {
       return await sealing.receive(message);
     }
-    const { msg, from, to, ts } = message;
-    if (message.sealed === undefined) {
-      this.show({ type: "message", msg, from, to, ts, text: message.text, sealed: false });
-    } else {
-      this.show({
-        type: "message_failed",
-        msg,
-        from,
-        to,
-        ts,
-        check: "recipient_key",
-        reason: "your keys are not open on this client",
-      });
-    }
+    showWithoutKeys(message, (event) => this.show(event));
     return true;
   }
 

@@ -4,7 +4,12 @@
 // is only §4.3's at-least-once duplicate. One append-only file per contact, cut back to the
 // newest REPLAY_MEMORY entries when it grows to twice that.
 import { join } from "node:path";
-import { CONFIG_FILE_MODE, ensurePrivateDir, writePrivateFile } from "./config.ts";
+import {
+  CONFIG_FILE_MODE,
+  ensurePrivateDir,
+  readTextIfPresent,
+  writePrivateFile,
+} from "./config.ts";
 
 /** Envelopes remembered per contact (§8.5 asks for at least 10,000). */
 export const REPLAY_MEMORY = 10_000;
@@ -39,12 +44,7 @@ export class ReplayMemory {
 
   async #read(contact: string): Promise<ContactMemory> {
     const memory: ContactMemory = { byDigest: new Map(), msgs: new Set(), lines: 0 };
-    let text = "";
-    try {
-      text = await Deno.readTextFile(this.#path(contact));
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+    const text = await readTextIfPresent(this.#path(contact));
     const entries = text.split("\n").flatMap((line) => {
       const match = /^([0-9a-f]{64}) (".*")$/.exec(line);
       if (match === null) return [];

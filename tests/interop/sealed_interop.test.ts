@@ -15,46 +15,30 @@ import { kidOf, open, seal } from "../../protocol/sealed.ts";
 import { startServer, TestClient } from "../server/_harness.ts";
 import { portableCrypto } from "../_engines.ts";
 import { userTestKeyDer } from "../_vectors.ts";
+import { endPeer, lineReader, missingPython } from "./_python.ts";
 
 const PEER = new URL("./sealed_peer.py", import.meta.url).pathname;
 /** The peer's whole run (it makes a 3072-bit key among others); past this it hangs. */
 const PEER_TIMEOUT_MS = 60_000;
 
-/** Why the peer cannot run here, or "" when python3 has pyca/cryptography. */
-function missingPeer(): string {
-  try {
-    const probe = new Deno.Command("python3", {
-      args: ["-c", "from cryptography.hazmat.primitives.asymmetric import rsa, x25519"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return probe.success ? "" : "python3 has no pyca/cryptography";
-  } catch {
-    return "no python3";
-  }
-}
-
-const missing = missingPeer();
+const missing = missingPython(
+  "from cryptography.hazmat.primitives.asymmetric import rsa, x25519",
+  "pyca/cryptography",
+);
 if (missing) console.error(`sealed interop tests ignored: ${missing}`);
 
-/** The JSON lines the peer prints, one at a time. */
+/** The JSON lines the peer prints, one at a time; its error report fails the test. */
 function jsonLines(stream: ReadableStream<Uint8Array>) {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
+  const lines = lineReader(stream);
   return {
     async next(): Promise<Record<string, unknown>> {
-      while (!buffered.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`the peer stopped; it said: ${buffered}`);
-        buffered += value;
-      }
-      const line = buffered.slice(0, buffered.indexOf("\n"));
-      buffered = buffered.slice(line.length + 1);
+      const line = await lines.next();
+      if (line === "") throw new Error("the peer stopped without a word");
       const parsed = JSON.parse(line) as Record<string, unknown>;
       if (parsed.error !== undefined) throw new Error(`the peer failed: ${parsed.error}`);
       return parsed;
     },
-    cancel: () => reader.cancel(),
+    cancel: () => lines.cancel(),
   };
 }
 
@@ -134,12 +118,7 @@ Deno.test({
       const status = await peer.status;
       assert.equal(status.code, 0, await stderr);
     } finally {
-      await lines.cancel().catch(() => {});
-      await stderr;
-      try {
-        peer.kill();
-      } catch { /* exited */ }
-      await peer.status;
+      await endPeer(peer, lines, stderr);
       await carol.close();
       await t.dispose();
     }
