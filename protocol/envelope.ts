@@ -72,13 +72,9 @@ export function decodeSealed(sealed: string): Uint8Array {
   return bytes;
 }
 
-/** base64 of an envelope's bytes, as `sealed` carries it. */
+/** base64 of an envelope's bytes, as `sealed` carries it (standard alphabet, padded). */
 export function encodeSealed(envelope: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < envelope.length; i += 0x8000) {
-    binary += String.fromCharCode(...envelope.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
+  return envelope.toBase64();
 }
 
 /**
