@@ -3,7 +3,8 @@
 // which key), each client sends envelopes sealed once up front to the next in the ring (the
 // server does no RSA work for them, so re-sending one costs it what sending a fresh one would),
 // and three saturations run back to back on the same clients: texts of the size asked for,
-// sealed messages of texts of that size, and texts as long as the envelopes on the wire.
+// sealed messages of texts of that size, and texts as long as the envelopes on the wire (or as
+// long as a text may be, when an envelope is longer).
 import {
   checkUserKey,
   type CryptoEngine,
@@ -11,6 +12,7 @@ import {
   type RsaPrivateKey,
   toBase64,
 } from "../crypto/mod.ts";
+import { MAX_TEXT_BYTES } from "../protocol/limits.ts";
 import { seal } from "../protocol/sealed.ts";
 import type { Event } from "../store/mod.ts";
 import type { HspClient } from "./_clients.ts";
@@ -56,20 +58,25 @@ export function ringEnvelopes(
 /** How a saturation phase sends: client `i` of the ring, to `to`. */
 export type RingSend = (client: HspClient, i: number, to: string) => void;
 
-/** The three senders of the sealed phases, and the envelopes' length on the wire. */
+/**
+ * The three senders of the sealed phases, the envelopes' length on the wire, and that of the
+ * long texts: the envelope's, unless that is more than a text may be (§4.3).
+ */
 export function sealedSenders(envelopes: readonly string[], textBytes: number): {
   text: RingSend;
   sealed: RingSend;
   sameWire: RingSend;
   envelopeChars: number;
+  sameWireBytes: number;
 } {
   const text = "x".repeat(textBytes);
   const envelopeChars = envelopes[0]!.length;
-  const long = "x".repeat(envelopeChars);
+  const long = "x".repeat(Math.min(envelopeChars, MAX_TEXT_BYTES));
   return {
     text: (c, _i, to) => c.send(to, text),
     sealed: (c, i, to) => c.sendSealed(to, envelopes[i]!),
     sameWire: (c, _i, to) => c.send(to, long),
     envelopeChars,
+    sameWireBytes: long.length,
   };
 }
