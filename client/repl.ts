@@ -528,14 +528,20 @@ export class Repl {
       await this.#signUp(connection, user, password);
       return;
     }
-    // Messages pushed right after the login wait for the account's keys (see #deliver).
-    this.#endSealing();
+    // Messages pushed right after the login wait for the account's keys (see #deliver); a
+    // login that fails leaves the session before it, and its keys, as they were.
+    const previous = this.#sealed;
     let opened: (sealing: SealedMessaging | undefined) => void = () => {};
     this.#sealing = new Promise((resolve) => opened = resolve);
     try {
       const response = await this.#ask("LGN", () => connection.login(user, password));
       this.#report("LGN", response);
-      if (response?.code !== "ACK" || response.request !== "LGN") return;
+      if (response?.code !== "ACK" || response.request !== "LGN") {
+        opened(previous);
+        return;
+      }
+      previous?.dispose();
+      this.#sealed = undefined;
       const sealing = await this.#openSealing(connection, user, password);
       this.#sealed = sealing;
       opened(sealing);

@@ -326,3 +326,18 @@ Deno.test("/users pages through every user, and says when it stopped short", asy
   assert.equal(list.more, true);
   assert.equal(await c.finish(), 0);
 });
+
+Deno.test("a failed /login leaves the session before it, and its keys, as they were", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  await using alice = await member(server, dir.path, "alice", "--keep-going");
+  await using bob = await member(server, dir.path, "bob");
+  await alice.send("/login alice", "not alice's password");
+  await alice.event("error", { context: "LGN", code: "invalid_credentials" });
+  await bob.send("@alice still sealed?");
+  await alice.event("message", { from: "bob", text: "still sealed?", sealed: true });
+  await alice.send("@bob yes");
+  await bob.event("message", { from: "alice", text: "yes", sealed: true });
+  assert.equal(await alice.finish(), 1, "the failed login");
+  assert.equal(await bob.finish(), 0);
+});
