@@ -88,6 +88,11 @@ export class HspClient implements LoadClient {
     this.#request({ code: "MSG", to, text }, undefined);
   }
 
+  /** Sends one sealed message (§8): `sealed` is the envelope's base64. */
+  sendSealed(to: string, sealed: string): void {
+    this.#request({ code: "MSG", to, sealed }, undefined);
+  }
+
   #request(body: RequestBody, waiter: ((error: string) => void) | undefined): void {
     const id = this.#pending.add(body.code, waiter);
     this.#session.sendMessage({ ...body, id } as Request);

@@ -12,9 +12,11 @@ import {
   type CryptoMode,
   cryptoModeOf,
   hashPassword,
+  isRsaKeyBits,
   KEX_GROUPS,
   type KexGroup,
   kexGroupByName,
+  type RsaKeyBits,
   selectCrypto,
   TEST_ONLY_WEAK_PARAMS,
 } from "../crypto/mod.ts";
@@ -22,6 +24,14 @@ import { portableCrypto } from "../crypto/portable.ts";
 import { type Event, openEventLog, openStore, parseStoreUrl } from "../store/mod.ts";
 import postgres from "postgres";
 import { HspClient, hspHandshakeOnce, type LoadClient, RelayClient } from "./_clients.ts";
+import {
+  keyEvents,
+  ringEnvelopes,
+  type RingSend,
+  type SealedLoadKey,
+  sealedLoadKey,
+  sealedSenders,
+} from "./_sealed_load.ts";
 import { formatSummary, InspectorProfiler, summarise } from "./_cpu_profile.ts";
 import { cpuMsOf, fileLimit, machineBusyMs, ServerChild } from "./_process.ts";
 import { selfSignedCert } from "./_tls_cert.ts";
@@ -74,6 +84,13 @@ Usage: deno task load [options]
                         measures handshakes in each group, sessions use ${SESSION_GROUP.name}
   --handshakes-only     only the handshake phases (TLS 1.3 and the groups), no messages
   --text-bytes N        message text size (default 100)
+  --sealed              also saturate with sealed messages (§8) of texts of that size,
+                        beside texts of that size and texts as long as the envelopes
+                        (at most 16384 bytes, the most a text may be),
+                        back to back on the same clients: messages/s and server CPU
+                        per message, sealed against text
+  --sealed-bits B       RSA key of the sealed phases (2048 | 3072 | 4096, default 3072,
+                        the client's default)
   --fsync always|off    the server's log mode (default always)
   --crypto MODE         auto | native | portable: the crypto engine of the server and of
                         the generator's clients (default auto: OpenSSL over FFI if it loads)
@@ -105,6 +122,8 @@ interface Options {
   idle: number;
   connectors: number;
   textBytes: number;
+  sealed: boolean;
+  sealedBits: RsaKeyBits;
   fsync: "always" | "off";
   crypto: CryptoMode;
   /** The generator's clients' engine: the one the server is told to use. */
@@ -133,6 +152,8 @@ function parseOptions(args: string[]): Options | "help" {
       idle: { type: "string", default: "5000" },
       connectors: { type: "string", default: "8" },
       "text-bytes": { type: "string", default: "100" },
+      sealed: { type: "boolean", default: false },
+      "sealed-bits": { type: "string", default: "3072" },
       fsync: { type: "string", default: "always" },
       crypto: { type: "string", default: "auto" },
       group: { type: "string", default: "all" },
@@ -175,6 +196,12 @@ function parseOptions(args: string[]): Options | "help" {
         `got "${values.group}"`,
     );
   }
+  const sealedBits = Number(values["sealed-bits"]);
+  if (!isRsaKeyBits(sealedBits)) {
+    throw new RangeError(
+      `--sealed-bits must be 2048, 3072 or 4096, got "${values["sealed-bits"]}"`,
+    );
+  }
   return {
     seconds: number("seconds", values.seconds, 0.1, 3600),
     clients: integer("clients", values.clients, 2, 10_000),
@@ -183,6 +210,8 @@ function parseOptions(args: string[]): Options | "help" {
     idle: integer("idle", values.idle, 0, 100_000),
     connectors: integer("connectors", values.connectors, 1, 1000),
     textBytes: integer("text-bytes", values["text-bytes"], 32, 16_384),
+    sealed: values.sealed,
+    sealedBits,
     fsync: values.fsync,
     crypto,
     engine: portableCrypto, // replaced by the --crypto engine in main()
@@ -362,13 +391,18 @@ function countError(errors: Record<string, number>, code: string): void {
   errors[code] = (errors[code] ?? 0) + 1;
 }
 
-/** Closed loop: every client keeps `window` MSGs in flight to the next client in a ring. */
+/**
+ * Closed loop: every client keeps `window` MSGs in flight to the next client in a ring, texts
+ * of `o.textBytes` unless `send` says what client `i` sends instead.
+ */
 async function saturate(
   clients: LoadClient[],
   server: ServerChild,
   o: Options,
+  send?: (client: LoadClient, i: number, to: string) => void,
 ): Promise<SaturationResult> {
   const text = "x".repeat(o.textBytes);
+  const sendOne = send ?? ((c: LoadClient, _i: number, to: string) => c.send(to, text));
   let running = true;
   let delivered = 0;
   let acked = 0;
@@ -383,12 +417,12 @@ async function saturate(
       else countError(errors, error);
       if (running) {
         inFlight++;
-        c.send(to, text);
+        sendOne(c, i, to);
       }
     };
     for (let w = 0; w < o.window; w++) {
       inFlight++;
-      c.send(to, text);
+      sendOne(c, i, to);
     }
   });
   await sleep(warmupMs(o));
@@ -555,6 +589,68 @@ type GroupHandshakes = Map<KexGroup["name"], HandshakeResult>;
 interface ServerRun extends RelayRun {
   handshakes: GroupHandshakes;
   profile: string | undefined;
+  sealed: SealedRun | undefined;
+}
+
+/** --sealed: three saturations back to back on the same clients. */
+interface SealedRun {
+  text: SaturationResult;
+  sealed: SaturationResult;
+  sameWire: SaturationResult;
+  envelopeChars: number;
+  sameWireBytes: number;
+}
+
+/** Two windows of one phase as one: rates and CPU per message averaged, errors added up. */
+function mergeSaturations(a: SaturationResult, b: SaturationResult): SaturationResult {
+  const errors = { ...a.errors };
+  for (const [code, n] of Object.entries(b.errors)) errors[code] = (errors[code] ?? 0) + n;
+  const mean = (x: number, y: number) => (x + y) / 2;
+  return {
+    perSecond: mean(a.perSecond, b.perSecond),
+    serverCpuUs: mean(a.serverCpuUs, b.serverCpuUs),
+    cpu: {
+      serverMs: a.cpu.serverMs + b.cpu.serverMs,
+      serverPct: mean(a.cpu.serverPct, b.cpu.serverPct),
+      generatorPct: mean(a.cpu.generatorPct, b.cpu.generatorPct),
+      otherPct: mean(a.cpu.otherPct, b.cpu.otherPct),
+    },
+    errors,
+  };
+}
+
+/** --sealed: texts, sealed messages of texts of that size, texts as long as the envelopes. */
+async function sealedPhases(
+  server: ServerChild,
+  connect: (i: number) => Promise<HspClient>,
+  key: SealedLoadKey,
+  o: Options,
+): Promise<SealedRun> {
+  const clients = await pooled(o.clients, o.connectors, connect);
+  try {
+    const envelopes = ringEnvelopes(o.engine, key, clients.map((c) => c.name), o.textBytes);
+    const senders = sealedSenders(envelopes, o.textBytes);
+    const as = (send: RingSend) => (c: LoadClient, i: number, to: string) =>
+      send(c as HspClient, i, to);
+    // Each phase twice, half as long, in the order A B C C B A, so that neither the order nor
+    // the log growing under them favours one.
+    const half = { ...o, seconds: o.seconds / 2 };
+    const text1 = await saturate(clients, server, half, as(senders.text));
+    const sealed1 = await saturate(clients, server, half, as(senders.sealed));
+    const wire1 = await saturate(clients, server, half, as(senders.sameWire));
+    const wire2 = await saturate(clients, server, half, as(senders.sameWire));
+    const sealed2 = await saturate(clients, server, half, as(senders.sealed));
+    const text2 = await saturate(clients, server, half, as(senders.text));
+    return {
+      text: mergeSaturations(text1, text2),
+      sealed: mergeSaturations(sealed1, sealed2),
+      sameWire: mergeSaturations(wire1, wire2),
+      envelopeChars: senders.envelopeChars,
+      sameWireBytes: senders.sameWireBytes,
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+  }
 }
 
 /**
@@ -641,8 +737,11 @@ async function runTls(o: Options, dir: string): Promise<HandshakeResult> {
   }
 }
 
-/** Writes every load and idle user into a fresh log, so the server starts with them. */
-async function prepareLog(path: string, o: Options): Promise<void> {
+/**
+ * Writes every load and idle user into a fresh log, so the server starts with them; with
+ * `key`, every load user has published it (§8.1).
+ */
+async function prepareLog(path: string, o: Options, key?: SealedLoadKey): Promise<void> {
   const passwordHash = await hashPassword(PASSWORD, TEST_ONLY_WEAK_PARAMS);
   const ts = Date.now();
   const users = [
@@ -650,6 +749,9 @@ async function prepareLog(path: string, o: Options): Promise<void> {
     ...Array.from({ length: o.idle }, (_, i) => `idle${i}`),
   ];
   const events: Event[] = users.map((user) => ({ type: "user_signed_up", ts, user, passwordHash }));
+  if (key) {
+    events.push(...keyEvents(Array.from({ length: o.clients }, (_, i) => `load${i}`), key, ts));
+  }
   const { log } = await openEventLog(path, { fsync: "off" });
   await log.appendMany(events);
   await log.close();
@@ -817,7 +919,8 @@ function storeComparison(file: ServerRun, pg: StoreRun, o: Options) {
 }
 
 async function runServer(o: Options, dir: string): Promise<ServerRun> {
-  await prepareLog(`${dir}/events.log`, o);
+  const key = o.sealed ? await sealedLoadKey(o.engine, o.sealedBits) : undefined;
+  await prepareLog(`${dir}/events.log`, o, key);
   const server = await startServer(o, dir);
   try {
     const handshakes = await groupHandshakes(server, o);
@@ -844,7 +947,8 @@ async function runServer(o: Options, dir: string): Promise<ServerRun> {
       }
     };
     const { saturation, latency, extra: profile } = await relayPhases(server, connect, o, profiled);
-    return { saturation, latency, idle, handshakes, peakRss: server.memory().hwm, profile };
+    const sealed = key === undefined ? undefined : await sealedPhases(server, connect, key, o);
+    return { saturation, latency, idle, handshakes, peakRss: server.memory().hwm, profile, sealed };
   } finally {
     const code = await server.stop();
     if (code !== 0 && !o.json) console.error(`server exited with ${code}:\n${server.tail}`);
@@ -984,6 +1088,7 @@ function report(
       generator_with_relay: round(r.latency.cpu.generatorPct, 0),
       others_with_relay: round(r.latency.cpu.otherPct, 0),
     },
+    ...(s.sealed === undefined ? {} : { sealed: sealedReport(o, s.sealed) }),
     errors: {
       server_saturation: s.saturation.errors,
       server_latency: s.latency.errors,
@@ -996,6 +1101,57 @@ function report(
 }
 
 type Report = ReturnType<typeof report>;
+
+/** --sealed's figures: each phase's rate and server CPU per message, and the ratios. */
+function sealedReport(o: Options, s: SealedRun) {
+  return {
+    key_bits: o.sealedBits,
+    text_bytes: o.textBytes,
+    envelope_chars: s.envelopeChars,
+    same_wire_text_bytes: s.sameWireBytes,
+    text_per_s: round(s.text.perSecond, 0),
+    sealed_per_s: round(s.sealed.perSecond, 0),
+    same_wire_text_per_s: round(s.sameWire.perSecond, 0),
+    text_cpu_us_per_msg: round(s.text.serverCpuUs, 1),
+    sealed_cpu_us_per_msg: round(s.sealed.serverCpuUs, 1),
+    same_wire_text_cpu_us_per_msg: round(s.sameWire.serverCpuUs, 1),
+    cpu_ratio_sealed_to_text: round(s.sealed.serverCpuUs / s.text.serverCpuUs, 2),
+    cpu_ratio_sealed_to_same_wire_text: round(s.sealed.serverCpuUs / s.sameWire.serverCpuUs, 2),
+    errors: { text: s.text.errors, sealed: s.sealed.errors, same_wire: s.sameWire.errors },
+  };
+}
+
+/** --sealed's table: the three phases, each beside the text of the same plaintext size. */
+function sealedTable(r: ReturnType<typeof sealedReport>): string[] {
+  return markdown([
+    ["same clients, back to back", "delivered msgs/s", "server CPU/msg", "CPU ratio", "target"],
+    [
+      `text, ${r.text_bytes} bytes`,
+      fmt(r.text_per_s),
+      `${fmt(r.text_cpu_us_per_msg, 1)} µs`,
+      "1.00",
+      "",
+    ],
+    [
+      `sealed, ${r.text_bytes}-byte text, RSA-${r.key_bits} (${fmt(r.envelope_chars)} chars)`,
+      fmt(r.sealed_per_s),
+      `${fmt(r.sealed_cpu_us_per_msg, 1)} µs`,
+      fmt(r.cpu_ratio_sealed_to_text, 2),
+      "<= 1.30",
+    ],
+    [
+      `text, ${fmt(r.same_wire_text_bytes)} bytes (${
+        r.same_wire_text_bytes === r.envelope_chars
+          ? "the envelope's size"
+          : "the most a text may be"
+      })`,
+      fmt(r.same_wire_text_per_s),
+      `${fmt(r.same_wire_text_cpu_us_per_msg, 1)} µs`,
+      fmt(r.same_wire_text_cpu_us_per_msg / r.text_cpu_us_per_msg, 2),
+      "",
+    ],
+  ]);
+}
 
 const fmt = (n: number, digits = 0) =>
   Number.isFinite(n)
@@ -1162,6 +1318,13 @@ function table(rep: Report, o: Options): string {
     }/s offered: server ${lat.server}, generator ${lat.generator}, ` +
     `other processes ${lat.others}; plain relay ${lat.relay}, generator ${lat.generator_with_relay}, ` +
     `other processes ${lat.others_with_relay}`,
+    ...(rep.sealed === undefined ? [] : [
+      "",
+      `sealed messages (§8), ${o.clients} clients x window ${o.window}, ${o.seconds} s each:`,
+      "",
+      ...sealedTable(rep.sealed),
+      `sealed errors: ${JSON.stringify(rep.sealed.errors)}`,
+    ]),
     `errors: ${JSON.stringify(rep.errors)}`,
   ].join("\n");
 }

@@ -5,9 +5,12 @@ import {
   CRYPTO_MODES,
   type CryptoMode,
   cryptoModeOf,
+  isRsaKeyBits,
   KEX_GROUPS,
   type KexGroup,
   kexGroupByName,
+  RSA_KEY_BITS,
+  type RsaKeyBits,
 } from "../crypto/mod.ts";
 import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
 
@@ -17,6 +20,8 @@ export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 5002;
 /** §2.6: a client should default to the post-quantum hybrid. */
 export const DEFAULT_GROUP = "x25519mlkem768";
+/** Size of the users' own keys made at sign-up and by /keygen (§8.1 allows 2048, 3072, 4096). */
+export const DEFAULT_RSA_BITS: RsaKeyBits = 3072;
 
 /** Everything the flags decide. */
 export interface Options {
@@ -39,6 +44,10 @@ export interface Options {
   readonly crypto: CryptoMode;
   /** libcrypto for the native engine; undefined for the OS's usual name. */
   readonly libcrypto: string | undefined;
+  /** Size of the keys made at sign-up, at a first login without one, and by /keygen. */
+  readonly rsaBits: RsaKeyBits;
+  /** Refuse to send anything unsealed (§8). */
+  readonly requireSealed: boolean;
 }
 
 export type ParsedArgs =
@@ -63,7 +72,12 @@ Options:
                        accept this key (the fingerprint you checked) in place of a
                        different pin, and re-pin it; may be repeated
   --accept-new-key     accept any key that differs from its pin (prefer --accept-key)
-  --trace              show the handshake step by step and every record
+  --rsa-bits BITS      size of your own RSA key (2048 | 3072 | 4096, default ${DEFAULT_RSA_BITS}),
+                       made at /signup (or at the first login of an account without
+                       one) and by /keygen: messages to you are sealed to it
+  --require-sealed     refuse to send a message that cannot be sealed end to end
+  --trace              show the handshake step by step, every record, and each step
+                       of sealing and opening messages
   --json               print one JSON object per line for every event
   --no-color           no colors (also when NO_COLOR is set)
   --keep-going         with piped input, run every line even after a command failed
@@ -105,6 +119,8 @@ export function parseClientArgs(
         "keep-going": { type: "boolean" },
         crypto: { type: "string" },
         libcrypto: { type: "string" },
+        "rsa-bits": { type: "string" },
+        "require-sealed": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -154,6 +170,13 @@ export function parseClientArgs(
   if (libcrypto !== undefined && !isAbsolute(libcrypto)) {
     return { kind: "error", message: `--libcrypto ${libcrypto} is not an absolute path` };
   }
+  const rsaBits = Number(values["rsa-bits"] ?? DEFAULT_RSA_BITS);
+  if (!isRsaKeyBits(rsaBits) || !/^[0-9]+$/.test(values["rsa-bits"] ?? "0")) {
+    return {
+      kind: "error",
+      message: `--rsa-bits ${values["rsa-bits"]} is not one of ${RSA_KEY_BITS.join(", ")}`,
+    };
+  }
   return {
     kind: "run",
     options: {
@@ -170,6 +193,8 @@ export function parseClientArgs(
       keepGoing: values["keep-going"] ?? false,
       crypto,
       libcrypto,
+      rsaBits,
+      requireSealed: values["require-sealed"] ?? false,
     },
   };
 }

@@ -1,5 +1,6 @@
 // The REPL's command language: parsing a typed line into a Command (pure, never throws), the
 // usage table behind /help and the one-line hints, and tab completion.
+import { isRsaKeyBits, RSA_KEY_BITS, type RsaKeyBits } from "../crypto/mod.ts";
 import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
 import { notAFingerprint } from "./args.ts";
 import {
@@ -19,6 +20,9 @@ export type Command =
   | { readonly type: "passwd" }
   | { readonly type: "msg"; readonly to: string; readonly text: string }
   | { readonly type: "users" }
+  | { readonly type: "keygen"; readonly bits?: RsaKeyBits }
+  | { readonly type: "whois"; readonly user: string }
+  | { readonly type: "trust"; readonly user: string; readonly fingerprint?: string }
   | { readonly type: "key" }
   | { readonly type: "accept-key"; readonly fingerprint: string }
   | { readonly type: "trace"; readonly on: boolean }
@@ -50,6 +54,21 @@ export const COMMANDS: readonly {
   { name: "passwd", usage: "/passwd", summary: "change your password" },
   { name: "msg", usage: "/msg USER TEXT", summary: "send a message (or: @USER TEXT)" },
   { name: "users", usage: "/users", summary: "list users and who is online" },
+  {
+    name: "whois",
+    usage: "/whois USER",
+    summary: "a user's key fingerprint, and whether you verified it",
+  },
+  {
+    name: "trust",
+    usage: "/trust USER [SHA256:…]",
+    summary: "accept USER's key (the fingerprint you compared with them: verified)",
+  },
+  {
+    name: "keygen",
+    usage: "/keygen [2048|3072|4096]",
+    summary: "make yourself a new key and publish it (older ones are kept)",
+  },
   { name: "key", usage: "/key", summary: "show the server's key and whether it matches the pin" },
   {
     name: "accept-key",
@@ -137,6 +156,30 @@ export function parseLine(line: string): ParsedLine {
       return parseMessage(rest, usageOf("msg"));
     case "users":
       return arity(0, { type: "users" });
+    case "keygen": {
+      if (args.length === 0) return ok({ type: "keygen" });
+      const bits = Number(args[0]);
+      if (args.length > 1 || !/^[0-9]+$/.test(args[0]!) || !isRsaKeyBits(bits)) {
+        return fail(`usage: ${usageOf(name)} (RSA key sizes: ${RSA_KEY_BITS.join(", ")})`);
+      }
+      return ok({ type: "keygen", bits });
+    }
+    case "whois": {
+      const user = args[0];
+      if (args.length !== 1 || user === undefined) return fail(`usage: ${usageOf(name)}`);
+      if (!isUsername(user)) return fail(badUsername(user));
+      return ok({ type: "whois", user });
+    }
+    case "trust": {
+      const [user, fingerprint] = args;
+      if (args.length < 1 || args.length > 2 || user === undefined) {
+        return fail(`usage: ${usageOf(name)}`);
+      }
+      if (!isUsername(user)) return fail(badUsername(user));
+      if (fingerprint === undefined) return ok({ type: "trust", user });
+      if (!FINGERPRINT_PATTERN.test(fingerprint)) return fail(notAFingerprint(fingerprint));
+      return ok({ type: "trust", user, fingerprint });
+    }
     case "key":
       return arity(0, { type: "key" });
     case "accept-key": {
@@ -268,8 +311,9 @@ export interface CompletionSources {
 
 /**
  * Tab completion in node:readline's shape: the candidates that complete the last word of `line`,
- * and that word. Commands after a leading `/`, usernames after `/msg`, `/login`, `/signup` and
- * `@`, `on|off` after `/trace`, pinned servers after `/connect`, commands after `/help`.
+ * and that word. Commands after a leading `/`, usernames after `/msg`, `/login`, `/signup`,
+ * `/whois`, `/trust` and `@`, key sizes after `/keygen`, `on|off` after `/trace`, pinned servers
+ * after `/connect`, commands after `/help`.
  */
 export function complete(line: string, sources: CompletionSources): [string[], string] {
   const pick = (word: string, options: Iterable<string>, prefix = "", suffix = " ") => {
@@ -289,7 +333,11 @@ export function complete(line: string, sources: CompletionSources): [string[], s
       case "msg":
       case "login":
       case "signup":
+      case "whois":
+      case "trust":
         return pick(word, sources.users);
+      case "keygen":
+        return pick(word, RSA_KEY_BITS.map(String), "", "");
       case "trace":
         return pick(word, ["on", "off"], "", "");
       case "connect":

@@ -28,6 +28,15 @@ export function configDir(
   throw new Error("no config directory: set HYBRID_HOME (or HOME)");
 }
 
+/**
+ * The folder of one account on one server (§8): its own keys (encrypted), its contacts' pinned
+ * keys, its memory of opened envelopes and the messages it holds. `host` is made a safe name.
+ */
+export function accountDir(configDir: string, host: string, port: number, user: string): string {
+  const server = `${host.toLowerCase().replace(/[^a-z0-9.-]/g, "_")}_${port}`;
+  return join(configDir, "accounts", server, user);
+}
+
 /** Creates `dir` and its parents with mode 0700 if missing (an existing one is left as it is). */
 export async function ensurePrivateDir(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: CONFIG_DIR_MODE });
@@ -45,6 +54,16 @@ export async function writePrivateFile(path: string, text: string): Promise<void
     await Deno.rename(temporary, path);
   } catch (err) {
     await Deno.remove(temporary).catch(() => {});
+    throw err;
+  }
+}
+
+/** The text of `path`, or "" when there is no such file. */
+export async function readTextIfPresent(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "";
     throw err;
   }
 }

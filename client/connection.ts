@@ -8,6 +8,8 @@ import { CLIENT_PING_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS } from "../protocol/limit
 import {
   type Ack,
   type ByeReason,
+  type Content,
+  type Deliver,
   parseServerMessage,
   type Request,
   type RequestCode,
@@ -89,6 +91,14 @@ export interface ConnectionOptions {
   readonly random?: () => number;
   readonly pingIntervalMs?: number;
   readonly pingTimeoutMs?: number;
+  /**
+   * Shows a new DLV (opening it first if it is sealed, §8.5), reporting what it shows through
+   * the events; the DAK follows once it settles. DLVs go through it one at a time, in the order
+   * they came. False: it could not be handled now (the server could not be asked something),
+   * so no DAK; it comes again. Without it, a text is shown as is and a sealed message as one
+   * not opened.
+   */
+  readonly deliver?: (message: Deliver) => Promise<boolean>;
 }
 
 /** The delay before reconnect attempt `attempt` (1-based): exponential, capped, half jittered. */
@@ -185,6 +195,8 @@ export class Connection {
   readonly #seen = new Set<string>();
   #queuedRemaining = 0;
   #queuedWaiters: (() => void)[] = [];
+  /** DLVs being shown, one after the other: the last one's settling. */
+  #delivering: Promise<void> = Promise.resolve();
   #tracing = false;
   /** Messages shown (duplicates excluded). */
   messagesReceived = 0;
@@ -330,20 +342,29 @@ export class Connection {
    * RESEND_WINDOW_MS; past that, or when no re-login can happen, the loss is the answer. At
    * most MAX_QUEUED_MESSAGES wait at a time.
    */
-  async sendMessage(to: string, text: string): Promise<Response> {
+  async sendMessage(to: string, content: Content): Promise<Response> {
     const cid = crypto.randomUUID();
     const deadline = Date.now() + RESEND_WINDOW_MS;
     while (true) {
       // Checked before the first await, so that `queuedMessages` counts this one at once.
       if (this.queues) await this.#waitForRelogin(deadline);
       try {
-        return await this.request({ code: "MSG", to, text, cid });
+        return await this.request({ code: "MSG", to, ...content, cid } as RequestBody);
       } catch (err) {
         // A lost connection is being regained (queues) unless no re-login can follow.
         const lost = err instanceof ConnectionError && err.code === "connection_lost";
         if (!lost || !this.queues || Date.now() >= deadline) throw err;
       }
     }
+  }
+
+  /**
+   * When a message sent now would wait for a re-login (`queues`), waits for it in line as
+   * sendMessage does, and counts in `queuedMessages` at once: for work a send needs first
+   * (fetching the recipient's key to seal to).
+   */
+  async loggedIn(): Promise<void> {
+    if (this.queues) await this.#waitForRelogin(Date.now() + RESEND_WINDOW_MS);
   }
 
   /** Waits, in line, for the next re-login; throws if the queue is full or none comes in time. */
@@ -652,24 +673,28 @@ export class Connection {
         return;
       }
       case "DLV": {
-        if (this.#queuedRemaining > 0 && --this.#queuedRemaining === 0) this.#queuedDone();
-        if (!this.#seen.has(message.msg)) {
-          this.#remember(message.msg);
-          this.messagesReceived++;
-          // Sealed messages (§8) are not opened by this client yet: shown as such, never as text.
-          this.#options.events({
-            type: "message",
-            msg: message.msg,
-            from: message.from,
-            to: message.to,
-            text: message.sealed === undefined
-              ? message.text
-              : "[a sealed message this client cannot open]",
-            ts: message.ts,
-          });
+        if (this.#seen.has(message.msg)) {
+          // Shown before (§4.3: at least once): acknowledged again, in its turn.
+          this.#delivering = this.#delivering.then(() => this.#acknowledge(link, message.msg));
+          return;
         }
-        // Shown (or shown before): the server may drop it from the queue (§4.2).
-        link.session.sendMessage({ code: "DAK", msg: message.msg });
+        this.#remember(message.msg);
+        this.#delivering = this.#delivering.then(async () => {
+          try {
+            if (!await this.#show(message)) {
+              this.#seen.delete(message.msg);
+              return;
+            }
+          } catch (err) {
+            this.#options.events({
+              type: "error",
+              context: "connection",
+              code: "internal",
+              message: `internal error while showing message ${message.msg}: ${describe(err)}`,
+            });
+          }
+          this.#acknowledge(link, message.msg);
+        });
         return;
       }
       case "BYE":
@@ -680,6 +705,31 @@ export class Connection {
         const never: never = message;
         throw new TypeError(`unhandled message ${JSON.stringify(never)}`);
       }
+    }
+  }
+
+  /** Shows one new DLV, through the `deliver` option when there is one; false if it could not. */
+  async #show(message: Deliver): Promise<boolean> {
+    if (this.#options.deliver && !await this.#options.deliver(message)) return false;
+    this.messagesReceived++;
+    if (!this.#options.deliver) showWithoutKeys(message, this.#options.events);
+    return true;
+  }
+
+  /**
+   * DAK for a DLV shown (or shown before, or that failed to open: §8.5 sends one whatever the
+   * outcome), so the server may drop it from the queue (§4.2). On the link it came by, or on the
+   * one that replaced it; none if the connection is down (it comes again at the next login).
+   */
+  #acknowledge(link: Link, msg: string): void {
+    if (this.#queuedRemaining > 0 && --this.#queuedRemaining === 0) this.#queuedDone();
+    const current = link.transport === this.#link?.transport || this.#link === undefined
+      ? link
+      : this.#link;
+    try {
+      current.session.sendMessage({ code: "DAK", msg });
+    } catch {
+      // The connection is going: the message is pushed again at the next login.
     }
   }
 
@@ -861,6 +911,27 @@ export class Connection {
       // Already closed.
     }
   }
+}
+
+/**
+ * Shows a DLV where no key of the user's is open: a text as not sealed, a sealed message as one
+ * that cannot be opened here (§8.5 recipient_key), never as text.
+ */
+export function showWithoutKeys(message: Deliver, events: EventSink): void {
+  const { msg, from, to, ts } = message;
+  if (message.sealed === undefined) {
+    events({ type: "message", msg, from, to, ts, text: message.text, sealed: false });
+    return;
+  }
+  events({
+    type: "message_failed",
+    msg,
+    from,
+    to,
+    ts,
+    check: "recipient_key",
+    reason: "no key of yours is open on this client",
+  });
 }
 
 function reloginAck(ack: Extract<Ack, { request: "LGN" }>) {

@@ -4,7 +4,7 @@ import type { ByeReason } from "../protocol/messages.ts";
 import { escapeControl, escapeLines, safeJson } from "./escape.ts";
 import type { ClientEvent, ErrorContext } from "./events.ts";
 import type { Style } from "./style.ts";
-import { formatHandshakeTrace, formatRecordTrace } from "./trace.ts";
+import { formatHandshakeTrace, formatRecordTrace, formatSealedTrace } from "./trace.ts";
 
 /** What rendering needs besides the event. */
 export interface RenderContext {
@@ -146,7 +146,21 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
     case "ack":
       switch (event.request) {
         case "SNU":
-          return [`${style.green("✓")} signed up as ${user(event.user)}; now /login`];
+          return [
+            `${style.green("✓")} signed up as ${user(event.user)}; now /login`,
+            ...(event.fingerprint === undefined ? [] : [
+              note(`your key ${style.bold(safe(event.fingerprint))} is published with the account`),
+            ]),
+          ];
+        case "KEY":
+          return [
+            `${style.green("✓")} your new key ${style.bold(safe(event.fingerprint))} ` +
+            `(RSA-${event.bits}) is published: messages to you are sealed to it from now on`,
+            note(
+              `its private half is in ${safe(event.path)}, encrypted with your password; ` +
+                "older keys stay there, so older messages still open",
+            ),
+          ];
         case "LGN": {
           const waiting = event.queued === 0 ? "" : ` · ${plural(event.queued, "message")} waiting`;
           return [
@@ -175,17 +189,23 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
         }
         case "GUL": {
           const online = event.users.filter((u) => u.online).length;
-          const list = event.users.map((u) =>
-            u.online ? `${style.green("●")} ${user(u.user)}` : `${style.dim("○")} ${safe(u.user)}`
-          );
+          const list = event.users.map((u) => {
+            const name = u.online
+              ? `${style.green("●")} ${user(u.user)}`
+              : `${style.dim("○")} ${safe(u.user)}`;
+            return u.fingerprint === undefined ? `${name} ${style.dim("(no key)")}` : name;
+          });
+          const more = event.more ? `, and more: /users shows the first ${event.users.length}` : "";
           return [
-            `users (${online} online of ${event.users.length}): ${list.join("  ") || "none"}`,
+            `users (${online} online of ${event.users.length}${more}): ${
+              list.join("  ") || "none"
+            }`,
           ];
         }
         case "MSG":
           return messageLines(
             formatTime(event.ts, context.now),
-            `you → ${user(event.to)}`,
+            `${sealedMark(event.sealed, style)} you → ${user(event.to)}`,
             event.text,
             context,
             true,
@@ -197,8 +217,40 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       const from = event.to === context.me || context.me === undefined
         ? user(event.from)
         : `${user(event.from)} → ${user(event.to)}`;
-      return messageLines(formatTime(event.ts, context.now), from, event.text, context, false);
+      return messageLines(
+        formatTime(event.ts, context.now),
+        `${sealedMark(event.sealed, style)} ${from}`,
+        event.text,
+        context,
+        false,
+      );
     }
+    case "message_failed":
+      return [
+        `${style.dim(formatTime(event.ts, context.now))} ${style.red(style.bold("[NOT OPENED]"))} ${
+          user(event.from)
+        }: ${
+          style.red(
+            `a sealed message failed the ${event.check} check (${safe(event.reason)}); ` +
+              "it is not shown",
+          )
+        }`,
+      ];
+    case "message_held":
+      return [
+        `${style.dim(formatTime(event.ts, context.now))} ${style.yellow(style.bold("[HELD]"))} ${
+          user(event.from)
+        }: ${
+          style.yellow(
+            `a sealed message signed with the key ${safe(event.fingerprint)}, which you have ` +
+              `not accepted; kept unread until /trust ${safe(event.from)}`,
+          )
+        }`,
+      ];
+    case "contact_key":
+      return contactKeyLines(event, style, safe);
+    case "whois":
+      return whoisLines(event, style, safe);
     case "bye":
       return [style.yellow(`· the server says goodbye: ${BYE_TEXT[event.reason]}`)];
     case "error": {
@@ -226,15 +278,22 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
             : `${event.records.sent} sent · ${event.records.received} received`,
         ),
         row("messages", `${event.messages_received} received`),
+        row(
+          "your key",
+          event.user_key === null
+            ? "— (messages go out unsealed)"
+            : `${safe(event.user_key)} (messages are sealed when the recipient has a key)`,
+        ),
+        row("unsealed", event.require_sealed ? "refused (--require-sealed)" : "allowed"),
         row("trace", event.trace ? "on" : "off"),
         row("known_hosts", safe(event.known_hosts)),
       ];
     }
     case "trace":
       // The trace formatters escape the one peer-chosen field (a record's code) themselves.
-      return "handshake" in event
-        ? formatHandshakeTrace(event.handshake, style)
-        : [formatRecordTrace(event.record, style)];
+      if ("handshake" in event) return formatHandshakeTrace(event.handshake, style);
+      if ("sealed" in event) return formatSealedTrace(event.sealed, style);
+      return [formatRecordTrace(event.record, style)];
     case "help": {
       const width = Math.max(...event.commands.map((c) => c.usage.length)) + 2;
       return [
@@ -249,6 +308,116 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       return [style.yellow(`! ${safe(event.message)}`)];
     default:
       return unreachable(event);
+  }
+}
+
+/**
+ * Whether a message was sealed, in words, so that it reads without colors and in any terminal:
+ * only a sealed one is known to come from its sender unread by the server.
+ */
+function sealedMark(sealed: boolean, style: Style): string {
+  return sealed ? style.green("[sealed]") : style.yellow("[not sealed]");
+}
+
+type Escape = (text: string) => string;
+
+/** A contact's key seen first (pinned), changed (loudly, as a changed server key), accepted. */
+function contactKeyLines(
+  event: Extract<ClientEvent, { type: "contact_key" }>,
+  style: Style,
+  safe: Escape,
+): string[] {
+  const name = safe(event.user);
+  const fingerprint = style.bold(safe(event.fingerprint));
+  const note = (text: string) => `${style.dim("·")} ${text}`;
+  switch (event.change) {
+    case "first_use":
+      return [
+        note(`${name}'s key is ${fingerprint} (first contact): pinned in ${safe(event.contacts)}`),
+        note(
+          `compare it with ${name} by another channel; if it matches: /trust ${name} ` +
+            `${safe(event.fingerprint)} marks it verified`,
+        ),
+      ];
+    case "changed": {
+      const bar = style.red(style.bold("@".repeat(66)));
+      const loud = (text: string) => style.red(style.bold(text));
+      return [
+        bar,
+        loud(`@  WARNING: THE KEY OF ${name} HAS CHANGED!`),
+        bar,
+        `   pinned:    ${style.bold(event.pinned.map(safe).join(", "))}`,
+        `   presented: ${fingerprint}`,
+        `   ${name} may have made a new key (/keygen, another device), or the server is`,
+        `   handing you a key that is not ${name}'s, to read what you send or to forge messages.`,
+        loud(
+          `   Sealed messages to ${name} are stopped; ${name}'s signed with it are held unread.`,
+        ),
+        `   Compare the presented fingerprint with ${name} by another channel, then accept it:`,
+        `   /trust ${name} ${safe(event.fingerprint)}`,
+      ];
+    }
+    case "accepted":
+      return [
+        `${style.green("✓")} ${name}'s key ${fingerprint} accepted (not verified: you did not ` +
+        "give its fingerprint)",
+      ];
+    case "verified":
+      return [`${style.green("✓")} ${name}'s key ${fingerprint} accepted and marked verified`];
+    default:
+      return unreachable(event.change);
+  }
+}
+
+/** /whois: a user's key and what this client makes of it. */
+function whoisLines(
+  event: Extract<ClientEvent, { type: "whois" }>,
+  style: Style,
+  safe: Escape,
+): string[] {
+  const name = style.user(safe(event.user));
+  if (event.fingerprint === null) {
+    return [
+      `${name}: no key published — messages between you are not sealed` +
+      (event.pinned.length > 0
+        ? style.red(` (yet ${safe(event.user)} had ${event.pinned.map(safe).join(", ")})`)
+        : ""),
+    ];
+  }
+  const key = `${style.bold(safe(event.fingerprint))}${
+    event.bits === null ? "" : ` (RSA-${event.bits})`
+  }`;
+  switch (event.status) {
+    case "own":
+      return [
+        `${name} (you): key ${key}`,
+        event.path === null
+          ? style.red("  its private half is not on this client: /keygen makes one here")
+          : `  private half in ${safe(event.path)}, encrypted with your password`,
+      ];
+    case "none":
+    case "current":
+    case "earlier":
+      return [
+        `${name}: key ${key} · ${
+          event.verified
+            ? style.green("verified ✓")
+            : `pinned, not verified — compare it with ${safe(event.user)}, then /trust ${
+              safe(event.user)
+            } ${safe(event.fingerprint)}`
+        }`,
+      ];
+    case "changed":
+      return [
+        `${name}: key ${key} · ${
+          style.red(
+            `CHANGED from the pinned ${event.pinned.map(safe).join(", ")}: not trusted; ` +
+              `sealed sending stopped until /trust ${safe(event.user)}`,
+          )
+        }`,
+      ];
+    default:
+      return unreachable(event.status);
   }
 }
 

@@ -1,7 +1,8 @@
 // Everything the client reports, as one discriminated union: the display renders it for people,
 // and --json prints it as is, one object a line ({"event": type, ...fields}).
 import type { ByeReason, RequestCode, UserEntry } from "../protocol/messages.ts";
-import type { HandshakeTraceView, RecordTraceView } from "./trace.ts";
+import type { OpenCheck } from "../protocol/sealed.ts";
+import type { HandshakeTraceView, RecordTraceView, SealedTraceView } from "./trace.ts";
 
 /** Where a connection goes: `host:port` as the user gave it. */
 export interface Endpoint {
@@ -14,7 +15,14 @@ export type PinOutcome = "first_contact" | "match" | "replaced";
 
 /** A response to one of the user's requests (PNG keep-alives are not reported). */
 export type AckEvent =
-  | { readonly type: "ack"; readonly request: "SNU"; readonly id: number; readonly user: string }
+  | {
+    readonly type: "ack";
+    readonly request: "SNU";
+    readonly id: number;
+    readonly user: string;
+    /** The key published with the account (§8.1), when one was. */
+    readonly fingerprint?: string;
+  }
   | {
     readonly type: "ack";
     readonly request: "LGN";
@@ -43,6 +51,8 @@ export type AckEvent =
     readonly request: "GUL";
     readonly id: number;
     readonly users: readonly UserEntry[];
+    /** More users exist than the pages fetched hold. */
+    readonly more: boolean;
   }
   | {
     readonly type: "ack";
@@ -52,7 +62,29 @@ export type AckEvent =
     readonly ts: number;
     readonly to: string;
     readonly text: string;
+    /** Sent sealed (§8): the server can neither read nor forge it. */
+    readonly sealed: boolean;
+  }
+  | {
+    readonly type: "ack";
+    readonly request: "KEY";
+    readonly id: number;
+    readonly fingerprint: string;
+    readonly bits: number;
+    /** The encrypted private key file. */
+    readonly path: string;
   };
+
+/** How a contact's key relates to the pins, when it is announced (contacts.ts). */
+export type ContactKeyChange =
+  /** Seen for the first time: pinned. */
+  | "first_use"
+  /** Different from the pin: not trusted, sealed sending stopped, messages held. */
+  | "changed"
+  /** Accepted with /trust. */
+  | "accepted"
+  /** Accepted with /trust and the fingerprint the user compared. */
+  | "verified";
 
 /** What the client was asked or set out to do when an error happened. */
 export type ErrorContext = RequestCode | "command" | "connect" | "connection" | "input";
@@ -101,6 +133,47 @@ export type ClientEvent =
     readonly to: string;
     readonly text: string;
     readonly ts: number;
+    /** It came sealed and passed every check of §8.5: the server could not read or forge it. */
+    readonly sealed: boolean;
+  }
+  | {
+    /** A sealed message that did not open (§8.5): never shown as text. */
+    readonly type: "message_failed";
+    readonly msg: string;
+    readonly from: string;
+    readonly to: string;
+    readonly ts: number;
+    readonly check: OpenCheck;
+    readonly reason: string;
+  }
+  | {
+    /** A sealed message signed with a key of its sender's that is not trusted (yet): kept. */
+    readonly type: "message_held";
+    readonly msg: string;
+    readonly from: string;
+    readonly ts: number;
+    readonly fingerprint: string;
+  }
+  | {
+    readonly type: "contact_key";
+    readonly user: string;
+    readonly fingerprint: string;
+    readonly change: ContactKeyChange;
+    /** The pins this key differs from (when it changed). */
+    readonly pinned: readonly string[];
+    readonly contacts: string;
+  }
+  | {
+    readonly type: "whois";
+    readonly user: string;
+    /** Oneself: the key is one's own, `path` its file. */
+    readonly you: boolean;
+    readonly fingerprint: string | null;
+    readonly bits: number | null;
+    readonly status: "none" | "current" | "earlier" | "changed" | "own";
+    readonly verified: boolean;
+    readonly pinned: readonly string[];
+    readonly path: string | null;
   }
   | { readonly type: "bye"; readonly reason: ByeReason }
   | {
@@ -122,9 +195,13 @@ export type ClientEvent =
     readonly known_hosts: string;
     readonly records: { readonly sent: number; readonly received: number } | null;
     readonly messages_received: number;
+    /** Your key that sealed messages go out with (§8), when this client holds it. */
+    readonly user_key: string | null;
+    readonly require_sealed: boolean;
   }
   | { readonly type: "trace"; readonly handshake: HandshakeTraceView }
   | { readonly type: "trace"; readonly record: RecordTraceView }
+  | { readonly type: "trace"; readonly sealed: SealedTraceView }
   | {
     readonly type: "help";
     readonly commands: readonly { readonly usage: string; readonly summary: string }[];

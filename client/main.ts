@@ -85,7 +85,16 @@ export async function main(args: readonly string[]): Promise<number> {
     input = new PipedInput(Deno.stdin.readable);
     screen = new PlainScreen();
   }
-  const repl = new Repl({ options, crypto: engine, input, screen, style, knownHosts, interactive });
+  const repl = new Repl({
+    options,
+    crypto: engine,
+    input,
+    screen,
+    style,
+    knownHosts,
+    configDir: dir,
+    interactive,
+  });
   try {
     return await repl.run();
   } finally {

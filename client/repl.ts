@@ -1,8 +1,15 @@
 // The REPL: reads command lines, runs them one at a time against the Connection, and shows every
 // event through the display. Knows the user's intent (what a command was for, when it failed);
 // the Connection knows the wire.
-import { type CryptoEngine, fingerprint as keyFingerprint, fromBase64 } from "../crypto/mod.ts";
-import type { Response } from "../protocol/messages.ts";
+import {
+  type CryptoEngine,
+  fingerprint as keyFingerprint,
+  fromBase64,
+  type RsaKeyBits,
+  type RsaPrivateKey,
+  toBase64,
+} from "../crypto/mod.ts";
+import type { Deliver, Response, UserEntry } from "../protocol/messages.ts";
 import type { Options } from "./args.ts";
 import {
   type Command,
@@ -12,15 +19,26 @@ import {
   parseLine,
   secretLines,
 } from "./commands.ts";
-import { Connection, ConnectionError, type PinResult } from "./connection.ts";
+import { accountDir } from "./config.ts";
+import { Connection, ConnectionError, type PinResult, showWithoutKeys } from "./connection.ts";
 import { jsonLine, plural, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
 import { endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
 import type { Style } from "./style.ts";
 import type { LineInput, Screen, Secret } from "./terminal.ts";
+import { Keyring } from "./keyring.ts";
+import { type Outgoing, SealedMessaging, SealingError } from "./sealing.ts";
 
 /** How long the end of input waits for the messages a login said were queued. */
 export const QUEUED_WAIT_MS = 5_000;
+/**
+ * Pages of GUL /users fetches (each at most the server's page, MAX_GUL_PAGE): beyond them it
+ * shows what it has and says that more exist, rather than fill the screen with thousands.
+ */
+export const MAX_USER_PAGES = 10;
+/** Frames of the spinner shown at a terminal while a key is made (plain ASCII: any terminal). */
+const SPINNER = ["|", "/", "-", "\\"] as const;
+const SPINNER_MS = 120;
 
 export interface ReplOptions {
   readonly options: Options;
@@ -30,6 +48,11 @@ export interface ReplOptions {
   readonly screen: Screen;
   readonly style: Style;
   readonly knownHosts: KnownHosts;
+  /**
+   * The config folder: each account's keys, pins and memory of opened envelopes live under it
+   * (§8). Without one nothing is sealed.
+   */
+  readonly configDir?: string;
   /** A person at a terminal: new passwords are asked twice, the prompt shows the state. */
   readonly interactive: boolean;
   readonly now?: () => number;
@@ -57,6 +80,13 @@ export class Repl {
   readonly #sending = new Set<Promise<void>>();
   /** Keys the user checked and accepted in place of a different pin (--accept-key). */
   readonly #acceptedKeys: Set<string>;
+  /**
+   * Sealed messaging of the logged-in account, once its keys are open; set (pending) when a
+   * login starts, so that the messages pushed right after it wait for the keys.
+   */
+  #sealing: Promise<SealedMessaging | undefined> = Promise.resolve(undefined);
+  /** The same, once settled (for the commands that need it now). */
+  #sealed: SealedMessaging | undefined;
 
   constructor(io: ReplOptions) {
     this.#io = io;
@@ -144,12 +174,19 @@ export class Repl {
         this.#usersSeen.add(event.from);
         break;
       case "ack":
-        if (event.request === "GUL") this.#learnUsers(event.users);
+        if (event.request === "GUL") {
+          this.#learnUsers(event.users);
+          this.#sealed?.noteUsers(event.users);
+        }
         if (event.request === "MSG") this.#usersSeen.add(event.to);
         // At a terminal, the names Tab completes are there from the login on (the user's own
         // login waits for them, so that the prompt comes back with them).
         if (event.request === "LGN" && event.relogin && this.#io.interactive) {
           void this.#fetchUsers();
+        }
+        if (event.request === "LGN" && event.relogin && this.#sealed?.ownKeyChecked === false) {
+          const sealing = this.#sealed;
+          void this.#checkOwnKey(sealing);
         }
         break;
     }
@@ -205,7 +242,10 @@ export class Repl {
         return await this.#signUpOrLogIn(command.type, command.user);
       case "logout": {
         const connection = this.#requireConnection("LGO");
-        if (connection) this.#report("LGO", await this.#ask("LGO", () => connection.logout()));
+        if (connection === undefined) return;
+        const response = await this.#ask("LGO", () => connection.logout());
+        this.#report("LGO", response);
+        if (response?.code === "ACK") this.#endSealing();
         return;
       }
       case "passwd":
@@ -230,10 +270,19 @@ export class Repl {
         if (open) await this.#sendMessage(open, command.to, command.text);
         return;
       }
-      case "users": {
-        const connection = this.#requireConnection("GUL");
-        if (connection) {
-          this.#report("GUL", await this.#ask("GUL", () => connection.request({ code: "GUL" })));
+      case "users":
+        return await this.#listUsers();
+      case "keygen":
+        return await this.#keygen(command.bits ?? this.#options.rsaBits);
+      case "whois": {
+        const sealing = this.#requireSealing("GPK");
+        if (sealing) await this.#sealingCommand("GPK", () => sealing.whois(command.user));
+        return;
+      }
+      case "trust": {
+        const sealing = this.#requireSealing("GPK");
+        if (sealing) {
+          await this.#sealingCommand("GPK", () => sealing.trust(command.user, command.fingerprint));
         }
         return;
       }
@@ -258,6 +307,8 @@ export class Repl {
           known_hosts: this.#io.knownHosts.path,
           records: c?.records ?? null,
           messages_received: c?.messagesReceived ?? 0,
+          user_key: this.#sealingOf(c)?.currentKey?.fingerprint ?? null,
+          require_sealed: this.#options.requireSealed,
         });
         return;
       }
@@ -281,20 +332,131 @@ export class Repl {
 
   // ─── Commands ─────────────────────────────────────────────────────────────────────────────
 
-  /** Sends a message (a fresh cid: sent again after a re-login, it is stored once, §4.3). */
+  /**
+   * Sends a message, sealed when both sides have a key (§8.2); a fresh cid: sent again after a
+   * re-login, it is stored once (§4.3). A `stale_key` answer means a key changed since it was
+   * fetched: the keys are fetched again (the recipient's pin checked again) and it is sealed
+   * and sent once more.
+   */
   async #sendMessage(connection: Connection, to: string, text: string): Promise<void> {
-    const response = await this.#ask("MSG", () => connection.sendMessage(to, text));
-    if (response?.code === "ACK" && response.request === "MSG") {
+    try {
+      // Sealing may need the recipient's key: wait for the login being made again, if it is.
+      await connection.loggedIn();
+    } catch (err) {
+      if (!(err instanceof ConnectionError)) throw err;
+      this.#fail("MSG", err.code, err.message);
+      return;
+    }
+    for (let attempt = 1;; attempt++) {
+      let outgoing: Outgoing;
+      try {
+        outgoing = await this.#outgoing(connection, to, text);
+      } catch (err) {
+        if (!(err instanceof SealingError || err instanceof ConnectionError)) throw err;
+        this.#fail("MSG", err.code, err.message);
+        return;
+      }
+      const response = await this.#ask("MSG", () => connection.sendMessage(to, outgoing.content));
+      if (response?.code === "ACK" && response.request === "MSG") {
+        this.show({
+          type: "ack",
+          request: "MSG",
+          id: response.id,
+          msg: response.msg,
+          ts: response.ts,
+          to,
+          text,
+          sealed: outgoing.sealed,
+        });
+        return;
+      }
+      const sealing = this.#sealingOf(connection);
+      if (response?.code === "ERR" && response.error === "stale_key" && sealing && attempt === 1) {
+        const refreshed = await this.#ask("GPK", async () => {
+          await sealing.stale(to);
+          return response;
+        });
+        if (refreshed !== undefined) continue;
+      }
+      this.#report("MSG", response);
+      return;
+    }
+  }
+
+  /** What a message goes out as: sealed if it can be, else text unless --require-sealed. */
+  async #outgoing(connection: Connection, to: string, text: string): Promise<Outgoing> {
+    const sealing = this.#sealingOf(connection);
+    if (sealing) return await sealing.outgoing(to, text, this.#options.requireSealed);
+    if (this.#options.requireSealed) {
+      throw new SealingError(
+        "not_sealed",
+        "this client cannot seal (log in, with a config folder for the keys), and " +
+          "--require-sealed is on",
+      );
+    }
+    return { content: { text }, sealed: false };
+  }
+
+  /** /users: every page of GUL, up to MAX_USER_PAGES (then it says that more exist). */
+  async #listUsers(): Promise<void> {
+    const connection = this.#requireConnection("GUL");
+    if (connection === undefined) return;
+    const users: UserEntry[] = [];
+    let after: string | undefined;
+    let id = 0;
+    for (let page = 1;; page++) {
+      const response = await this.#ask(
+        "GUL",
+        () => connection.request(after === undefined ? { code: "GUL" } : { code: "GUL", after }),
+      );
+      if (response?.code !== "ACK" || response.request !== "GUL") {
+        this.#report("GUL", response);
+        return;
+      }
+      id = response.id;
+      users.push(...response.users);
+      if (response.next === undefined) break;
+      if (page >= MAX_USER_PAGES) {
+        this.show({ type: "ack", request: "GUL", id, users, more: true });
+        return;
+      }
+      after = response.next;
+    }
+    this.show({ type: "ack", request: "GUL", id, users, more: false });
+  }
+
+  /** /keygen: a new key of `bits`, stored encrypted, published with KEY (§8.1). */
+  async #keygen(bits: RsaKeyBits): Promise<void> {
+    const sealing = this.#requireSealing("KEY");
+    if (sealing === undefined) return;
+    const key = await this.#makeKey(bits);
+    const response = await this.#ask("KEY", () => sealing.publish(key));
+    if (response?.code === "ERR") this.#report("KEY", response);
+  }
+
+  /** Makes an RSA key of `bits`, with a spinner at a terminal (a 4096-bit one takes seconds). */
+  async #makeKey(bits: RsaKeyBits): Promise<RsaPrivateKey> {
+    const label = `making your RSA-${bits} key pair`;
+    const { screen, style } = this.#io;
+    if (!this.#io.interactive || this.#options.json || screen.status === undefined) {
+      this.show({ type: "info", message: `${label}…` });
+      return await this.#io.crypto.generateRsaKey(bits);
+    }
+    let frame = 0;
+    const draw = () => screen.status?.(style.dim(`${label} ${SPINNER[frame++ % SPINNER.length]}`));
+    draw();
+    const timer = setInterval(draw, SPINNER_MS);
+    const started = this.#now();
+    try {
+      return await this.#io.crypto.generateRsaKey(bits);
+    } finally {
+      clearInterval(timer);
+      screen.status?.(undefined);
       this.show({
-        type: "ack",
-        request: "MSG",
-        id: response.id,
-        msg: response.msg,
-        ts: response.ts,
-        to,
-        text,
+        type: "info",
+        message: `${label}: done in ${((this.#now() - started) / 1000).toFixed(1)} s`,
       });
-    } else this.#report("MSG", response);
+    }
   }
 
   /**
@@ -311,6 +473,7 @@ export class Repl {
     if (current) {
       const user = current.user;
       await current.close(`switching to ${endpoint.host}:${endpoint.port}`);
+      this.#endSealing();
       if (user !== undefined) {
         const was = `${current.endpoint.host}:${current.endpoint.port}`;
         this.show({
@@ -321,12 +484,13 @@ export class Repl {
       }
     }
     this.#endpoint = endpoint;
-    const connection = new Connection({
+    const connection: Connection = new Connection({
       endpoint,
       group: this.#options.group,
       crypto: this.#io.crypto,
       events: (event) => this.show(event),
       pin: (fingerprint, automatic) => this.#checkPin(endpoint, fingerprint, automatic),
+      deliver: (message) => this.#deliver(connection, message),
     });
     connection.tracing = this.#tracing;
     this.#connection = connection;
@@ -360,17 +524,189 @@ export class Repl {
     );
     if (password === undefined) return;
     this.#usersSeen.add(user);
-    const response = await this.#ask(
-      code,
-      () =>
-        kind === "signup"
-          ? connection.request({ code: "SNU", user, password })
-          : connection.login(user, password),
-    );
-    this.#report(code, response);
-    if (response?.code === "ACK" && response.request === "LGN" && this.#io.interactive) {
-      await this.#fetchUsers();
+    if (kind === "signup") {
+      await this.#signUp(connection, user, password);
+      return;
     }
+    // Messages pushed right after the login wait for the account's keys (see #deliver); a
+    // login that fails leaves the session before it, and its keys, as they were.
+    const previous = this.#sealed;
+    let opened: (sealing: SealedMessaging | undefined) => void = () => {};
+    this.#sealing = new Promise((resolve) => opened = resolve);
+    try {
+      const response = await this.#ask("LGN", () => connection.login(user, password));
+      this.#report("LGN", response);
+      if (response?.code !== "ACK" || response.request !== "LGN") {
+        opened(previous);
+        return;
+      }
+      previous?.dispose();
+      this.#sealed = undefined;
+      const sealing = await this.#openSealing(connection, user, password);
+      this.#sealed = sealing;
+      opened(sealing);
+      if (sealing) await this.#checkOwnKey(sealing);
+      if (this.#io.interactive) await this.#fetchUsers();
+    } finally {
+      opened(undefined);
+    }
+  }
+
+  /**
+   * SNU with a fresh key (§8.1): made first (a spinner at a terminal), stored encrypted with
+   * the password in the account's folder, published with the account; forgotten again if the
+   * sign-up fails.
+   */
+  async #signUp(connection: Connection, user: string, password: string): Promise<void> {
+    const dir = this.#accountDir(connection, user);
+    if (dir === undefined) {
+      this.#report(
+        "SNU",
+        await this.#ask("SNU", () => connection.request({ code: "SNU", user, password })),
+      );
+      return;
+    }
+    const key = await this.#makeKey(this.#options.rsaBits);
+    const { keyring } = await Keyring.open(dir, password, this.#io.crypto);
+    const own = await keyring.add(key, password);
+    try {
+      const response = await this.#ask(
+        "SNU",
+        () =>
+          connection.request({ code: "SNU", user, password, key: toBase64(key.publicKey.spkiDer) }),
+      );
+      if (response?.code !== "ACK" || response.request !== "SNU") {
+        await keyring.remove(own);
+        this.#report("SNU", response);
+        return;
+      }
+      if (response.fingerprint !== own.fingerprint) {
+        this.#fail(
+          "SNU",
+          "bad_key",
+          `the server published ${response.fingerprint ?? "no key"} for you, not your key ` +
+            `${own.fingerprint}; /login, then /keygen`,
+        );
+      }
+      this.show({
+        type: "ack",
+        request: "SNU",
+        id: response.id,
+        user: response.user,
+        fingerprint: own.fingerprint,
+      });
+      this.show({
+        type: "info",
+        message: `your private key is in ${own.path}, encrypted with your password`,
+      });
+    } finally {
+      keyring.dispose();
+    }
+  }
+
+  /**
+   * Which of the account's keys the server publishes (one is made for an account without).
+   * A lost connection is no failure of the login: the check runs again at the re-login.
+   */
+  async #checkOwnKey(sealing: SealedMessaging): Promise<void> {
+    try {
+      const published = await sealing.checkOwnKey(() => this.#makeKey(this.#options.rsaBits));
+      if (published?.code === "ERR") this.#report("KEY", published);
+    } catch (err) {
+      if (!(err instanceof ConnectionError || err instanceof SealingError)) throw err;
+      this.show({
+        type: "warning",
+        message: `your key could not be checked (${err.message}); messages go out unsealed ` +
+          "until it is, at the next login",
+      });
+    }
+  }
+
+  /** The account's sealed messaging, its keys opened with `password`; undefined if it cannot. */
+  async #openSealing(
+    connection: Connection,
+    user: string,
+    password: string,
+  ): Promise<SealedMessaging | undefined> {
+    const dir = this.#accountDir(connection, user);
+    if (dir === undefined) {
+      this.#warnOnce("no config folder for your keys (set HYBRID_HOME): messages go unsealed");
+      return undefined;
+    }
+    try {
+      return await SealedMessaging.open({
+        crypto: this.#io.crypto,
+        user,
+        password,
+        dir,
+        request: (body) => connection.request(body),
+        events: (event) => this.show(event),
+        tracing: () => this.#tracing,
+      });
+    } catch (err) {
+      this.#fail("LGN", "keys", `cannot read your keys in ${dir}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  #accountDir(connection: Connection, user: string): string | undefined {
+    const dir = this.#io.configDir;
+    if (dir === undefined) return undefined;
+    return accountDir(dir, connection.endpoint.host, connection.endpoint.port, user);
+  }
+
+  /** The sealed messaging of `connection`'s logged-in user, if it is the one open. */
+  #sealingOf(connection: Connection | undefined): SealedMessaging | undefined {
+    const sealed = this.#sealed;
+    return sealed !== undefined && connection === this.#connection &&
+        connection?.user === sealed.user
+      ? sealed
+      : undefined;
+  }
+
+  /** The open sealed messaging, or reports why a command needing it cannot run. */
+  #requireSealing(context: ErrorContext): SealedMessaging | undefined {
+    const connection = this.#requireConnection(context);
+    if (connection === undefined) return undefined;
+    const sealing = this.#sealingOf(connection);
+    if (sealing === undefined) {
+      this.#fail(
+        context,
+        "not_authenticated",
+        connection.user === undefined ? "log in first" : "your keys are not available here",
+      );
+    }
+    return sealing;
+  }
+
+  /** Runs a /whois or /trust; its refusals and a lost connection are the command's failure. */
+  async #sealingCommand(context: ErrorContext, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      if (!(err instanceof SealingError || err instanceof ConnectionError)) throw err;
+      this.#fail(context, err.code, err.message);
+    }
+  }
+
+  /** Forgets the account's keys (logged out, or another login). */
+  #endSealing(): void {
+    this.#sealed?.dispose();
+    this.#sealed = undefined;
+    this.#sealing = Promise.resolve(undefined);
+  }
+
+  /**
+   * Shows one DLV of `connection`: through the account's sealed messaging once its keys are
+   * open (a sealed message is opened, §8.5); without it, a sealed message cannot be opened.
+   */
+  async #deliver(connection: Connection, message: Deliver): Promise<boolean> {
+    const sealing = await this.#sealing;
+    if (sealing !== undefined && this.#sealingOf(connection) === sealing) {
+      return await sealing.receive(message);
+    }
+    showWithoutKeys(message, (event) => this.show(event));
+    return true;
   }
 
   async #changePassword(): Promise<void> {
@@ -384,7 +720,13 @@ export class Repl {
     if (old === undefined) return;
     const next = await this.#readPassword("new password: ", true, "CPW");
     if (next === undefined) return;
-    this.#report("CPW", await this.#ask("CPW", () => connection.changePassword(old, next)));
+    const response = await this.#ask("CPW", () => connection.changePassword(old, next));
+    this.#report("CPW", response);
+    const sealing = this.#sealingOf(connection);
+    if (response?.code === "ACK" && sealing) {
+      await sealing.passwordChanged(next);
+      this.show({ type: "info", message: "your key files are encrypted with the new password" });
+    }
   }
 
   async #serverKey(): Promise<void> {
@@ -506,10 +848,10 @@ export class Repl {
   }
 
   /** Runs a request; a ConnectionError becomes a reported failure and undefined. */
-  async #ask(
+  async #ask<T>(
     context: ErrorContext,
-    request: () => Promise<Response>,
-  ): Promise<Response | undefined> {
+    request: () => Promise<T>,
+  ): Promise<T | undefined> {
     try {
       return await request();
     } catch (err) {
@@ -550,7 +892,13 @@ export class Repl {
         this.show({ type: "ack", request: "SNU", id: response.id, user: response.user });
         return;
       case "GUL":
-        this.show({ type: "ack", request: "GUL", id: response.id, users: response.users });
+        this.show({
+          type: "ack",
+          request: "GUL",
+          id: response.id,
+          users: response.users,
+          more: response.next !== undefined,
+        });
         return;
       case "LGO":
       case "CPW":

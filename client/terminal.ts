@@ -39,6 +39,11 @@ export interface Screen {
   print(lines: readonly string[]): void;
   /** Sets the prompt shown while waiting for a line (terminal only), redrawn unless told not to. */
   setPrompt(prompt: string, redraw?: boolean): void;
+  /**
+   * A one-line status while a command runs (a spinner), drawn over in place, output printed
+   * above it; undefined clears it. Terminals only: elsewhere there is none.
+   */
+  status?(text: string | undefined): void;
 }
 
 const encoder = new TextEncoder();
@@ -197,6 +202,8 @@ export class Terminal implements LineInput, Screen {
   #prompt: string;
   /** The input row is on the screen (someone is waiting for input). */
   #shown = false;
+  /** The status line on the screen while a command runs, if any. */
+  #status: string | undefined;
   #ended = false;
   #closed = false;
   /** Ctrl-C on an empty line once: a second one quits. */
@@ -240,7 +247,16 @@ export class Terminal implements LineInput, Screen {
   print(lines: readonly string[]): void {
     if (lines.length === 0) return;
     const text = lines.join("\n") + "\n";
-    this.#io.write(this.#shown ? `\r\x1b[K${text}${this.#row()}` : text);
+    if (this.#shown) this.#io.write(`\r\x1b[K${text}${this.#row()}`);
+    else if (this.#status !== undefined) this.#io.write(`\r\x1b[K${text}\r${this.#status}\x1b[K`);
+    else this.#io.write(text);
+  }
+
+  status(text: string | undefined): void {
+    // The row belongs to the line being read, if one is: a status waits for its command.
+    if (this.#closed || this.#shown) return;
+    this.#status = text;
+    this.#io.write(text === undefined ? "\r\x1b[K" : `\r${text}\x1b[K`);
   }
 
   setPrompt(prompt: string, redraw = true): void {
@@ -443,6 +459,7 @@ export class Terminal implements LineInput, Screen {
   }
 
   #showRow(): void {
+    this.#status = undefined;
     this.#io.write(this.#row());
     this.#shown = true;
   }

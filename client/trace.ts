@@ -1,7 +1,9 @@
-// The educational trace (--trace, /trace on): the §2 handshake step by step and every §3 record,
-// as plain data for --json and as aligned lines for people. Keys never appear, only short ids.
-import { type KexGroup, kexGroupByName, toHex } from "../crypto/mod.ts";
+// The educational trace (--trace, /trace on): the §2 handshake step by step, every §3 record, and
+// each step of sealing and opening a §8 message, as plain data for --json and as aligned lines
+// for people. Keys never appear, only short ids and fingerprints.
+import { fingerprintOfKid, fromHex, type KexGroup, kexGroupByName, toHex } from "../crypto/mod.ts";
 import type { HandshakeTrace } from "../protocol/handshake.ts";
+import { OPEN_CHECKS, type OpenCheck, type SealedTrace } from "../protocol/sealed.ts";
 import type { RecordTrace } from "../protocol/session.ts";
 import { escapeControl } from "./escape.ts";
 import type { Style } from "./style.ts";
@@ -306,4 +308,195 @@ export function formatRecordTrace(view: RecordTraceView, style: Style): string {
 
 function unreachable(value: never): never {
   throw new TypeError(`unhandled trace ${JSON.stringify(value)}`);
+}
+
+/** A step of sealing (§8.3) or a check of opening (§8.5), as JSON-ready data. */
+export type SealedTraceView =
+  & {
+    readonly direction: "seal" | "open";
+    /** The other user: the recipient when sealing, the sender when opening. */
+    readonly peer: string;
+  }
+  & (
+    | { readonly step: "message_key"; readonly bytes: number }
+    | {
+      readonly step: "wrap";
+      readonly recipient_fingerprint: string;
+      readonly bits: number;
+      readonly wrapped_bytes: number;
+    }
+    | {
+      readonly step: "encrypt";
+      readonly inner_bytes: number;
+      readonly iv: string;
+      readonly ct_bytes: number;
+    }
+    | { readonly step: "mac"; readonly body_bytes: number; readonly tag_head: string }
+    | {
+      readonly step: "sign";
+      readonly sender_fingerprint: string;
+      readonly bits: number;
+      readonly signed_bytes: number;
+      readonly sig_bytes: number;
+    }
+    | { readonly step: "sealed"; readonly envelope_bytes: number; readonly chars: number }
+    | {
+      readonly step: "check";
+      readonly check: OpenCheck;
+      readonly ok: boolean;
+      readonly detail: string;
+    }
+  );
+
+/** The view of one sealing or opening step. */
+export function sealedView(
+  direction: "seal" | "open",
+  peer: string,
+  event: SealedTrace,
+): SealedTraceView {
+  const head = { direction, peer };
+  switch (event.step) {
+    case "message_key":
+      return { ...head, step: event.step, bytes: event.bytes };
+    case "wrap":
+      return {
+        ...head,
+        step: event.step,
+        recipient_fingerprint: fingerprintOfKid(fromHex(event.recipientKid)),
+        bits: event.bits,
+        wrapped_bytes: event.wrappedBytes,
+      };
+    case "encrypt":
+      return {
+        ...head,
+        step: event.step,
+        inner_bytes: event.innerBytes,
+        iv: event.iv,
+        ct_bytes: event.ctBytes,
+      };
+    case "mac":
+      return { ...head, step: event.step, body_bytes: event.bodyBytes, tag_head: event.tagHead };
+    case "sign":
+      return {
+        ...head,
+        step: event.step,
+        sender_fingerprint: fingerprintOfKid(fromHex(event.senderKid)),
+        bits: event.bits,
+        signed_bytes: event.signedBytes,
+        sig_bytes: event.sigBytes,
+      };
+    case "sealed":
+      return { ...head, step: event.step, envelope_bytes: event.envelopeBytes, chars: event.chars };
+    case "check":
+      return { ...head, step: event.step, check: event.check, ok: event.ok, detail: event.detail };
+    default:
+      return unreachable(event);
+  }
+}
+
+/** What each check of §8.5 protects against, said once beside its result. */
+const CHECK_WHY: Readonly<Record<OpenCheck, string>> = {
+  layout: "the envelope's fields and lengths, exactly",
+  recipient_key: "sealed to a key of yours (current or kept)",
+  sender_key: "a key the sender published, as pinned here",
+  signature: "the sender signed it, for you: no re-attribution, no re-routing",
+  unwrap: "only your private key opens the message key",
+  tag: "the body is as the sender made it",
+  inner: 'AES-256-CBC back to {"text": …}',
+  replay: "not an old envelope delivered again",
+};
+
+/**
+ * Lines for one step of sealing or opening, in the handshake trace's style: what each step
+ * computes and what it protects, with sizes and public values only (never K or the text).
+ */
+export function formatSealedTrace(view: SealedTraceView, style: Style): string[] {
+  const gutter = style.dim("│ ");
+  const ok = style.green("✓");
+  const row = (mark: string, label: string, text: string) =>
+    `${gutter}${mark} ${style.bold(label.padEnd(LABEL_WIDTH))}${text}`;
+  const detail = (text: string) => `${gutter}    ${" ".repeat(LABEL_WIDTH - 2)}${style.dim(text)}`;
+  const peer = escapeControl(view.peer, style.escape);
+  switch (view.step) {
+    case "message_key":
+      return [
+        `${style.dim("┌─")} ${style.bold(`sealing for ${peer}`)} ${style.dim("HSP/1 §8.3")}`,
+        row(ok, "message key K", `${view.bytes} fresh random bytes, for this message only`),
+        detail("K = enc_key (AES-256) || mac_key (HMAC-SHA-256); never shown, wiped after use"),
+      ];
+    case "wrap":
+      return [
+        row(
+          ok,
+          "key wrap",
+          `RSA-OAEP-SHA-256(${peer}'s RSA-${view.bits} key, K) → ${view.wrapped_bytes} bytes`,
+        ),
+        detail(`to ${view.recipient_fingerprint}: only ${peer}'s private key recovers K`),
+      ];
+    case "encrypt":
+      return [
+        row(
+          ok,
+          "AES-256-CBC",
+          `{"text": …} ${view.inner_bytes} bytes, padded → ${view.ct_bytes} bytes of ciphertext`,
+        ),
+        detail(`under enc_key, IV ${view.iv.slice(0, 16)}… (16 fresh bytes)`),
+      ];
+    case "mac":
+      return [
+        row(ok, "HMAC-SHA-256", `tag = HMAC(mac_key, body) = ${view.tag_head}…`),
+        detail(`body: "HSE" 1 kids wrapped IV ct, ${view.body_bytes} bytes`),
+      ];
+    case "sign":
+      return [
+        row(
+          ok,
+          "signature",
+          `RSA-PSS-SHA-256 by your RSA-${view.bits} key → ${view.sig_bytes} bytes`,
+        ),
+        detail(
+          `over "HSP/1 sealed message", your name, ${peer}, body and tag (${view.signed_bytes} ` +
+            "bytes)",
+        ),
+      ];
+    case "sealed":
+      return [
+        `${style.dim("└─")} ${
+          style.dim(
+            `envelope ${view.envelope_bytes} bytes = ${view.chars} base64 characters: the ` +
+              "server carries it, cannot read or forge it",
+          )
+        }`,
+      ];
+    case "check": {
+      const number = OPEN_CHECKS.indexOf(view.check) + 1;
+      const lines: string[] = [];
+      if (view.check === "layout") {
+        lines.push(
+          `${style.dim("┌─")} ${style.bold(`opening from ${peer}`)} ${
+            style.dim("HSP/1 §8.5, each check in turn")
+          }`,
+        );
+      }
+      const text = escapeControl(view.detail, style.escape);
+      lines.push(
+        row(
+          view.ok ? ok : style.red("✗"),
+          `${number} ${view.check}`,
+          view.ok ? text : style.red(text),
+        ),
+        detail(CHECK_WHY[view.check]),
+      );
+      if (!view.ok) {
+        lines.push(
+          `${style.dim("└─")} ${style.red(`refused at ${view.check}: not shown as text`)}`,
+        );
+      } else if (view.check === "replay") {
+        lines.push(`${style.dim("└─")} ${style.dim("opened")}`);
+      }
+      return lines;
+    }
+    default:
+      return unreachable(view);
+  }
 }

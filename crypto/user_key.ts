@@ -1,6 +1,6 @@
 // Users' own RSA keys (PROTOCOL §8.1): a published key as the server checks and names it.
 import { sha256 } from "@noble/hashes/sha2.js";
-import { fromBase64, toBase64 } from "./bytes.ts";
+import { fromBase64 } from "./bytes.ts";
 import { type CryptoEngine, KeyError } from "./engine.ts";
 import { parseUserKey } from "./rsa.ts";
 
@@ -16,7 +16,8 @@ export interface UserKey {
 
 /** "SHA256:" and the unpadded base64 of a kid: the fingerprint of §6 and §8.1. */
 export function fingerprintOfKid(kid: Uint8Array): string {
-  return "SHA256:" + toBase64(kid).replace(/=+$/, "");
+  // The platform's encoder: the server names two kids per sealed message it accepts (§8.4).
+  return "SHA256:" + kid.toBase64({ omitPadding: true });
 }
 
 /**

@@ -2,6 +2,7 @@
 // Parsing never throws: a bad client message becomes the ERR to answer it with, a bad server
 // message becomes a reason to close.
 
+import { isPaddedBase64 } from "./envelope.ts";
 import {
   MAX_CID_CHARS,
   MAX_ERROR_MESSAGE_CHARS,
@@ -911,15 +912,9 @@ function isText(value: unknown): value is string {
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-/** Standard base64 with its padding exactly right (§8.1, §8.3). */
-const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 function isFingerprint(value: unknown): value is string {
   return typeof value === "string" && FINGERPRINT_PATTERN.test(value);
-}
-
-function isPaddedBase64(value: string): boolean {
-  return PADDED_BASE64.test(value);
 }
 
 function isSealed(value: unknown): value is string {

@@ -1,5 +1,11 @@
 // Loads the protocol's vector files (tests/vectors/, copied from shared/protocol/vectors/).
-import { type CryptoEngine, fromHex, identityFromPem, type ServerIdentity } from "../crypto/mod.ts";
+import {
+  type CryptoEngine,
+  fromBase64,
+  fromHex,
+  identityFromPem,
+  type ServerIdentity,
+} from "../crypto/mod.ts";
 import { portableCrypto } from "../crypto/portable.ts";
 
 const dir = new URL("./vectors/", import.meta.url);
@@ -132,3 +138,58 @@ export const recordKeys = {
   enc: fromHex(recordVectors.enc_key),
   mac: fromHex(recordVectors.mac_key),
 };
+
+/** A sealed message of sealed.json (§8): every byte reproducible from K, IV and the keys. */
+export interface SealedCaseVector {
+  name: string;
+  from: string;
+  to: string;
+  text: string;
+  inner_plaintext: string;
+  k: string;
+  enc_key: string;
+  mac_key: string;
+  iv: string;
+  oaep_seed: string;
+  pss_salt: string;
+  sender_kid: string;
+  recipient_kid: string;
+  wrapped: string;
+  ciphertext: string;
+  tag: string;
+  signed_message: string;
+  signature: string;
+  envelope: string;
+  sealed_b64: string;
+}
+
+/** An envelope the recipient must refuse, and the §8.5 check that refuses it. */
+export interface SealedNegativeVector {
+  name: string;
+  check: string;
+  envelope: string;
+  from: string;
+  to: string;
+  /** Whose key the DLV's `from` published (the sender lookup), and the recipient's own key. */
+  sender_key: string;
+  recipient_key: string;
+  refused_because: string;
+}
+
+export type TestUser = "alice" | "bob" | "carol";
+
+export const sealedVectors = JSON.parse(
+  Deno.readTextFileSync(new URL("sealed.json", dir)),
+) as {
+  signature_context: string;
+  keys: Record<TestUser, { spki: string; kid: string; fingerprint: string }>;
+  cases: SealedCaseVector[];
+  negatives: SealedNegativeVector[];
+  invalid_user_keys: { name: string; spki: string; refused_because: string }[];
+};
+
+/** The PKCS#8 DER of a test user's key (alice 2048, bob 3072, carol 2048 bits): never deploy. */
+export function userTestKeyDer(user: TestUser): Uint8Array {
+  const pem = Deno.readTextFileSync(new URL(`${user}_test_key.pem`, dir));
+  return fromBase64(pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""));
+}

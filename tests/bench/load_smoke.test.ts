@@ -38,6 +38,9 @@ Deno.test("bench/load.ts --json reports every required figure as a finite number
       "2",
       "--rate",
       "500",
+      "--sealed",
+      "--sealed-bits",
+      "2048",
       "--json",
     ],
     stdin: "null",
@@ -80,6 +83,23 @@ Deno.test("bench/load.ts --json reports every required figure as a finite number
     assert.ok(Number.isFinite(figures.server_cpu_ms_per_handshake), group);
     assert.equal(figures.failed, 0, group);
   }
+  // --sealed: sealed messages beside texts, each phase moving messages, none refused.
+  const sealed = report.sealed as Record<string, unknown>;
+  for (
+    const key of [
+      "text_per_s",
+      "sealed_per_s",
+      "same_wire_text_per_s",
+      "cpu_ratio_sealed_to_text",
+      "cpu_ratio_sealed_to_same_wire_text",
+    ]
+  ) {
+    assert.ok(
+      typeof sealed[key] === "number" && (sealed[key] as number) > 0,
+      `sealed.${key} is ${sealed[key]}`,
+    );
+  }
+  assert.deepEqual(sealed.errors, { text: {}, sealed: {}, same_wire: {} });
   assert.deepEqual(report.errors, {
     server_saturation: {},
     server_latency: {},

@@ -134,8 +134,11 @@ export class TestServer implements AsyncDisposable {
     this.#stderr = new Response(child.stderr).text();
   }
 
-  /** Starts server/main.ts with its log in `dir`, on `port` (0: any), fast password hashing. */
-  static async start(dir: string, port = 0): Promise<TestServer> {
+  /**
+   * Starts server/main.ts with its log in `dir`, on `port` (0: any), fast password hashing,
+   * and `extra` flags.
+   */
+  static async start(dir: string, port = 0, ...extra: string[]): Promise<TestServer> {
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -148,6 +151,7 @@ export class TestServer implements AsyncDisposable {
         "--log",
         `${dir}/events.log`,
         "--insecure-fast-hash",
+        ...extra,
       ],
       stdin: "null",
       stdout: "piped",

@@ -338,11 +338,11 @@ Deno.test("while reconnecting, messages wait for the re-login, at most MAX_QUEUE
   assert.ok(connection.queues);
   const waiting = Array.from(
     { length: MAX_QUEUED_MESSAGES },
-    (_, i) => connection.sendMessage("bob", `m${i}`),
+    (_, i) => connection.sendMessage("bob", { text: `m${i}` }),
   );
   assert.equal(connection.queuedMessages, MAX_QUEUED_MESSAGES);
   await assert.rejects(
-    connection.sendMessage("bob", "one too many"),
+    connection.sendMessage("bob", { text: "one too many" }),
     (e) => e instanceof ConnectionError && e.code === "queue_full",
   );
   await connection.close();
@@ -373,7 +373,7 @@ Deno.test("a MSG whose connection drops before its ACK is sent again with the sa
   const { connection, server: nth, event } = t;
   const first = await openLoggedIn(t);
 
-  const sending = connection.sendMessage("bob", "hello bob");
+  const sending = connection.sendMessage("bob", { text: "hello bob" });
   const msg = await first.request("MSG");
   assert.ok(msg.cid !== undefined && msg.cid.length > 0, "every MSG carries a cid");
   first.transport.close(); // gone before the ACK
@@ -400,7 +400,7 @@ Deno.test("a MSG lost with the connection fails when no re-login can follow (nev
   const { connection, server: nth } = setup();
   await connection.open();
   const first = await nth(0);
-  const sending = connection.sendMessage("bob", "hello bob");
+  const sending = connection.sendMessage("bob", { text: "hello bob" });
   await first.request("MSG");
   first.transport.close();
   await assert.rejects(

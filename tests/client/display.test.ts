@@ -37,14 +37,26 @@ Deno.test("a received message shows time, sender and text, newlines as indented 
     to: "alice",
     text: "first\n\x1b[2Jsecond",
     ts,
+    sealed: false,
   });
-  assert.deepEqual(lines, [`${formatTime(ts, plain.now)} bob: first`, "         │ \\x1b[2Jsecond"]);
+  assert.deepEqual(lines, [
+    `${formatTime(ts, plain.now)} [not sealed] bob: first`,
+    "         │ \\x1b[2Jsecond",
+  ]);
 });
 
 Deno.test("with colors on, no escape sequence of the peer's survives, and escapes are marked", () => {
   const hostile = "\x1b]0;title\x07 \u009b31m \x1b[31m";
   const events: ClientEvent[] = [
-    { type: "message", msg: "m", from: "bob", to: "alice", text: hostile, ts: plain.now },
+    {
+      type: "message",
+      msg: "m",
+      from: "bob",
+      to: "alice",
+      text: hostile,
+      ts: plain.now,
+      sealed: true,
+    },
     { type: "error", context: "LGN", code: "internal", message: hostile },
     { type: "disconnected", host: "h\x1b[1m", port: 1, reason: hostile, reconnect: true },
     { type: "info", message: hostile },
@@ -141,15 +153,18 @@ Deno.test("a reconnect to a key other than the session's is a loud warning that 
   assert.match(text, /Not reconnecting, and your password was not sent/);
 });
 
-Deno.test("the user list marks who is online", () => {
+Deno.test("the user list marks who is online and who has no key, and says when more exist", () => {
+  const users = [
+    { user: "alice", online: true, fingerprint: "SHA256:" + "A".repeat(43) },
+    { user: "bob", online: false },
+  ];
   assert.deepEqual(
-    render({
-      type: "ack",
-      request: "GUL",
-      id: 3,
-      users: [{ user: "alice", online: true }, { user: "bob", online: false }],
-    }),
-    ["users (1 online of 2): ● alice  ○ bob"],
+    render({ type: "ack", request: "GUL", id: 3, users, more: false }),
+    ["users (1 online of 2): ● alice  ○ bob (no key)"],
+  );
+  assert.deepEqual(
+    render({ type: "ack", request: "GUL", id: 3, users, more: true }),
+    ["users (1 online of 2, and more: /users shows the first 2): ● alice  ○ bob (no key)"],
   );
 });
 

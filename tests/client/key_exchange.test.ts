@@ -122,6 +122,8 @@ Deno.test("/key and /status name the key exchange", () => {
     known_hosts: "/tmp/kh",
     records: null,
     messages_received: 0,
+    user_key: null,
+    require_sealed: false,
   }, context).join("\n");
   assert.match(status, /server +127\.0\.0\.1:5002 · open · x25519mlkem768/);
 });

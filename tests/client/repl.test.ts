@@ -9,9 +9,11 @@ Deno.test("two clients sign up, log in, and exchange messages both ways", async 
   await using alice = client(server.port, `${dir.path}/alice`, "--json");
   await using bob = client(server.port, `${dir.path}/bob`, "--json");
 
-  await alice.send("/signup alice", passwordOf("alice"), "/signup bob", passwordOf("bob"));
-  await alice.event("ack", { request: "SNU", user: "alice" });
-  await alice.event("ack", { request: "SNU", user: "bob" });
+  // Each signs up on their own client, which makes their key pair and keeps it (§8.1).
+  await alice.send("/signup alice", passwordOf("alice"));
+  await bob.send("/signup bob", passwordOf("bob"));
+  const aliceKey = await alice.event("ack", { request: "SNU", user: "alice" });
+  const bobKey = await bob.event("ack", { request: "SNU", user: "bob" });
   await alice.send("/login alice", passwordOf("alice"));
   await alice.event("ack", { request: "LGN", user: "alice", queued: 0 });
   await bob.send("/login bob", passwordOf("bob"));
@@ -19,14 +21,19 @@ Deno.test("two clients sign up, log in, and exchange messages both ways", async 
 
   await alice.send("/msg bob hello bob", "/users");
   const sent = await alice.event("ack", { request: "MSG", to: "bob", text: "hello bob" });
+  assert.equal(sent.sealed, true);
   const users = await alice.event("ack", { request: "GUL" });
-  assert.deepEqual(users.users, [{ user: "alice", online: true }, { user: "bob", online: true }]);
+  assert.deepEqual(users.users, [
+    { user: "alice", online: true, fingerprint: aliceKey.fingerprint },
+    { user: "bob", online: true, fingerprint: bobKey.fingerprint },
+  ]);
   const received = await bob.event("message", { from: "alice", to: "bob", text: "hello bob" });
   assert.equal(received.msg, sent.msg);
   assert.equal(received.ts, sent.ts);
+  assert.equal(received.sealed, true);
 
   await bob.send("@alice   hi alice, two spaces  inside");
-  await alice.event("message", { from: "bob", text: "hi alice, two spaces  inside" });
+  await alice.event("message", { from: "bob", text: "hi alice, two spaces  inside", sealed: true });
 
   assert.equal(await alice.finish(), 0);
   assert.equal(await bob.finish(), 0);
@@ -141,7 +148,7 @@ Deno.test("control characters and terminal escape sequences in received text are
   const shown = await alice.line("mallory:");
   assert.equal(
     shown.replace(/^\S+ /, ""),
-    "mallory: red \\x1b[31mALERT\\x1b[0m title \\x1b]0;pwned\\x07 csi \\u009b2J bidi " +
+    "[not sealed] mallory: red \\x1b[31mALERT\\x1b[0m title \\x1b]0;pwned\\x07 csi \\u009b2J bidi " +
       "\\u202etxt.exe bell \\x07 back \\x08\\x08 cr \\r fake second line",
   );
   assert.equal(await alice.finish(), 0);
@@ -238,7 +245,8 @@ Deno.test("a script can run every command: key, status, trace, passwd, logout, d
     { ...sent.record as Record<string, unknown>, iv: "" },
     {
       direction: "send",
-      seq: 2,
+      // LGN, then the GPK of one's own key after it (§8.1), then GSR.
+      seq: 3,
       code: "GUL",
       plaintext_bytes: 11,
       iv: "",

@@ -146,3 +146,26 @@ Deno.test({
     assert.ok(!c.stdout.raw.includes("hunter2-pasted"), "the pasted lines were not shown");
   },
 });
+
+Deno.test({
+  name: "at a terminal /signup shows a spinner while the key pair is made, then the key",
+  ignore: !HAS_SCRIPT,
+  async fn() {
+    await using dir = await tempDir();
+    await using server = await TestServer.start(dir.path);
+    await using c = terminalClient(server.port, `${dir.path}/home`, "--rsa-bits", "2048");
+    await c.stdout.text("(not logged in)@127.0.0.1");
+    await c.type("/signup carol\r");
+    await c.stdout.text("new password for carol: ");
+    await c.type(passwordOf("carol") + "\r");
+    await c.stdout.text("again, to be sure: ");
+    await c.type(passwordOf("carol") + "\r");
+    // The spinner runs in the prompt's row, its first frame drawn at once.
+    await c.stdout.text("making your RSA-2048 key pair |");
+    await c.stdout.text("making your RSA-2048 key pair: done in ");
+    await c.stdout.text("signed up as carol");
+    await c.stdout.text("is published with the account");
+    await c.type("\x04");
+    assert.equal(await c.finish(), 0);
+  },
+});

@@ -8,6 +8,7 @@ import { clientHandshake } from "../../protocol/session.ts";
 import { startServer } from "../server/_harness.ts";
 import { testIdentity } from "../_vectors.ts";
 import { portableCrypto } from "../_engines.ts";
+import { endPeer, lineReader, missingPython } from "./_python.ts";
 
 const PEER = new URL("./hsp_peer.py", import.meta.url).pathname;
 const KEY = new URL("../vectors/server_test_key.pem", import.meta.url).pathname;
@@ -15,42 +16,10 @@ const GROUPS = ["x25519", "x25519mlkem768"] as const;
 /** The peer's whole run; past this it hangs. */
 const PEER_TIMEOUT_MS = 30_000;
 
-/** Why the peer cannot run here, or "" when python3 has pyca/cryptography with ML-KEM. */
-function missingPeer(): string {
-  try {
-    const probe = new Deno.Command("python3", {
-      args: ["-c", "from cryptography.hazmat.primitives.asymmetric import mlkem, x25519"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return probe.success
-      ? ""
-      : "python3 has no pyca/cryptography with ML-KEM (version 46 or later)";
-  } catch {
-    return "no python3";
-  }
-}
-
-/** Reads stdout line by line as the peer writes it. */
-function lineReader(stream: ReadableStream<Uint8Array>) {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
-  return {
-    async next(): Promise<string> {
-      while (!buffered.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) return buffered;
-        buffered += value;
-      }
-      const line = buffered.slice(0, buffered.indexOf("\n"));
-      buffered = buffered.slice(line.length + 1);
-      return line;
-    },
-    cancel: () => reader.cancel(),
-  };
-}
-
-const missing = missingPeer();
+const missing = missingPython(
+  "from cryptography.hazmat.primitives.asymmetric import mlkem, x25519",
+  "pyca/cryptography with ML-KEM (version 46 or later)",
+);
 if (missing) console.error(`interop tests ignored: ${missing}`);
 
 for (const name of GROUPS) {
@@ -113,12 +82,7 @@ for (const name of GROUPS) {
         const status = await peer.status;
         assert.equal(status.code, 0, await stderr);
       } finally {
-        await lines.cancel().catch(() => {});
-        await stderr;
-        try {
-          peer.kill();
-        } catch { /* exited */ }
-        await peer.status;
+        await endPeer(peer, lines, stderr);
       }
     },
   });

@@ -19,6 +19,11 @@ async function torture(args: string[]): Promise<string> {
   assert.equal(m[3], "0");
   assert.match(text, /node kills \(SIGKILL\) and restarts\s+[1-9]/);
   assert.match(text, /guessed account usable by its owner\s+yes/);
+  // A share of the honest traffic went sealed, and every sealed message opened on arrival.
+  const sealed = text.match(/sealed: stored \/ delivered \/ opened\s+(\d+) \/ (\d+) \/ (\d+)/);
+  assert.ok(sealed, text);
+  assert.ok(Number(sealed[2]) > 10, "too few sealed messages to mean anything");
+  assert.equal(sealed[2], sealed[3]);
   return text;
 }
 

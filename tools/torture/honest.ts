@@ -1,8 +1,11 @@
-// Honest users for the torture run: sign up, log in, send with cids, DAK what they are shown,
-// reconnect and retry whatever was not acknowledged. The Ledger keeps what was acknowledged
-// and what was delivered, so the run can prove nothing was lost, doubled or reordered.
-import type { CryptoEngine } from "../../crypto/mod.ts";
-import type { Deliver, ServerMessage } from "../../protocol/messages.ts";
+// Honest users for the torture run: sign up with a key of their own (§8.1), log in, send with
+// cids, a share of it sealed end to end (§8), open and DAK what they are shown, reconnect and
+// retry whatever was not acknowledged. The Ledger keeps what was acknowledged and what was
+// delivered, so the run can prove nothing was lost, doubled or reordered, and that every
+// sealed message opened on arrival.
+import { type CryptoEngine, type RsaPrivateKey, toBase64, toHex } from "../../crypto/mod.ts";
+import type { Content, Deliver, ServerMessage } from "../../protocol/messages.ts";
+import { kidOf, open, seal, SealedError } from "../../protocol/sealed.ts";
 import { TestLink } from "../link.ts";
 import { Prng } from "../prng.ts";
 
@@ -14,6 +17,8 @@ export interface Outgoing {
   /** Per-sender sequence number; also in the text, so order can be checked on arrival. */
   readonly seq: number;
   readonly text: string;
+  /** The envelope, when it goes sealed: made once, so that every retry carries the same. */
+  readonly sealed?: string;
   firstSentAt?: number;
   msg?: string;
 }
@@ -35,6 +40,9 @@ export class Ledger {
   measuring = false;
   /** Messages sent by the harness (each cid counted once). */
   created = 0;
+  /** Sealed messages shown for the first time, and how many of those opened. */
+  sealedDelivered = 0;
+  sealedOpened = 0;
 
   ack(m: Outgoing, msg: string): void {
     const key = `${m.from}\0${m.cid}`;
@@ -47,7 +55,11 @@ export class Ledger {
     this.acked.set(msg, m);
   }
 
-  deliver(recipient: string, d: Deliver, now: number): void {
+  /**
+   * A DLV shown to `recipient`, with the text it showed: the DLV's, or the one its envelope
+   * opened to (undefined if it did not open, which is an anomaly, named by its check).
+   */
+  deliver(recipient: string, d: Deliver, now: number, shown: string | undefined): void {
     this.receipts++;
     if (d.to !== recipient) this.anomalies.push(`DLV ${d.msg} for ${d.to} pushed to ${recipient}`);
     const key = `${recipient}\0${d.msg}`;
@@ -56,10 +68,22 @@ export class Ledger {
     let list = this.firstDeliveries.get(recipient);
     if (!list) this.firstDeliveries.set(recipient, list = []);
     list.push(d.msg);
-    if (this.measuring) {
-      const sent = this.#sentAt.get(d.text ?? d.sealed);
+    if (d.sealed !== undefined) {
+      this.sealedDelivered++;
+      if (shown !== undefined) this.sealedOpened++;
+    }
+    if (shown !== undefined && d.sealed !== undefined && !this.#sentAt.has(shown)) {
+      this.anomalies.push(`sealed ${d.msg} opened to a text no honest user sent`);
+    }
+    if (this.measuring && shown !== undefined) {
+      const sent = this.#sentAt.get(shown);
       if (sent !== undefined) this.latencies.push(now - sent);
     }
+  }
+
+  /** Whether `msg` was shown to `recipient` before (at-least-once delivery repeats it). */
+  seen(recipient: string, msg: string): boolean {
+    return this.#seen.has(`${recipient}\0${msg}`);
   }
 
   /** Send times by text (texts are unique), for latency. */
@@ -119,6 +143,13 @@ export interface HonestOptions {
   disconnectChance: number;
   /** Chance of withholding the DAK for a delivery (exercises redelivery). */
   readonly skipDakChance: number;
+  /** Share of this user's messages sent sealed (§8). */
+  readonly sealedShare: number;
+  /**
+   * Every honest user's own key, by name: this user's private key, and the others' public
+   * keys as their clients would have fetched and pinned them (GPK, §8.1).
+   */
+  readonly keys: ReadonlyMap<string, RsaPrivateKey>;
 }
 
 const MAX_IN_FLIGHT = 4;
@@ -149,6 +180,8 @@ export class HonestUser {
   storeOutages = 0;
   #seq = 0;
   #signedUp = false;
+  /** DLVs being opened and shown, one after the other. */
+  #showing: Promise<void> = Promise.resolve();
   readonly #inFlight = new Set<Outgoing>();
   readonly done: Promise<void>;
 
@@ -159,10 +192,36 @@ export class HonestUser {
 
   #onPush(link: TestLink, m: ServerMessage): void {
     if (m.code === "DLV") {
-      this.o.ledger.deliver(this.o.name, m, performance.now());
-      if (this.o.rng.next() >= this.o.skipDakChance) link.dak(m.msg);
+      // The DAK waits for the opening, in order: a DAK withheld still exercises redelivery.
+      const dak = this.o.rng.next() >= this.o.skipDakChance;
+      this.#showing = this.#showing.then(async () => {
+        const now = performance.now();
+        const shown = m.sealed === undefined || this.o.ledger.seen(this.o.name, m.msg)
+          ? m.text
+          : await this.#open(m);
+        this.o.ledger.deliver(this.o.name, m, now, shown ?? m.text);
+        if (dak) link.dak(m.msg);
+      });
     }
     // BYE (shutdown/idle) is followed by a close; the loop reconnects.
+  }
+
+  /** Opens a sealed DLV with §8.5's checks; its text, or undefined (an anomaly, said why). */
+  async #open(m: Deliver): Promise<string | undefined> {
+    const own = this.o.keys.get(this.o.name)!;
+    const sender = this.o.keys.get(m.from)?.publicKey;
+    const same = (a: Uint8Array, b: Uint8Array) => toHex(a) === toHex(b);
+    try {
+      const opened = await open(this.o.crypto, m.sealed!, { from: m.from, to: this.o.name }, {
+        recipientKey: (kid) => same(kid, kidOf(own.publicKey)) ? own : undefined,
+        senderKey: (kid) => sender && same(kid, kidOf(sender)) ? sender : undefined,
+      });
+      return opened.text;
+    } catch (err) {
+      if (!(err instanceof SealedError)) throw err;
+      this.o.ledger.anomalies.push(`sealed ${m.msg} to ${this.o.name} failed ${err.check}`);
+      return undefined;
+    }
   }
 
   async #connect(): Promise<TestLink | undefined> {
@@ -175,7 +234,13 @@ export class HonestUser {
       return undefined; // server down (being restarted): retry on the next tick
     }
     if (!this.#signedUp) {
-      const r = await link.request({ code: "SNU", user: this.o.name, password: this.password });
+      const key = toBase64(this.o.keys.get(this.o.name)!.publicKey.spkiDer);
+      const r = await link.request({
+        code: "SNU",
+        user: this.o.name,
+        password: this.password,
+        key,
+      });
       if (r === "closed") return undefined;
       if (r.code === "ACK" || (r.code === "ERR" && r.error === "user_exists")) {
         this.#signedUp = true;
@@ -201,7 +266,8 @@ export class HonestUser {
   #send(link: TestLink, m: Outgoing): void {
     this.#inFlight.add(m);
     this.o.ledger.sent(m, performance.now());
-    link.request({ code: "MSG", to: m.to, text: m.text, cid: m.cid }).then((r) => {
+    const content: Content = m.sealed === undefined ? { text: m.text } : { sealed: m.sealed };
+    link.request({ code: "MSG", to: m.to, ...content, cid: m.cid }).then((r) => {
       this.#inFlight.delete(m);
       if (r === "closed") return; // retried with the same cid after reconnecting
       if (r.code === "ACK" && r.request === "MSG") {
@@ -237,12 +303,20 @@ export class HonestUser {
       if (this.sending && rng.next() < this.o.sendChance) {
         const to = rng.pick(this.o.peers);
         const seq = this.#seq++;
+        const text = `${this.o.name}→${to} #${seq}`;
+        const sealed = rng.next() < this.o.sealedShare
+          ? seal(this.o.crypto, { from: this.o.name, to, text }, {
+            sender: this.o.keys.get(this.o.name)!,
+            recipient: this.o.keys.get(to)!.publicKey,
+          }).sealed
+          : undefined;
         this.outbox.push({
           from: this.o.name,
           to,
           seq,
           cid: `${this.o.name}-${seq}`,
-          text: `${this.o.name}→${to} #${seq}`,
+          text,
+          ...(sealed === undefined ? {} : { sealed }),
         });
         this.o.ledger.created++;
       }
@@ -254,6 +328,7 @@ export class HonestUser {
       await sleep(rng.range(TICK_MS[0], TICK_MS[1]));
     }
     await this.link?.close();
+    await this.#showing;
   }
 
   /** Stops the loop and closes the connection. */

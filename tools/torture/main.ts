@@ -3,8 +3,9 @@
 // itself) is killed with SIGKILL and restarted again and again, then while hostile clients
 // attack it. At the end
 // every acknowledged message must have reached its recipient exactly once after dedupe, in
-// per-sender order, no cid may be stored twice, honest latency and server memory stay bounded,
-// and the guessed account stays usable. Exits non-zero on any failure.
+// per-sender order, no cid may be stored twice, every sealed message (a share of the honest
+// traffic, §8) must have opened on arrival, honest latency and server memory stay bounded, and
+// the guessed account stays usable. Exits non-zero on any failure.
 import { parseArgs } from "node:util";
 import { type Event, openStore, readEventLog } from "../../store/mod.ts";
 import postgres from "postgres";
@@ -33,6 +34,7 @@ const HELP = `deno task torture [options]
   --seconds N      length of the run, split between the crash loop and the hostile phase (default 60)
   --seed S         seed for every random choice (default 1)
   --users N        honest users (default 8)
+  --sealed-share F share of the honest messages sent sealed end to end (default 0.3)
   --rss-cap-mib M  the server's RSS must stay under M MiB during the hostile phase (default 256)
   --crypto MODE    auto | native | portable: the engine of the server and of the clients
                    here (default auto)
@@ -55,6 +57,7 @@ const { values: flags } = parseArgs({
     seconds: { type: "string", default: "60" },
     seed: { type: "string", default: "1" },
     users: { type: "string", default: "8" },
+    "sealed-share": { type: "string", default: "0.3" },
     "rss-cap-mib": { type: "string", default: "256" },
     keep: { type: "boolean", default: false },
     crypto: { type: "string", default: "auto" },
@@ -72,6 +75,11 @@ const seed = Number(flags.seed);
 const userCount = Number(flags.users);
 const rssCapMib = Number(flags["rss-cap-mib"]);
 const nodeCount = Number(flags.nodes);
+const sealedShare = Number(flags["sealed-share"]);
+if (!(sealedShare >= 0 && sealedShare <= 1)) {
+  console.error("torture: --sealed-share must be a number from 0 to 1");
+  Deno.exit(2);
+}
 for (
   const [name, v, min] of [
     ["--seconds", seconds, 4],
@@ -227,6 +235,10 @@ async function restartDatabase(): Promise<void> {
 const ledger = new Ledger();
 const names = Array.from({ length: userCount }, (_, i) => `user${i}`);
 const victim = names[0]!;
+// Each honest user's own key (§8.1), published at sign-up; 2048 bits, to be made quickly.
+const keys = new Map(
+  await Promise.all(names.map(async (name) => [name, await engine.generateRsaKey(2048)] as const)),
+);
 const users = names.map((name) =>
   new HonestUser({
     name,
@@ -238,6 +250,8 @@ const users = names.map((name) =>
     sendChance: 0.5,
     disconnectChance: 0.02,
     skipDakChance: 0.1,
+    sealedShare,
+    keys,
   })
 );
 
@@ -369,9 +383,11 @@ for (const node of nodes) {
 // ── Verdict ─────────────────────────────────────────────────────────────────────────────────
 const stored = new Map<string, number>();
 let storedMessages = 0;
+let storedSealed = 0;
 const count = (e: Event) => {
   if (e.type !== "message_sent" && e.type !== "sealed_message_sent") return;
   storedMessages++;
+  if (e.type === "sealed_message_sent") storedSealed++;
   if (e.cid !== undefined) {
     stored.set(`${e.from}\0${e.cid}`, (stored.get(`${e.from}\0${e.cid}`) ?? 0) + 1);
   }
@@ -408,6 +424,13 @@ if (peakRssKib / 1024 > rssCapMib) {
   );
 }
 if (underAttack.length === 0) failures.push("no honest message was delivered under attack");
+if (ledger.sealedOpened !== ledger.sealedDelivered) {
+  failures.push(
+    `${ledger.sealedDelivered - ledger.sealedOpened} of ${ledger.sealedDelivered} sealed ` +
+      "messages did not open on arrival",
+  );
+}
+if (sealedShare > 0 && ledger.sealedDelivered === 0) failures.push("no sealed message delivered");
 const attackAnomalies = attacks.flatMap((a) =>
   a.stats.anomalies.map((x) => `${a.stats.name}: ${x}`)
 );
@@ -423,6 +446,10 @@ row("node kills (SIGKILL) and restarts", kills);
 row("database restarts", databaseRestarts);
 row("unexpected server exits", unexpectedExits);
 row("messages created / stored", `${ledger.created} / ${storedMessages}`);
+row(
+  "sealed: stored / delivered / opened",
+  `${storedSealed} / ${ledger.sealedDelivered} / ${ledger.sealedOpened}`,
+);
 row("honest reconnects", users.reduce((n, u) => n + u.reconnects, 0));
 row("sends refused: event store unavailable", users.reduce((n, u) => n + u.storeOutages, 0));
 const reasons = new Map<string, number>();
