@@ -186,35 +186,65 @@ pgTest(
   { ownCluster: true },
 );
 
+const CONFIG = new URL("../../deno.json", import.meta.url).pathname;
+
+/** The permission flags `deno task compile` gives the server's binary, read from deno.json. */
+function compiledServerPermissions(): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(CONFIG)).tasks as Record<string, string>;
+  const server = tasks.compile!.split(" && ").find((c) => c.includes("server/main.ts"))!;
+  return server.split(" ").map((word) => word.replaceAll('"', "")).filter((word) =>
+    word.startsWith("--allow-")
+  );
+}
+
+/** Runs a server command with the store at `url`, signs a user up and sends; exits cleanly. */
+async function servesOnPostgres(
+  command: (dir: string) => string[],
+  url: string,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "hybrid-perms-pg-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: command(dir).concat(["--host", "127.0.0.1", "--port", "0", "--store", url])
+      .concat(["--key", `${dir}/server_key.pem`, "--insecure-fast-hash"]),
+    env: { NO_COLOR: "1", HYBRID_DATA: dir },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout = new Lines(child.stdout);
+  const stderr = new Lines(child.stderr);
+  try {
+    const port = Number((await stdout.wait(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
+    await signUp(port, "alice");
+    const alice = await logIn(port, "alice");
+    assert.equal((await alice.request({ code: "MSG", to: "alice", text: "hi" })).code, "ACK");
+    await alice.close();
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* exited: the status says how */ }
+    const status = await child.status;
+    await Promise.all([stdout.done, stderr.done]);
+    await Deno.remove(dir, { recursive: true });
+    assert.equal(status.code, 0, stderr.text);
+  }
+  assert.doesNotMatch(stderr.text, /NotCapable/);
+}
+
 pgTest(
   "`deno task server --store postgres://…` starts and serves under the task's own permissions",
   async (db) => {
-    const dir = await Deno.makeTempDir({ prefix: "hybrid-task-pg-" });
-    const config = new URL("../../deno.json", import.meta.url).pathname;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["task", "--quiet", "--config", config, "server", "--host", "127.0.0.1", "--port", "0"]
-        .concat(["--store", db.url, "--key", `${dir}/server_key.pem`, "--insecure-fast-hash"]),
-      env: { NO_COLOR: "1", HYBRID_DATA: dir },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdout = new Lines(child.stdout);
-    const stderr = new Lines(child.stderr);
-    try {
-      const port = Number((await stdout.wait(/^listening on 127\.0\.0\.1:(\d+)$/))[1]);
-      await signUp(port, "alice");
-      const alice = await logIn(port, "alice");
-      assert.equal((await alice.request({ code: "MSG", to: "alice", text: "hi" })).code, "ACK");
-      await alice.close();
-    } finally {
-      child.kill("SIGTERM");
-      const status = await child.status;
-      await Promise.all([stdout.done, stderr.done]);
-      await Deno.remove(dir, { recursive: true });
-      assert.equal(status.code, 0, stderr.text);
-    }
-    assert.doesNotMatch(stderr.text, /NotCapable/);
+    await servesOnPostgres(() => ["task", "--quiet", "--config", CONFIG, "server"], db.url);
+  },
+);
+
+pgTest(
+  "the server binary of `deno task compile` may read what postgres.js reads (PG* variables)",
+  async (db) => {
+    const main = new URL("../../server/main.ts", import.meta.url).pathname;
+    const permissions = compiledServerPermissions();
+    assert.ok(permissions.some((p) => p.startsWith("--allow-env=")), permissions.join(" "));
+    await servesOnPostgres(() => ["run", ...permissions, main], db.url);
   },
 );
 
