@@ -14,6 +14,7 @@ export * from "./known_hosts.ts";
 export * from "./repl.ts";
 export * from "./replay_memory.ts";
 export * from "./sealing.ts";
+export * from "./server_list.ts";
 export * from "./style.ts";
 export * from "./terminal.ts";
 export * from "./trace.ts";

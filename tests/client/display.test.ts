@@ -118,6 +118,7 @@ Deno.test("a changed server key is a loud warning naming both fingerprints", () 
     port: 5002,
     source: "known_hosts",
     pinned: [pinned],
+    pinned_for: ["127.0.0.1:5002"],
     presented,
     accepted: false,
     known_hosts: "/home/u/.config/hybrid/known_hosts",
@@ -141,6 +142,7 @@ Deno.test("a reconnect to a key other than the session's is a loud warning that 
     port: 5002,
     source: "session",
     pinned: [before],
+    pinned_for: [],
     presented,
     accepted: false,
     known_hosts: null,
@@ -151,6 +153,62 @@ Deno.test("a reconnect to a key other than the session's is a loud warning that 
   );
   assert.match(text, new RegExp(`this session: ${before}\n   presented: +${presented}`));
   assert.match(text, /Not reconnecting, and your password was not sent/);
+});
+
+Deno.test("several servers: each try, a key pinned through another server, a round over all", () => {
+  const key = "SHA256:" + "A".repeat(43);
+  const where = { host: "b", port: 5002 };
+  assert.deepEqual(
+    render({
+      type: "connecting",
+      ...where,
+      group: "x25519",
+      server: 2,
+      servers: 3,
+      last_error: "cannot connect to a:5002: refused",
+    }),
+    ["· trying b:5002 (2/3, x25519)… — last try: cannot connect to a:5002: refused"],
+  );
+  assert.deepEqual(
+    render({
+      type: "connected",
+      ...where,
+      group: "x25519",
+      fingerprint: key,
+      pin: "sibling",
+      previous: [],
+      sibling: "a:5002",
+      known_hosts: "/k",
+    }),
+    [
+      `· connected to b:5002 (x25519) · server key ${key} matches the pin`,
+      "· of a:5002, a server of the same list (they share one key): now pinned for b:5002 too",
+    ],
+  );
+  assert.deepEqual(
+    render({ type: "reconnecting", ...where, attempt: 2, delay_ms: 800, servers: 3 }),
+    ["· reconnecting to the 3 servers, from b:5002, in 0.8 s (attempt 2)"],
+  );
+});
+
+Deno.test("a server that shows another key than its list's is a loud warning naming where the pin is", () => {
+  const pinned = "SHA256:" + "A".repeat(43);
+  const presented = "SHA256:" + "B".repeat(42) + "A";
+  const text = render({
+    type: "key_mismatch",
+    host: "b",
+    port: 5002,
+    source: "known_hosts",
+    pinned: [pinned],
+    pinned_for: ["a:5002"],
+    presented,
+    accepted: false,
+    known_hosts: "/k",
+  }).join("\n");
+  assert.match(text, /WARNING: SERVER b:5002 DOES NOT SHOW THE KEY OF ITS LIST!/);
+  assert.match(text, new RegExp(`pinned: +${pinned}  \\(for a:5002, /k\\)`));
+  assert.match(text, /b:5002 has no pin of its own, so it must show theirs/);
+  assert.match(text, new RegExp(`Connection refused.*/accept-key ${presented}`, "s"));
 });
 
 Deno.test("the user list marks who is online and who has no key, and says when more exist", () => {
@@ -197,7 +255,7 @@ Deno.test("the trace shows every handshake step and record, with key ids but nev
   a.close();
 
   const style = makeStyle(false);
-  const lines = handshake.flatMap((e) => formatHandshakeTrace(handshakeView(e), style));
+  const lines = handshake.flatMap((e) => formatHandshakeTrace(handshakeView(e), style, "h:1"));
   lines.push(...records.map((e) => formatRecordTrace(recordView(e), style)));
   const text = lines.join("\n");
   assert.deepEqual(

@@ -88,6 +88,7 @@ Deno.test("an automatic reconnect to a server with another key refuses, though k
     port,
     source: "session",
     pinned: [first.fingerprint],
+    pinned_for: [],
     presented: other.fingerprint,
     accepted: false,
     known_hosts: null,
