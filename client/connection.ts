@@ -11,12 +11,11 @@ import {
   type ByeReason,
   type Content,
   type Deliver,
-  parseServerMessage,
   type Request,
-  type RequestCode,
   type Response,
   type ServerMessage,
 } from "../protocol/messages.ts";
+import { PendingRequests, type RequestBody } from "../protocol/rpc.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
 import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./events.ts";
 import { handshakeView, recordView } from "./trace.ts";
@@ -65,10 +64,6 @@ export class ConnectionError extends Error {
   }
 }
 
-/** A request as the caller writes it: the connection assigns the id. */
-export type RequestBody = Request extends infer R ? R extends Request ? Omit<R, "id"> : never
-  : never;
-
 /** What the pin check decided, for the `connected` event. */
 export interface PinResult {
   readonly pin: PinOutcome;
@@ -114,8 +109,8 @@ export function backoffDelay(attempt: number, random: () => number): number {
   return Math.round(ceiling / 2 + random() * ceiling / 2);
 }
 
-interface Pending {
-  readonly code: RequestCode;
+/** What a request waits with in its link's table. */
+interface Waiter {
   readonly resolve: (response: Response) => void;
   readonly reject: (error: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -128,7 +123,7 @@ interface Link {
   readonly transport: Transport;
   readonly session: SecureSession;
   readonly fingerprint: string;
-  readonly pending: Map<number, Pending>;
+  readonly pending: PendingRequests<Waiter>;
   ping: ReturnType<typeof setInterval> | undefined;
   /** A PNG is in flight: the next tick waits for it rather than pile up. */
   pinging: boolean;
@@ -196,6 +191,7 @@ export class Connection {
   readonly #random: () => number;
   #link: Link | undefined;
   #state: ConnectionState = "idle";
+  /** The first request id of the next link: ids go on from one connection to the next. */
   #nextId = 1;
   /** Bumped to cancel a reconnect loop in flight. */
   #generation = 0;
@@ -610,7 +606,7 @@ export class Connection {
       transport,
       session,
       fingerprint: result.fingerprint,
-      pending: new Map(),
+      pending: new PendingRequests(this.#nextId),
       ping: undefined,
       pinging: false,
       bye: undefined,
@@ -667,33 +663,23 @@ export class Connection {
   // ─── Requests and pushes ──────────────────────────────────────────────────────────────────
 
   #requestOn(link: Link, body: RequestBody, timeoutMs: number): Promise<Response> {
-    const id = this.#allocateId(link);
     return new Promise<Response>((resolve, reject) => {
-      const entry: Pending = { code: body.code, resolve, reject, timer: undefined, settled: false };
-      entry.timer = setTimeout(() => {
-        entry.settled = true;
+      const waiter: Waiter = { resolve, reject, timer: undefined, settled: false };
+      const id = link.pending.add(body.code, waiter);
+      waiter.timer = setTimeout(() => {
+        waiter.settled = true;
         reject(new ConnectionError("timeout", `no response within ${timeoutMs / 1000} s`));
       }, timeoutMs);
-      link.pending.set(id, entry);
       try {
         link.session.sendMessage({ ...body, id } as Request);
       } catch (err) {
         // The writer failed: the connection is going; the read loop reports it.
-        clearTimeout(entry.timer);
-        link.pending.delete(id);
+        clearTimeout(waiter.timer);
+        link.pending.take(id);
         reject(new ConnectionError("connection_lost", `cannot send: ${describe(err)}`));
         this.#cut(link, `cannot send: ${describe(err)}`);
       }
     });
-  }
-
-  #allocateId(link: Link): number {
-    // Ids run 1..2^31-1 (§4) and wrap; one still pending is skipped.
-    do {
-      const id = this.#nextId;
-      this.#nextId = id >= 2 ** 31 - 1 ? 1 : id + 1;
-      if (!link.pending.has(id)) return id;
-    } while (true);
   }
 
   async #readLoop(link: Link): Promise<void> {
@@ -702,13 +688,20 @@ export class Connection {
       while (true) {
         const plaintext = await link.session.receive();
         if (plaintext === null) break;
-        const parsed = parseServerMessage(plaintext, (id) => link.pending.get(id)?.code);
-        if (!parsed.ok) {
-          reason = `the server sent a malformed message (${parsed.reason})`;
+        const read = link.pending.read(plaintext);
+        if (read.kind === "malformed") {
+          reason = `the server sent a malformed message (${read.reason})`;
           break;
         }
+        const message = read.kind === "response" ? read.response : read.message;
         try {
-          this.#dispatch(link, parsed.value);
+          if (read.kind === "response") {
+            clearTimeout(read.waiter.timer);
+            // Given up on (timed out): the late response parsed, and is dropped.
+            if (!read.waiter.settled) read.waiter.resolve(read.response);
+          } else {
+            this.#dispatch(link, read.message);
+          }
         } catch (err) {
           // A fault of ours while showing a message must not take the connection down.
           this.#options.events({
@@ -718,7 +711,7 @@ export class Connection {
             message: `internal error: ${describe(err)}`,
           });
         }
-        if (parsed.value.code === "ACK" || parsed.value.code === "ERR") {
+        if (message.code === "ACK" || message.code === "ERR") {
           // Let the requester report its response before the pushes that follow it are shown
           // (a login's ACK, then its queued messages): its continuation runs on microtasks.
           await new Promise((wake) => setTimeout(wake, 0));
@@ -734,23 +727,16 @@ export class Connection {
   #dispatch(link: Link, message: ServerMessage): void {
     switch (message.code) {
       case "ACK":
-      case "ERR": {
-        const entry = link.pending.get(message.id);
-        if (entry === undefined) {
-          // Only ERR bad_request with id 0 gets here (the parser refuses unknown ids).
-          this.#options.events({
-            type: "error",
-            context: "connection",
-            code: message.code === "ERR" ? message.error : "bad_request",
-            message: message.code === "ERR" ? message.message : "unexpected ACK",
-          });
-          return;
-        }
-        link.pending.delete(message.id);
-        clearTimeout(entry.timer);
-        if (!entry.settled) entry.resolve(message);
+      case "ERR":
+        // Only ERR bad_request with id 0 gets here: responses to requests were taken out by the
+        // table, and the parser refuses an id nobody asked.
+        this.#options.events({
+          type: "error",
+          context: "connection",
+          code: message.code === "ERR" ? message.error : "bad_request",
+          message: message.code === "ERR" ? message.message : "unexpected ACK",
+        });
         return;
-      }
       case "DLV": {
         if (this.#seen.has(message.msg)) {
           // Shown before (§4.3: at least once): acknowledged again, in its turn.
@@ -851,13 +837,13 @@ export class Connection {
     clearInterval(link.ping);
     this.#safeClose(link.transport);
     link.session.dispose();
-    for (const entry of link.pending.values()) {
-      clearTimeout(entry.timer);
-      if (!entry.settled) {
-        entry.reject(new ConnectionError("connection_lost", `connection lost: ${reason}`));
+    this.#nextId = link.pending.next;
+    for (const waiter of link.pending.drain()) {
+      clearTimeout(waiter.timer);
+      if (!waiter.settled) {
+        waiter.reject(new ConnectionError("connection_lost", `connection lost: ${reason}`));
       }
     }
-    link.pending.clear();
     this.#queuedDone();
     if (this.#link !== link) return;
     this.#link = undefined;

@@ -15,7 +15,8 @@ import {
 } from "../crypto/mod.ts";
 import type { Content, Deliver, ErrorCode, Response, UserEntry } from "../protocol/messages.ts";
 import { open, seal, SealedError, type SealedTrace } from "../protocol/sealed.ts";
-import { ConnectionError, type RequestBody } from "./connection.ts";
+import type { RequestBody } from "../protocol/rpc.ts";
+import { ConnectionError } from "./connection.ts";
 import { Contacts } from "./contacts.ts";
 import type { ContactKeyChange, EventSink } from "./events.ts";
 import { HeldMessages } from "./held_messages.ts";

@@ -555,3 +555,21 @@ Deno.test("a reconnect to a server of the list with another key than the session
   assert.deepEqual(t.dialled, [A, B], "C, which has the session's key, is not tried either");
   assert.equal(t.connection.user, undefined);
 });
+
+Deno.test("request ids go on from one connection to the next, as the wire has always shown them", async () => {
+  const t = setup();
+  const { connection, server: nth } = t;
+  const first = await openLoggedIn(t);
+  const gul = connection.request({ code: "GUL" });
+  const asked = await first.request("GUL");
+  assert.equal(asked.id, 2, "the login was 1");
+  first.send({ code: "ACK", id: asked.id, request: "GUL", users: [] });
+  await gul;
+  first.transport.close();
+  const second = await nth(1);
+  const relogin = await second.request("LGN");
+  assert.equal(relogin.id, 3);
+  second.send({ code: "ACK", id: relogin.id, request: "LGN", user: "alice", queued: 0 });
+  await t.event((e) => e.type === "ack" && e.request === "LGN" && e.relogin);
+  await connection.close();
+});

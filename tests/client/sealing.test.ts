@@ -11,7 +11,8 @@ import {
 } from "../../crypto/mod.ts";
 import type { Deliver, Response } from "../../protocol/messages.ts";
 import { kidOf, seal } from "../../protocol/sealed.ts";
-import { ConnectionError, type RequestBody } from "../../client/connection.ts";
+import { ConnectionError } from "../../client/connection.ts";
+import type { RequestBody } from "../../protocol/rpc.ts";
 import type { ClientEvent } from "../../client/events.ts";
 import { Keyring } from "../../client/keyring.ts";
 import { SealedMessaging, SealingError } from "../../client/sealing.ts";
