@@ -14,7 +14,7 @@ import {
 } from "../crypto/mod.ts";
 import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
 import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from "./connection.ts";
-import type { Endpoint } from "./events.ts";
+import type { Endpoint } from "./client_events.ts";
 import { MAX_SERVERS, parseServerList, withPorts } from "./server_list.ts";
 
 /** The client's version, printed by --version. */

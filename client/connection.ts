@@ -17,7 +17,7 @@ import {
 } from "../protocol/messages.ts";
 import { PendingRequests, type RequestBody } from "../protocol/rpc.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
-import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./events.ts";
+import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./client_events.ts";
 import { handshakeView, recordView } from "./trace.ts";
 
 /** Time to open the TCP connection. */

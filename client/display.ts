@@ -2,7 +2,7 @@
 // object per line for --json. Pure: the terminal layer decides where the lines go.
 import type { ByeReason } from "../protocol/messages.ts";
 import { escapeControl, escapeLines, safeJson } from "./escape.ts";
-import type { ClientEvent, ErrorContext } from "./events.ts";
+import type { ClientEvent, ErrorContext } from "./client_events.ts";
 import { endpointName } from "./known_hosts.ts";
 import type { Style } from "./style.ts";
 import { formatHandshakeTrace, formatRecordTrace, formatSealedTrace } from "./trace.ts";

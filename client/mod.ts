@@ -6,7 +6,7 @@ export * from "./connection.ts";
 export * from "./contacts.ts";
 export * from "./display.ts";
 export * from "./escape.ts";
-export type * from "./events.ts";
+export type * from "./client_events.ts";
 export * from "./held_messages.ts";
 export * from "./key_file.ts";
 export * from "./keyring.ts";

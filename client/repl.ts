@@ -22,7 +22,7 @@ import {
 import { serviceAccountDir } from "./config.ts";
 import { Connection, ConnectionError, type PinResult, showWithoutKeys } from "./connection.ts";
 import { jsonLine, plural, renderEvent } from "./display.ts";
-import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
+import type { ClientEvent, Endpoint, ErrorContext } from "./client_events.ts";
 import { checkPin, endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
 import { serverListName, withPorts } from "./server_list.ts";
 import type { Style } from "./style.ts";

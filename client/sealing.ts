@@ -18,7 +18,7 @@ import { open, seal, SealedError, type SealedTrace } from "../protocol/sealed.ts
 import type { RequestBody } from "../protocol/rpc.ts";
 import { ConnectionError } from "./connection.ts";
 import { Contacts } from "./contacts.ts";
-import type { ContactKeyChange, EventSink } from "./events.ts";
+import type { ContactKeyChange, EventSink } from "./client_events.ts";
 import { HeldMessages } from "./held_messages.ts";
 import { Keyring, type OwnKey } from "./keyring.ts";
 import { ReplayMemory } from "./replay_memory.ts";

@@ -1,6 +1,6 @@
 // The servers of one service as the user names them (`--host a:5002,b:5002`, `/connect …`): the
 // nodes of one service share one key, so the client tries them in turn and pins them as one.
-import type { Endpoint } from "./events.ts";
+import type { Endpoint } from "./client_events.ts";
 import { endpointName } from "./known_hosts.ts";
 
 /**

@@ -11,7 +11,7 @@ import {
   RECONNECT_BASE_MS,
   RECONNECT_MAX_MS,
 } from "../../client/connection.ts";
-import type { ClientEvent, Endpoint } from "../../client/events.ts";
+import type { ClientEvent, Endpoint } from "../../client/client_events.ts";
 import {
   type CryptoEngine,
   generateIdentity,

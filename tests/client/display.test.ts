@@ -2,7 +2,7 @@
 // and the educational trace (which shows key ids, never keys).
 import assert from "node:assert/strict";
 import { formatTime, jsonLine, renderEvent } from "../../client/display.ts";
-import type { ClientEvent } from "../../client/events.ts";
+import type { ClientEvent } from "../../client/client_events.ts";
 import { makeStyle } from "../../client/style.ts";
 import {
   formatHandshakeTrace,

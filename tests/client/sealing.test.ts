@@ -13,7 +13,7 @@ import type { Deliver, Response } from "../../protocol/messages.ts";
 import { kidOf, seal } from "../../protocol/sealed.ts";
 import { ConnectionError } from "../../client/connection.ts";
 import type { RequestBody } from "../../protocol/rpc.ts";
-import type { ClientEvent } from "../../client/events.ts";
+import type { ClientEvent } from "../../client/client_events.ts";
 import { Keyring } from "../../client/keyring.ts";
 import { SealedMessaging, SealingError } from "../../client/sealing.ts";
 import { portableCrypto } from "../_engines.ts";
