@@ -50,7 +50,7 @@ export interface SealingOptions {
   readonly user: string;
   /** The account's password: its key files are encrypted with it. */
   readonly password: string;
-  /** The account's folder (config.ts accountDir). */
+  /** The account's folder (config.ts serviceAccountDir). */
   readonly dir: string;
   /** Sends a request on the account's connection. */
   readonly request: (body: RequestBody) => Promise<Response>;
