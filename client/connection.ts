@@ -391,13 +391,16 @@ export class Connection {
     if (this.queues) await this.#waitForRelogin(Date.now() + RESEND_WINDOW_MS);
   }
 
-  /** Waits, in line, for the next re-login; throws if the queue is full or none comes in time. */
+  /**
+   * Waits, in line, for the next re-login; throws if the queue is full or none comes in time.
+   * The messages say why, not what: the REPL reports them as "not sent: …".
+   */
   #waitForRelogin(deadline: number): Promise<void> {
     if (this.#reloginWaiters.length >= MAX_QUEUED_MESSAGES) {
       return Promise.reject(
         new ConnectionError(
           "queue_full",
-          `not sent: ${MAX_QUEUED_MESSAGES} messages already wait for the connection to come back`,
+          `${MAX_QUEUED_MESSAGES} messages already wait for the connection to come back`,
         ),
       );
     }
@@ -405,9 +408,7 @@ export class Connection {
       if (!ok) {
         throw new ConnectionError(
           "connection_lost",
-          `not sent: the connection did not come back with your login (within ${
-            RESEND_WINDOW_MS / 1000
-          } s)`,
+          `the connection did not come back with your login (within ${RESEND_WINDOW_MS / 1000} s)`,
         );
       }
     });

@@ -359,7 +359,7 @@ Deno.test("while reconnecting, messages wait for the re-login, at most MAX_QUEUE
   );
   await connection.close();
   for (const message of waiting) {
-    await assert.rejects(message, /^ConnectionError: not sent: the connection did not come back/);
+    await assert.rejects(message, /^ConnectionError: the connection did not come back/);
   }
   assert.equal(connection.queuedMessages, 0);
 });
