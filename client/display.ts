@@ -4,7 +4,7 @@ import type { ByeReason } from "../protocol/messages.ts";
 import { escapeControl, escapeLines, safeJson } from "./escape.ts";
 import type { ClientEvent, ErrorContext } from "./client_events.ts";
 import { endpointName } from "./known_hosts.ts";
-import type { Style } from "./style.ts";
+import type { Paint, Style } from "./style.ts";
 import { formatHandshakeTrace, formatRecordTrace, formatSealedTrace } from "./trace.ts";
 
 /** What rendering needs besides the event. */
@@ -71,6 +71,17 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
   const user = (name: string) => style.user(safe(name));
   const note = (text: string) => `${style.dim("·")} ${text}`;
   const where = (e: { host: string; port: number }) => safe(`${e.host}:${e.port}`);
+  /** A sealed message not shown as text: its time, a mark in words, its sender, and why. */
+  const unshownMessage = (
+    e: { readonly ts: number; readonly from: string },
+    paint: Paint,
+    mark: string,
+    why: string,
+  ) => [
+    `${style.dim(formatTime(e.ts, context.now))} ${paint(style.bold(mark))} ${user(e.from)}: ${
+      paint(why)
+    }`,
+  ];
   switch (event.type) {
     case "connecting": {
       if (event.servers === 1) {
@@ -262,27 +273,20 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       );
     }
     case "message_failed":
-      return [
-        `${style.dim(formatTime(event.ts, context.now))} ${style.red(style.bold("[NOT OPENED]"))} ${
-          user(event.from)
-        }: ${
-          style.red(
-            `a sealed message failed the ${event.check} check (${safe(event.reason)}); ` +
-              "it is not shown",
-          )
-        }`,
-      ];
+      return unshownMessage(
+        event,
+        style.red,
+        "[NOT OPENED]",
+        `a sealed message failed the ${event.check} check (${safe(event.reason)}); it is not shown`,
+      );
     case "message_held":
-      return [
-        `${style.dim(formatTime(event.ts, context.now))} ${style.yellow(style.bold("[HELD]"))} ${
-          user(event.from)
-        }: ${
-          style.yellow(
-            `a sealed message signed with the key ${safe(event.fingerprint)}, which you have ` +
-              `not accepted; kept unread until /trust ${safe(event.from)}`,
-          )
-        }`,
-      ];
+      return unshownMessage(
+        event,
+        style.yellow,
+        "[HELD]",
+        `a sealed message signed with the key ${safe(event.fingerprint)}, which you have not ` +
+          `accepted; kept unread until /trust ${safe(event.from)}`,
+      );
     case "contact_key":
       return contactKeyLines(event, style, safe);
     case "whois":
