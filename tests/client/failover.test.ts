@@ -91,6 +91,27 @@ Deno.test("a server of the list showing another key than the one pinned for the 
     await Deno.readTextFile(`${home}/known_hosts`),
     `${knownHosts}127.0.0.1:${c.port} ${a.fingerprint}\n`,
   );
+
+  // The user checked b's key (the service's new one, say): accepted, it replaces the pin it
+  // differed from, a's, so that the list holds one key again.
+  await using accept = client(
+    a.port,
+    home,
+    "--json",
+    "--keep-going",
+    "--host",
+    hosts(a.port, b.port),
+  );
+  await accept.event("key_mismatch", { port: b.port, accepted: false });
+  await accept.send(`/accept-key ${b.fingerprint}`);
+  await accept.event("key_mismatch", { port: b.port, accepted: true });
+  await accept.event("connected", { port: b.port, pin: "replaced", previous: [a.fingerprint] });
+  await accept.finish();
+  assert.equal(
+    await Deno.readTextFile(`${home}/known_hosts`),
+    `127.0.0.1:${c.port} ${a.fingerprint}\n127.0.0.1:${b.port} ${b.fingerprint}\n` +
+      `127.0.0.1:${a.port} ${b.fingerprint}\n`,
+  );
 });
 
 Deno.test("after a node is killed, a server of the list with another key is refused and no password goes to it", async () => {

@@ -47,6 +47,18 @@ Deno.test("a known_hosts line for the server that does not parse refuses the con
   assert.equal(await Deno.readTextFile(knownHosts), text, "the file is left as it was");
 });
 
+Deno.test("a known_hosts line that does not parse and may be the pin of another server of the list refuses too", async () => {
+  // The list's servers share one key: that line may hold the key this server must show.
+  await using t = await withKnownHosts((s) => `127.0.0.2:${s.port} ${FORGED} # the other node\n`);
+  const { server, home } = t;
+  const list = `127.0.0.1:${server.port},127.0.0.2:${server.port}`;
+  await using c = client(server.port, home, "--json", "--host", list);
+  const refused = await c.event("error", { context: "connect", code: "known_hosts" });
+  assert.match(String(refused.message), /line 1 does not parse .* may be the pin of 127\.0\.0\.2:/);
+  assert.equal(await c.finish(), 1);
+  assert.ok(!c.stdout.lines.some((l) => l.includes('"event":"connected"')), "never connected");
+});
+
 Deno.test("a malformed known_hosts line for another server is reported and skipped", async () => {
   await using t = await withKnownHosts(() => `elsewhere:1 ${FORGED} # old\n`);
   const { server, home } = t;
