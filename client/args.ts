@@ -13,6 +13,9 @@ import {
   type RsaKeyBits,
 } from "../crypto/mod.ts";
 import { FINGERPRINT_PATTERN, isUsername } from "../protocol/messages.ts";
+import { RECONNECT_BASE_MS, RECONNECT_MAX_MS } from "./connection.ts";
+import type { Endpoint } from "./client_events.ts";
+import { MAX_SERVERS, parseServerList, withPorts } from "./server_list.ts";
 
 /** The client's version, printed by --version. */
 export const VERSION = "0.1.0";
@@ -25,8 +28,8 @@ export const DEFAULT_RSA_BITS: RsaKeyBits = 3072;
 
 /** Everything the flags decide. */
 export interface Options {
-  readonly host: string;
-  readonly port: number;
+  /** The servers of the service, in the order they are tried (one, unless --host lists several). */
+  readonly servers: readonly Endpoint[];
   readonly group: KexGroup;
   /** Pre-fills /signup and /login. */
   readonly user: string | undefined;
@@ -56,13 +59,25 @@ export type ParsedArgs =
   | { readonly kind: "version" }
   | { readonly kind: "error"; readonly message: string };
 
+/** The reconnect rounds' waits, in words (backoffDelay in connection.ts). */
+const BACKOFF_TEXT =
+  `min(${RECONNECT_BASE_MS / 1000} s × 2^(n-1), ${RECONNECT_MAX_MS / 1000} s):\n` +
+  `${halves(RECONNECT_BASE_MS)}, then ${halves(2 * RECONNECT_BASE_MS)}, … up to ` +
+  halves(RECONNECT_MAX_MS);
+
+function halves(ms: number): string {
+  return `${ms / 2000}-${ms / 1000} s`;
+}
+
 export const HELP = `hybrid-client ${VERSION} — terminal client for HSP/1 chat servers
 
 Usage: deno task client [options]
 
 Options:
-  --host HOST          server to connect to at start (default ${DEFAULT_HOST})
-  --port PORT          its port (default ${DEFAULT_PORT})
+  --host HOST[:PORT][,HOST[:PORT]…]
+                       server to connect to at start (default ${DEFAULT_HOST}), or up to
+                       ${MAX_SERVERS} nodes of one service, tried in turn; IPv6 in brackets
+  --port PORT          the port of a host given without one (default ${DEFAULT_PORT})
   --group GROUP        key exchange: ${KEX_GROUPS.map((g) => g.name).join(" | ")}
                        (default ${DEFAULT_GROUP}: X25519 with post-quantum ML-KEM-768)
   --user USER          pre-fill the name for /signup and /login
@@ -86,6 +101,13 @@ Options:
   --libcrypto PATH     libcrypto for the native engine (default the OS's, or HYBRID_LIBCRYPTO)
   -h, --help           this help
   -V, --version        the version
+
+Several servers (--host a:5002,b:5002) are the nodes of one service, sharing one key. At
+start each is tried once, in order, until one answers. After a lost connection the client
+reconnects in rounds, each trying every server once, starting after the one lost; before
+round n it waits a random time in the upper half of ${BACKOFF_TEXT}.
+A server showing a key other than the one pinned for it or for any server of the list is
+refused loudly, and the next one is not tried.
 
 Type /help once running for the commands. With stdin not a terminal, commands are read
 line by line: the line after /signup or /login is the password (the two after /passwd:
@@ -130,14 +152,13 @@ export function parseClientArgs(
   }
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
-  const host = values.host ?? DEFAULT_HOST;
-  if (host === "" || /[\s/@]/.test(host)) {
-    return { kind: "error", message: `--host ${JSON.stringify(host)} is not a host name` };
-  }
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
   if (!/^[0-9]{1,5}$/.test(values.port ?? "5002") || !(port >= 1 && port <= 65535)) {
     return { kind: "error", message: `--port ${values.port} is not a port (1-65535)` };
   }
+  const list = parseServerList(values.host ?? DEFAULT_HOST);
+  const servers = list.ok ? withPorts(list.servers, port) : list;
+  if (!servers.ok) return { kind: "error", message: `--host ${servers.error}` };
   const groupName = values.group ?? DEFAULT_GROUP;
   const group = kexGroupByName(groupName);
   if (group === undefined) {
@@ -180,8 +201,7 @@ export function parseClientArgs(
   return {
     kind: "run",
     options: {
-      host: host.replace(/^\[(.*)\]$/, "$1"),
-      port,
+      servers: servers.servers,
       group,
       user: values.user,
       knownHosts: values["known-hosts"],
@@ -197,16 +217,6 @@ export function parseClientArgs(
       requireSealed: values["require-sealed"] ?? false,
     },
   };
-}
-
-/**
- * What to tell the user when a server answers ERR unsupported_group: the server's own list (in
- * its message, shown as it came) and the other groups to try with --group.
- */
-export function unsupportedGroupMessage(group: KexGroup, serverMessage: string): string {
-  const others = KEX_GROUPS.filter((g) => g !== group).map((g) => `--group ${g.name}`);
-  return `the server does not offer the ${group.title} key exchange` +
-    `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${others.join(", ")}`;
 }
 
 /** Why `text` is not a fingerprint, for --accept-key and /accept-key. */

@@ -10,9 +10,10 @@ import {
   USERNAME_PATTERN,
 } from "../protocol/limits.ts";
 import { plural } from "./display.ts";
+import { parseServerList, type ServerSpec } from "./server_list.ts";
 
 export type Command =
-  | { readonly type: "connect"; readonly host?: string; readonly port?: number }
+  | { readonly type: "connect"; readonly servers?: readonly ServerSpec[] }
   | { readonly type: "disconnect" }
   | { readonly type: "signup"; readonly user?: string }
   | { readonly type: "login"; readonly user?: string }
@@ -46,7 +47,11 @@ export const COMMANDS: readonly {
   readonly usage: string;
   readonly summary: string;
 }[] = [
-  { name: "connect", usage: "/connect [host[:port]]", summary: "connect (or switch) to a server" },
+  {
+    name: "connect",
+    usage: "/connect [host[:port][,…]]",
+    summary: "connect (or switch) to a server, or to the nodes of one service in turn",
+  },
   { name: "disconnect", usage: "/disconnect", summary: "close the connection" },
   { name: "signup", usage: "/signup USER", summary: "create an account (asks for a password)" },
   { name: "login", usage: "/login USER", summary: "log in (asks for the password)" },
@@ -230,22 +235,10 @@ function parseMessage(rest: string, usage: string): ParsedLine {
 
 function parseConnect(args: string[]): ParsedLine {
   if (args.length === 0) return ok({ type: "connect" });
-  const target = args.length === 1 ? parseHostPort(args[0]!) : undefined;
-  if (target === undefined) return fail(`usage: ${usageOf("connect")} (port 1-65535)`);
-  return ok({ type: "connect", ...target });
-}
-
-/**
- * `host`, `host:port`, `[v6]` or `[v6]:port`; undefined when malformed or the port is not
- * 1..65535. The port is absent when not given (the caller keeps the current one).
- */
-export function parseHostPort(text: string): { host: string; port?: number } | undefined {
-  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/@]+))(?::([0-9]{1,5}))?$/.exec(text);
-  if (match === null) return undefined;
-  const host = match[1] ?? match[2]!;
-  if (match[3] === undefined) return { host };
-  const port = Number(match[3]);
-  return port >= 1 && port <= 65535 ? { host, port } : undefined;
+  if (args.length > 1) return fail(`usage: ${usageOf("connect")} (no blank in the list)`);
+  const list = parseServerList(args[0]!);
+  if (!list.ok) return fail(`/connect ${list.error}`);
+  return ok({ type: "connect", servers: list.servers });
 }
 
 /** Why the server would refuse `password` as a new one (§4.3), or undefined: said before sending. */

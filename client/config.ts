@@ -37,6 +37,29 @@ export function accountDir(configDir: string, host: string, port: number, user: 
   return join(configDir, "accounts", server, user);
 }
 
+/**
+ * The account's folder on a list of servers (the nodes of one service): the first server's that
+ * exists, else the first server's. The keys are the account's, not a node's: which node happens
+ * to answer must not decide which keys a login opens (or that a new one is made).
+ */
+export async function serviceAccountDir(
+  configDir: string,
+  servers: readonly { readonly host: string; readonly port: number }[],
+  user: string,
+): Promise<string> {
+  for (const { host, port } of servers) {
+    const dir = accountDir(configDir, host, port, user);
+    try {
+      if ((await Deno.stat(dir)).isDirectory) return dir;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  const first = servers[0];
+  if (first === undefined) throw new RangeError("an account needs a server");
+  return accountDir(configDir, first.host, first.port, user);
+}
+
 /** Creates `dir` and its parents with mode 0700 if missing (an existing one is left as it is). */
 export async function ensurePrivateDir(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: CONFIG_DIR_MODE });

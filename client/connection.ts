@@ -1,7 +1,8 @@
-// One server, from the client's side: dial, the §2 handshake with §6 pinning, the §4 request
-// table (ids, responses in any order, timeouts), pushes (a DLV is shown, then DAK'd; duplicates
-// are dropped by `msg`), PNG keep-alives, and reconnection with back-off and a fresh login.
-import type { CryptoEngine, KexGroup } from "../crypto/mod.ts";
+// One service, from the client's side: its servers tried in turn, dial, the §2 handshake with §6
+// pinning, the §4 request table (ids, responses in any order, timeouts), pushes (a DLV is shown,
+// then DAK'd; duplicates are dropped by `msg`), PNG keep-alives, and reconnection in rounds over
+// the servers with back-off and a fresh login.
+import { type CryptoEngine, KEX_GROUPS, type KexGroup } from "../crypto/mod.ts";
 import type { Transport } from "../protocol/channel.ts";
 import { type ClientHandshakeResult, HandshakeRefusedError } from "../protocol/handshake.ts";
 import { CLIENT_PING_INTERVAL_MS, HANDSHAKE_TIMEOUT_MS } from "../protocol/limits.ts";
@@ -10,16 +11,14 @@ import {
   type ByeReason,
   type Content,
   type Deliver,
-  parseServerMessage,
   type Request,
-  type RequestCode,
   type Response,
   type ServerMessage,
 } from "../protocol/messages.ts";
+import { PendingRequests, type RequestBody } from "../protocol/rpc.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
-import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./events.ts";
+import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./client_events.ts";
 import { handshakeView, recordView } from "./trace.ts";
-import { unsupportedGroupMessage } from "./args.ts";
 
 /** Time to open the TCP connection. */
 export const CONNECT_TIMEOUT_MS = 10_000;
@@ -27,7 +26,10 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 /** A PNG unanswered this long means the connection is dead, though TCP has not noticed. */
 export const PING_TIMEOUT_MS = 20_000;
-/** First reconnect delay; it doubles per failed attempt up to RECONNECT_MAX_MS, with jitter. */
+/**
+ * The wait before the first reconnect round (each tries every server once); it doubles per
+ * failed round up to RECONNECT_MAX_MS, with jitter (backoffDelay).
+ */
 export const RECONNECT_BASE_MS = 500;
 export const RECONNECT_MAX_MS = 30_000;
 /** Message ids remembered to drop duplicates (§4.3: delivery is at least once). */
@@ -62,29 +64,29 @@ export class ConnectionError extends Error {
   }
 }
 
-/** A request as the caller writes it: the connection assigns the id. */
-export type RequestBody = Request extends infer R ? R extends Request ? Omit<R, "id"> : never
-  : never;
-
 /** What the pin check decided, for the `connected` event. */
 export interface PinResult {
   readonly pin: PinOutcome;
   readonly previous: readonly string[];
+  /** The server of the list whose pin the key matched, when `pin` is "sibling". */
+  readonly sibling?: string;
   readonly knownHosts: string;
 }
 
 export interface ConnectionOptions {
-  readonly endpoint: Endpoint;
+  /** The servers of one service (they share one key), in the order they are tried; not empty. */
+  readonly servers: readonly Endpoint[];
   readonly group: KexGroup;
   /** The engine for the handshake and the session's records. */
   readonly crypto: CryptoEngine;
   readonly events: EventSink;
   /**
-   * Checks the server's key against known_hosts (§6) before any record is sent; throws
-   * ConnectionError("key_mismatch") to refuse. `automatic` is true on reconnects, which must
-   * never accept a changed key by themselves (and reach it only for the session's own key).
+   * Checks the key of the server at `endpoint` against known_hosts (§6) before any record is
+   * sent; throws ConnectionError("key_mismatch") to refuse. `automatic` is true on reconnects,
+   * which must never accept a changed key by themselves (and reach it only for the session's
+   * own key).
    */
-  readonly pin: (fingerprint: string, automatic: boolean) => Promise<PinResult>;
+  readonly pin: (endpoint: Endpoint, fingerprint: string, automatic: boolean) => Promise<PinResult>;
   /** Opens the transport; TCP by default. */
   readonly dial?: (endpoint: Endpoint) => Promise<Transport>;
   /** Jitter source in [0, 1); Math.random by default. */
@@ -101,14 +103,14 @@ export interface ConnectionOptions {
   readonly deliver?: (message: Deliver) => Promise<boolean>;
 }
 
-/** The delay before reconnect attempt `attempt` (1-based): exponential, capped, half jittered. */
+/** The delay before reconnect round `attempt` (1-based): exponential, capped, half jittered. */
 export function backoffDelay(attempt: number, random: () => number): number {
   const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt - 1, 16));
   return Math.round(ceiling / 2 + random() * ceiling / 2);
 }
 
-interface Pending {
-  readonly code: RequestCode;
+/** What a request waits with in its link's table. */
+interface Waiter {
   readonly resolve: (response: Response) => void;
   readonly reject: (error: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -121,7 +123,7 @@ interface Link {
   readonly transport: Transport;
   readonly session: SecureSession;
   readonly fingerprint: string;
-  readonly pending: Map<number, Pending>;
+  readonly pending: PendingRequests<Waiter>;
   ping: ReturnType<typeof setInterval> | undefined;
   /** A PNG is in flight: the next tick waits for it rather than pile up. */
   pinging: boolean;
@@ -166,17 +168,30 @@ function withTimeout<T>(
   });
 }
 
+/**
+ * What to tell the user when a server answers ERR unsupported_group: the server's own list (in
+ * its message, shown as it came) and the other groups to try with --group.
+ */
+export function unsupportedGroupMessage(group: KexGroup, serverMessage: string): string {
+  const others = KEX_GROUPS.filter((g) => g !== group).map((g) => `--group ${g.name}`);
+  return `the server does not offer the ${group.title} key exchange` +
+    `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${others.join(", ")}`;
+}
+
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A client connection to one server endpoint; see the file comment. */
+/** A client connection to one of a service's servers; see the file comment. */
 export class Connection {
-  readonly endpoint: Endpoint;
+  readonly servers: readonly Endpoint[];
+  /** The server in use, or last tried: an index into `servers`. */
+  #current = 0;
   readonly #options: ConnectionOptions;
   readonly #random: () => number;
   #link: Link | undefined;
   #state: ConnectionState = "idle";
+  /** The first request id of the next link: ids go on from one connection to the next. */
   #nextId = 1;
   /** Bumped to cancel a reconnect loop in flight. */
   #generation = 0;
@@ -202,9 +217,15 @@ export class Connection {
   messagesReceived = 0;
 
   constructor(options: ConnectionOptions) {
-    this.endpoint = options.endpoint;
+    if (options.servers.length === 0) throw new RangeError("a connection needs a server");
+    this.servers = options.servers;
     this.#options = options;
     this.#random = options.random ?? Math.random;
+  }
+
+  /** The server in use, or the one last tried. */
+  get endpoint(): Endpoint {
+    return this.servers[this.#current]!;
   }
 
   get state(): ConnectionState {
@@ -239,12 +260,15 @@ export class Connection {
     return this.#tracing;
   }
 
-  /** Connects now (the user asked to): rejects with a ConnectionError if it cannot. */
+  /**
+   * Connects now (the user asked to), trying the servers in turn from the first: rejects with a
+   * ConnectionError if none can be used.
+   */
   async open(): Promise<void> {
     this.#cancelReconnect();
     if (this.#link) return;
     try {
-      await this.#establish(false, this.#generation);
+      await this.#connectAny(0, false, this.#generation);
     } catch (err) {
       this.#state = "idle";
       throw err;
@@ -273,10 +297,10 @@ export class Connection {
   }
 
   /**
-   * Connects again at the user's request (/connect to this server): the open link, if any, is
-   * closed, and the login this session holds is made again if the server shows the session's
-   * key, as an automatic reconnect does. A key the user accepted in its place starts a new
-   * session: the credentials are forgotten, and the user is told to log in.
+   * Connects again at the user's request (/connect to these servers, from the one in use): the
+   * open link, if any, is closed, and the login this session holds is made again if the server
+   * shows the session's key, as an automatic reconnect does. A key the user accepted in its
+   * place starts a new session: the credentials are forgotten, and the user is told to log in.
    */
   async reconnect(): Promise<void> {
     const wasActive = this.#link !== undefined || this.#state === "reconnecting";
@@ -292,7 +316,7 @@ export class Connection {
     }
     const previous = this.#sessionFingerprint;
     try {
-      await this.#establish(false, this.#generation);
+      await this.#connectAny(this.#current, false, this.#generation);
     } catch (err) {
       this.#state = "idle";
       if (err instanceof ConnectionError && err.code !== "connect_failed") {
@@ -367,13 +391,16 @@ export class Connection {
     if (this.queues) await this.#waitForRelogin(Date.now() + RESEND_WINDOW_MS);
   }
 
-  /** Waits, in line, for the next re-login; throws if the queue is full or none comes in time. */
+  /**
+   * Waits, in line, for the next re-login; throws if the queue is full or none comes in time.
+   * The messages say why, not what: the REPL reports them as "not sent: …".
+   */
   #waitForRelogin(deadline: number): Promise<void> {
     if (this.#reloginWaiters.length >= MAX_QUEUED_MESSAGES) {
       return Promise.reject(
         new ConnectionError(
           "queue_full",
-          `not sent: ${MAX_QUEUED_MESSAGES} messages already wait for the connection to come back`,
+          `${MAX_QUEUED_MESSAGES} messages already wait for the connection to come back`,
         ),
       );
     }
@@ -381,9 +408,7 @@ export class Connection {
       if (!ok) {
         throw new ConnectionError(
           "connection_lost",
-          `not sent: the connection did not come back with your login (within ${
-            RESEND_WINDOW_MS / 1000
-          } s)`,
+          `the connection did not come back with your login (within ${RESEND_WINDOW_MS / 1000} s)`,
         );
       }
     });
@@ -468,15 +493,64 @@ export class Connection {
 
   // ─── Establishing ─────────────────────────────────────────────────────────────────────────
 
-  /** Dials and runs the handshake; `generation` is the attempt's, to notice a close() meanwhile. */
-  async #establish(automatic: boolean, generation: number): Promise<void> {
-    const { endpoint } = this;
-    const { group, events } = this.#options;
-    // A reconnect attempt has announced itself already ("reconnecting in …").
-    if (!automatic) {
-      this.#state = "connecting";
-      events({ type: "connecting", ...endpoint, group: group.name });
+  /**
+   * Tries the servers in turn from index `start` until one is established. A refused key (or
+   * known_hosts that cannot be trusted) ends the round at once: the refusal is the answer, never
+   * passed over for the next server. Throws that refusal, the one failure, or all of them.
+   */
+  async #connectAny(start: number, automatic: boolean, generation: number): Promise<void> {
+    const { servers } = this;
+    const failures: ConnectionError[] = [];
+    for (let i = 0; i < servers.length; i++) {
+      const index = (start + i) % servers.length;
+      this.#current = index;
+      try {
+        await this.#establish(index, automatic, generation, failures.at(-1)?.message);
+        return;
+      } catch (err) {
+        const refused = err instanceof ConnectionError &&
+          (err.code === "key_mismatch" || err.code === "known_hosts");
+        if (!(err instanceof ConnectionError) || refused || generation !== this.#generation) {
+          throw err;
+        }
+        failures.push(err);
+      }
     }
+    if (failures.length === 1) throw failures[0];
+    throw new ConnectionError(
+      failures.every((f) => f.code === "connect_failed") ? "connect_failed" : "handshake",
+      `none of the ${servers.length} servers could be used: ` +
+        failures.map((f) => f.message).join("; "),
+      { cause: failures.at(-1) },
+    );
+  }
+
+  /**
+   * Dials server `index` and runs the handshake; `generation` is the attempt's, to notice a
+   * close() meanwhile; `lastError`, why the server tried before it in this round failed.
+   */
+  async #establish(
+    index: number,
+    automatic: boolean,
+    generation: number,
+    lastError: string | undefined,
+  ): Promise<void> {
+    const endpoint = this.servers[index]!;
+    const { group, events } = this.#options;
+    if (!automatic) this.#state = "connecting";
+    // A reconnect round has announced itself already ("reconnecting in …"): with one server,
+    // that is all; with several, each is named as it is tried.
+    if (!automatic || this.servers.length > 1) {
+      events({
+        type: "connecting",
+        ...endpoint,
+        group: group.name,
+        server: index + 1,
+        servers: this.servers.length,
+        ...(lastError === undefined ? {} : { last_error: lastError }),
+      });
+    }
+    const name = `${endpoint.host}:${endpoint.port}`;
     const dial = this.#options.dial ?? defaultDial;
     let transport: Transport;
     try {
@@ -487,11 +561,9 @@ export class Connection {
         (late) => late.close(),
       );
     } catch (err) {
-      throw new ConnectionError(
-        "connect_failed",
-        `cannot connect to ${endpoint.host}:${endpoint.port}: ${describe(err)}`,
-        { cause: err },
-      );
+      throw new ConnectionError("connect_failed", `cannot connect to ${name}: ${describe(err)}`, {
+        cause: err,
+      });
     }
     let pin: PinResult | undefined;
     let handshake: { session: SecureSession; result: ClientHandshakeResult };
@@ -501,11 +573,13 @@ export class Connection {
           group,
           crypto: this.#options.crypto,
           trace: (event) => {
-            if (this.#tracing) events({ type: "trace", handshake: handshakeView(event) });
+            if (this.#tracing) {
+              events({ type: "trace", handshake: handshakeView(event), ...endpoint });
+            }
           },
           checkPin: async (result) => {
             if (automatic) this.#checkSessionKey(result.fingerprint);
-            pin = await this.#options.pin(result.fingerprint, automatic);
+            pin = await this.#options.pin(endpoint, result.fingerprint, automatic);
           },
         }),
         HANDSHAKE_TIMEOUT_MS,
@@ -519,7 +593,7 @@ export class Connection {
           cause: err,
         });
       }
-      throw new ConnectionError("handshake", `handshake failed: ${describe(err)}`, {
+      throw new ConnectionError("handshake", `handshake with ${name} failed: ${describe(err)}`, {
         cause: err,
       });
     }
@@ -533,7 +607,7 @@ export class Connection {
       transport,
       session,
       fingerprint: result.fingerprint,
-      pending: new Map(),
+      pending: new PendingRequests(this.#nextId),
       ping: undefined,
       pinging: false,
       bye: undefined,
@@ -558,6 +632,7 @@ export class Connection {
       fingerprint: result.fingerprint,
       pin: pin?.pin ?? "match",
       previous: pin?.previous ?? [],
+      ...(pin?.sibling === undefined ? {} : { sibling: pin.sibling }),
       known_hosts: pin?.knownHosts ?? "",
     });
   }
@@ -571,6 +646,7 @@ export class Connection {
       ...this.endpoint,
       source: "session",
       pinned: expected === undefined ? [] : [expected],
+      pinned_for: [],
       presented: fingerprint,
       accepted: false,
       known_hosts: null,
@@ -588,33 +664,23 @@ export class Connection {
   // ─── Requests and pushes ──────────────────────────────────────────────────────────────────
 
   #requestOn(link: Link, body: RequestBody, timeoutMs: number): Promise<Response> {
-    const id = this.#allocateId(link);
     return new Promise<Response>((resolve, reject) => {
-      const entry: Pending = { code: body.code, resolve, reject, timer: undefined, settled: false };
-      entry.timer = setTimeout(() => {
-        entry.settled = true;
+      const waiter: Waiter = { resolve, reject, timer: undefined, settled: false };
+      const id = link.pending.add(body.code, waiter);
+      waiter.timer = setTimeout(() => {
+        waiter.settled = true;
         reject(new ConnectionError("timeout", `no response within ${timeoutMs / 1000} s`));
       }, timeoutMs);
-      link.pending.set(id, entry);
       try {
         link.session.sendMessage({ ...body, id } as Request);
       } catch (err) {
         // The writer failed: the connection is going; the read loop reports it.
-        clearTimeout(entry.timer);
-        link.pending.delete(id);
+        clearTimeout(waiter.timer);
+        link.pending.take(id);
         reject(new ConnectionError("connection_lost", `cannot send: ${describe(err)}`));
         this.#cut(link, `cannot send: ${describe(err)}`);
       }
     });
-  }
-
-  #allocateId(link: Link): number {
-    // Ids run 1..2^31-1 (§4) and wrap; one still pending is skipped.
-    do {
-      const id = this.#nextId;
-      this.#nextId = id >= 2 ** 31 - 1 ? 1 : id + 1;
-      if (!link.pending.has(id)) return id;
-    } while (true);
   }
 
   async #readLoop(link: Link): Promise<void> {
@@ -623,13 +689,20 @@ export class Connection {
       while (true) {
         const plaintext = await link.session.receive();
         if (plaintext === null) break;
-        const parsed = parseServerMessage(plaintext, (id) => link.pending.get(id)?.code);
-        if (!parsed.ok) {
-          reason = `the server sent a malformed message (${parsed.reason})`;
+        const read = link.pending.read(plaintext);
+        if (read.kind === "malformed") {
+          reason = `the server sent a malformed message (${read.reason})`;
           break;
         }
+        const message = read.kind === "response" ? read.response : read.message;
         try {
-          this.#dispatch(link, parsed.value);
+          if (read.kind === "response") {
+            clearTimeout(read.waiter.timer);
+            // Given up on (timed out): the late response parsed, and is dropped.
+            if (!read.waiter.settled) read.waiter.resolve(read.response);
+          } else {
+            this.#dispatch(link, read.message);
+          }
         } catch (err) {
           // A fault of ours while showing a message must not take the connection down.
           this.#options.events({
@@ -639,7 +712,7 @@ export class Connection {
             message: `internal error: ${describe(err)}`,
           });
         }
-        if (parsed.value.code === "ACK" || parsed.value.code === "ERR") {
+        if (message.code === "ACK" || message.code === "ERR") {
           // Let the requester report its response before the pushes that follow it are shown
           // (a login's ACK, then its queued messages): its continuation runs on microtasks.
           await new Promise((wake) => setTimeout(wake, 0));
@@ -655,23 +728,16 @@ export class Connection {
   #dispatch(link: Link, message: ServerMessage): void {
     switch (message.code) {
       case "ACK":
-      case "ERR": {
-        const entry = link.pending.get(message.id);
-        if (entry === undefined) {
-          // Only ERR bad_request with id 0 gets here (the parser refuses unknown ids).
-          this.#options.events({
-            type: "error",
-            context: "connection",
-            code: message.code === "ERR" ? message.error : "bad_request",
-            message: message.code === "ERR" ? message.message : "unexpected ACK",
-          });
-          return;
-        }
-        link.pending.delete(message.id);
-        clearTimeout(entry.timer);
-        if (!entry.settled) entry.resolve(message);
+      case "ERR":
+        // Only ERR bad_request with id 0 gets here: responses to requests were taken out by the
+        // table, and the parser refuses an id nobody asked.
+        this.#options.events({
+          type: "error",
+          context: "connection",
+          code: message.code === "ERR" ? message.error : "bad_request",
+          message: message.code === "ERR" ? message.message : "unexpected ACK",
+        });
         return;
-      }
       case "DLV": {
         if (this.#seen.has(message.msg)) {
           // Shown before (§4.3: at least once): acknowledged again, in its turn.
@@ -772,13 +838,13 @@ export class Connection {
     clearInterval(link.ping);
     this.#safeClose(link.transport);
     link.session.dispose();
-    for (const entry of link.pending.values()) {
-      clearTimeout(entry.timer);
-      if (!entry.settled) {
-        entry.reject(new ConnectionError("connection_lost", `connection lost: ${reason}`));
+    this.#nextId = link.pending.next;
+    for (const waiter of link.pending.drain()) {
+      clearTimeout(waiter.timer);
+      if (!waiter.settled) {
+        waiter.reject(new ConnectionError("connection_lost", `connection lost: ${reason}`));
       }
     }
-    link.pending.clear();
     this.#queuedDone();
     if (this.#link !== link) return;
     this.#link = undefined;
@@ -789,19 +855,22 @@ export class Connection {
     }
     this.#state = "reconnecting";
     this.#options.events({ type: "disconnected", ...this.endpoint, reason, reconnect: true });
-    void this.#reconnectLoop(++this.#generation);
+    // The server just lost is tried last: it is the one likeliest to be down.
+    void this.#reconnectLoop(++this.#generation, (this.#current + 1) % this.servers.length);
   }
 
-  async #reconnectLoop(generation: number): Promise<void> {
+  /** Rounds over the servers from index `start`, each after its back-off, until one is back. */
+  async #reconnectLoop(generation: number, start: number): Promise<void> {
     let lastError: string | undefined;
     for (let attempt = 1;; attempt++) {
       const delay = backoffDelay(attempt, this.#random);
       this.#options.events({
         type: "reconnecting",
-        ...this.endpoint,
+        ...this.servers[start]!,
         attempt,
         delay_ms: delay,
         ...(lastError === undefined ? {} : { last_error: lastError }),
+        servers: this.servers.length,
       });
       await new Promise<void>((wake) => {
         this.#retry = { timer: setTimeout(wake, delay), wake };
@@ -809,7 +878,7 @@ export class Connection {
       this.#retry = undefined;
       if (generation !== this.#generation) return;
       try {
-        await this.#establish(true, generation);
+        await this.#connectAny(start, true, generation);
       } catch (err) {
         if (generation !== this.#generation) return;
         if (

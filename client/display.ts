@@ -2,8 +2,9 @@
 // object per line for --json. Pure: the terminal layer decides where the lines go.
 import type { ByeReason } from "../protocol/messages.ts";
 import { escapeControl, escapeLines, safeJson } from "./escape.ts";
-import type { ClientEvent, ErrorContext } from "./events.ts";
-import type { Style } from "./style.ts";
+import type { ClientEvent, ErrorContext } from "./client_events.ts";
+import { endpointName } from "./known_hosts.ts";
+import type { Paint, Style } from "./style.ts";
 import { formatHandshakeTrace, formatRecordTrace, formatSealedTrace } from "./trace.ts";
 
 /** What rendering needs besides the event. */
@@ -70,9 +71,30 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
   const user = (name: string) => style.user(safe(name));
   const note = (text: string) => `${style.dim("·")} ${text}`;
   const where = (e: { host: string; port: number }) => safe(`${e.host}:${e.port}`);
+  /** A sealed message not shown as text: its time, a mark in words, its sender, and why. */
+  const unshownMessage = (
+    e: { readonly ts: number; readonly from: string },
+    paint: Paint,
+    mark: string,
+    why: string,
+  ) => [
+    `${style.dim(formatTime(e.ts, context.now))} ${paint(style.bold(mark))} ${user(e.from)}: ${
+      paint(why)
+    }`,
+  ];
   switch (event.type) {
-    case "connecting":
-      return [style.dim(`· connecting to ${where(event)} (${safe(event.group)})…`)];
+    case "connecting": {
+      if (event.servers === 1) {
+        return [style.dim(`· connecting to ${where(event)} (${safe(event.group)})…`)];
+      }
+      const last = event.last_error === undefined ? "" : ` — last try: ${safe(event.last_error)}`;
+      return [
+        style.dim(
+          `· trying ${where(event)} (${event.server}/${event.servers}, ${safe(event.group)})…` +
+            last,
+        ),
+      ];
+    }
     case "connected": {
       const head = `connected to ${style.bold(where(event))} (${safe(event.group)})`;
       switch (event.pin) {
@@ -87,6 +109,14 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
                 "(ask its operator); if they differ, /disconnect and delete the pin",
             ),
             note(`pinned in ${safe(event.known_hosts)}; later connections must show this key`),
+          ];
+        case "sibling":
+          return [
+            note(`${head} · server key ${safe(event.fingerprint)} matches the pin`),
+            note(
+              `of ${safe(event.sibling ?? "")}, a server of the same list (they share one key): ` +
+                `now pinned for ${where(event)} too`,
+            ),
           ];
         case "replaced":
           return [
@@ -105,16 +135,30 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       const loud = (text: string) => style.red(style.bold(text));
       const session = event.source === "session";
       const pinned = style.bold(event.pinned.map(safe).join(", "));
+      // Pinned for other servers of the list only: this one was never pinned itself.
+      const own = event.pinned_for.some((n) => n === endpointName(event.host, event.port));
+      const forOthers = event.pinned_for.length === 1 && own
+        ? ""
+        : `for ${event.pinned_for.map(safe).join(", ")}, `;
       return [
         bar,
         loud(
-          `@  WARNING: THE KEY OF SERVER ${where(event)} HAS CHANGED` +
-            (session ? " SINCE THIS SESSION CONNECTED!" : "!"),
+          session
+            ? `@  WARNING: THE KEY OF SERVER ${
+              where(event)
+            } HAS CHANGED SINCE THIS SESSION CONNECTED!`
+            : own
+            ? `@  WARNING: THE KEY OF SERVER ${where(event)} HAS CHANGED!`
+            : `@  WARNING: SERVER ${where(event)} DOES NOT SHOW THE KEY OF ITS LIST!`,
         ),
         bar,
         session
           ? `   this session: ${pinned}`
-          : `   pinned:    ${pinned}  (${safe(event.known_hosts ?? "")})`,
+          : `   pinned:    ${pinned}  (${forOthers}${safe(event.known_hosts ?? "")})`,
+        ...(session || own ? [] : [
+          "   The servers of one list are the nodes of one service and share one key;",
+          `   ${where(event)} has no pin of its own, so it must show theirs.`,
+        ]),
         `   presented:${session ? "    " : " "}${style.bold(safe(event.presented))}`,
         "   Someone may be intercepting this connection (a man-in-the-middle attack),",
         "   or the server's key was replaced.",
@@ -136,9 +180,12 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       ];
     case "reconnecting": {
       const last = event.last_error === undefined ? "" : ` — last try: ${safe(event.last_error)}`;
+      const target = event.servers === 1
+        ? where(event)
+        : `the ${event.servers} servers, from ${where(event)},`;
       return [
         style.dim(
-          `· reconnecting to ${where(event)} in ${seconds(event.delay_ms)} ` +
+          `· reconnecting to ${target} in ${seconds(event.delay_ms)} ` +
             `(attempt ${event.attempt})${last}`,
         ),
       ];
@@ -226,27 +273,20 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       );
     }
     case "message_failed":
-      return [
-        `${style.dim(formatTime(event.ts, context.now))} ${style.red(style.bold("[NOT OPENED]"))} ${
-          user(event.from)
-        }: ${
-          style.red(
-            `a sealed message failed the ${event.check} check (${safe(event.reason)}); ` +
-              "it is not shown",
-          )
-        }`,
-      ];
+      return unshownMessage(
+        event,
+        style.red,
+        "[NOT OPENED]",
+        `a sealed message failed the ${event.check} check (${safe(event.reason)}); it is not shown`,
+      );
     case "message_held":
-      return [
-        `${style.dim(formatTime(event.ts, context.now))} ${style.yellow(style.bold("[HELD]"))} ${
-          user(event.from)
-        }: ${
-          style.yellow(
-            `a sealed message signed with the key ${safe(event.fingerprint)}, which you have ` +
-              `not accepted; kept unread until /trust ${safe(event.from)}`,
-          )
-        }`,
-      ];
+      return unshownMessage(
+        event,
+        style.yellow,
+        "[HELD]",
+        `a sealed message signed with the key ${safe(event.fingerprint)}, which you have not ` +
+          `accepted; kept unread until /trust ${safe(event.from)}`,
+      );
     case "contact_key":
       return contactKeyLines(event, style, safe);
     case "whois":
@@ -269,6 +309,7 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
       const row = (label: string, value: string) => `  ${style.dim(label.padEnd(12))}${value}`;
       return [
         row("server", `${where(event)} · ${event.state} · ${safe(event.group)}`),
+        ...(event.servers.length > 1 ? [row("servers", event.servers.map(safe).join(", "))] : []),
         row("key", event.fingerprint === null ? "—" : safe(event.fingerprint)),
         row("user", event.user === null ? "not logged in" : user(event.user)),
         row(
@@ -291,7 +332,9 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
     }
     case "trace":
       // The trace formatters escape the one peer-chosen field (a record's code) themselves.
-      if ("handshake" in event) return formatHandshakeTrace(event.handshake, style);
+      if ("handshake" in event) {
+        return formatHandshakeTrace(event.handshake, style, where(event));
+      }
       if ("sealed" in event) return formatSealedTrace(event.sealed, style);
       return [formatRecordTrace(event.record, style)];
     case "help": {

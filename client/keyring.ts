@@ -22,7 +22,7 @@ export interface OwnKey {
 const KEY_FILE = /^key-([0-9a-f]{64})\.pem$/;
 
 /** The file name of the key with `kid`. */
-export function keyFileName(kid: Uint8Array): string {
+function keyFileName(kid: Uint8Array): string {
   return `key-${toHex(kid)}.pem`;
 }
 

@@ -24,11 +24,20 @@ export interface KnownHostsContent {
   readonly problems: readonly KnownHostsProblem[];
 }
 
-/** How a presented key relates to the pins for its endpoint. */
+/** How a presented key relates to the pins for its endpoint and the other servers of its list. */
 export type PinCheck =
+  /** A pin of the endpoint's, and no server of the list pinned to other keys only. */
   | { readonly kind: "match" }
+  /** No pin for the endpoint; a server of the list (`sibling`) is pinned to this key. */
+  | { readonly kind: "sibling"; readonly sibling: string }
+  /** No pin for any server of the list. */
   | { readonly kind: "unknown" }
-  | { readonly kind: "mismatch"; readonly pinned: readonly string[] };
+  /** `pinnedFor`: the servers whose pins (`pinned`, all of them) the key is not among. */
+  | {
+    readonly kind: "mismatch";
+    readonly pinned: readonly string[];
+    readonly pinnedFor: readonly string[];
+  };
 
 /**
  * The file's name for a server: `host:port`, host lower-cased (DNS names are case-insensitive),
@@ -86,15 +95,39 @@ export function problemsFor(
   );
 }
 
-/** Compares a presented fingerprint with every pin for `endpoint` (any one may match, as in SSH). */
+/**
+ * Compares the fingerprint `endpoint` presents with the pins of every server of its list
+ * `servers` (endpoint names; `endpoint` is one of them). The servers of a list are the nodes of
+ * one service and share one key, so each server's pins bind them all: a server pinned to other
+ * keys only is a mismatch whichever server shows the key. Without that, an attacker answering
+ * for a server never pinned (or blocking the pinned ones) would be a first contact. Within one
+ * server's pins any one may match, as in SSH.
+ */
 export function checkPin(
   entries: readonly KnownHost[],
   endpoint: string,
   fingerprint: string,
+  servers: readonly string[] = [endpoint],
 ): PinCheck {
-  const pinned = entries.filter((e) => e.endpoint === endpoint).map((e) => e.fingerprint);
-  if (pinned.length === 0) return { kind: "unknown" };
-  return pinned.includes(fingerprint) ? { kind: "match" } : { kind: "mismatch", pinned };
+  const pinned: string[] = [];
+  const pinnedFor: string[] = [];
+  let own = false;
+  let sibling: string | undefined;
+  for (const server of new Set([endpoint, ...servers])) {
+    const pins = entries.filter((e) => e.endpoint === server).map((e) => e.fingerprint);
+    if (pins.length === 0) continue;
+    if (!pins.includes(fingerprint)) {
+      pinnedFor.push(server);
+      pinned.push(...pins.filter((p) => !pinned.includes(p)));
+    } else if (server === endpoint) {
+      own = true;
+    } else {
+      sibling ??= server;
+    }
+  }
+  if (pinnedFor.length > 0) return { kind: "mismatch", pinned, pinnedFor };
+  if (own) return { kind: "match" };
+  return sibling === undefined ? { kind: "unknown" } : { kind: "sibling", sibling };
 }
 
 /**
@@ -144,14 +177,9 @@ export class KnownHosts {
     return undefined;
   }
 
-  /** How `fingerprint` relates to the pins for `endpoint`. */
-  async check(endpoint: string, fingerprint: string): Promise<PinCheck> {
-    return checkPin((await this.read()).entries, endpoint, fingerprint);
-  }
-
-  /** Records `fingerprint` as the one key of `endpoint` (directory 0700, file 0600). */
-  async pin(endpoint: string, fingerprint: string): Promise<void> {
-    const text = withPin(await this.#text(), endpoint, fingerprint);
+  /** Records `fingerprint` as the one key of each of `endpoints` (directory 0700, file 0600). */
+  async pin(endpoints: readonly string[], fingerprint: string): Promise<void> {
+    const text = endpoints.reduce((t, e) => withPin(t, e, fingerprint), await this.#text());
     await ensurePrivateDir(dirname(this.path));
     await writePrivateFile(this.path, text);
   }

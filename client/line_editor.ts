@@ -51,7 +51,7 @@ export function cellWidth(cp: number): number {
  * How one character of the line is drawn: a line break (from a paste) as ↵, a control
  * character or an escape as its visible escape (`\x1b`), never as itself.
  */
-export function cellText(char: string): string {
+function cellText(char: string): string {
   if (char === "\n") return "↵";
   const cp = char.codePointAt(0)!;
   return isUnsafeCodePoint(cp) ? escapeCodePoint(cp) : char;

@@ -19,11 +19,12 @@ import {
   parseLine,
   secretLines,
 } from "./commands.ts";
-import { accountDir } from "./config.ts";
+import { serviceAccountDir } from "./config.ts";
 import { Connection, ConnectionError, type PinResult, showWithoutKeys } from "./connection.ts";
 import { jsonLine, plural, renderEvent } from "./display.ts";
-import type { ClientEvent, Endpoint, ErrorContext } from "./events.ts";
-import { endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
+import type { ClientEvent, Endpoint, ErrorContext } from "./client_events.ts";
+import { checkPin, endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
+import { serverListName, withPorts } from "./server_list.ts";
 import type { Style } from "./style.ts";
 import type { LineInput, Screen, Secret } from "./terminal.ts";
 import { Keyring } from "./keyring.ts";
@@ -63,7 +64,8 @@ export class Repl {
   readonly #options: Options;
   readonly #io: ReplOptions;
   readonly #now: () => number;
-  #endpoint: Endpoint;
+  /** The servers connected to (or to connect to): one service's, tried in turn. */
+  #servers: readonly Endpoint[];
   #connection: Connection | undefined;
   #tracing: boolean;
   #failed = false;
@@ -92,7 +94,7 @@ export class Repl {
     this.#io = io;
     this.#options = io.options;
     this.#now = io.now ?? Date.now;
-    this.#endpoint = { host: io.options.host, port: io.options.port };
+    this.#servers = io.options.servers;
     this.#tracing = io.options.trace;
     this.#acceptedKeys = new Set(io.options.acceptKeys);
     if (io.options.user) this.#usersSeen.add(io.options.user);
@@ -106,7 +108,7 @@ export class Repl {
   /** Connects, runs commands until /quit or the end of input, then closes; the exit status. */
   async run(): Promise<number> {
     await this.#refreshEndpoints();
-    await this.#connect(this.#endpoint);
+    await this.#connect(this.#servers);
     this.#refreshPrompt();
     while (!this.#mustStop()) {
       const line = await this.#io.input.next();
@@ -211,15 +213,20 @@ export class Repl {
       case "quit":
         return;
       case "connect": {
-        const endpoint = command.host === undefined
-          ? this.#endpoint
-          : { host: command.host, port: command.port ?? this.#endpoint.port };
-        await this.#connect(endpoint);
+        // A server named without a port keeps the port of the one in use.
+        const named = command.servers === undefined
+          ? { ok: true as const, servers: this.#servers }
+          : withPorts(command.servers, this.#server.port);
+        if (!named.ok) {
+          this.#fail("command", "usage", `/connect ${named.error}`);
+          return;
+        }
+        await this.#connect(named.servers);
         return;
       }
       case "accept-key":
         this.#acceptedKeys.add(command.fingerprint);
-        await this.#connect(this.#endpoint);
+        await this.#connect(this.#servers);
         return;
       case "disconnect": {
         const connection = this.#connection;
@@ -298,8 +305,9 @@ export class Repl {
         this.show({
           type: "status",
           state: c?.state ?? "idle",
-          host: this.#endpoint.host,
-          port: this.#endpoint.port,
+          host: this.#server.host,
+          port: this.#server.port,
+          servers: this.#servers.map((e) => endpointName(e.host, e.port)),
           group: this.#options.group.name,
           fingerprint: c?.fingerprint ?? null,
           user: c?.user ?? null,
@@ -460,41 +468,47 @@ export class Repl {
   }
 
   /**
-   * Connects to `endpoint`. The server already in use is connected to again, logging in again
-   * as an automatic reconnect does; switching servers leaves the login behind, and says so.
+   * Connects to `servers` (one service's, tried in turn). The servers already in use are
+   * connected to again, logging in again as an automatic reconnect does; switching servers
+   * leaves the login behind, and says so.
    */
-  async #connect(endpoint: Endpoint): Promise<void> {
+  async #connect(servers: readonly Endpoint[]): Promise<void> {
     const current = this.#connection;
-    const name = endpointName(endpoint.host, endpoint.port);
-    if (current && endpointName(current.endpoint.host, current.endpoint.port) === name) {
+    const name = serverListName(servers);
+    if (current && serverListName(current.servers) === name) {
       await this.#opening(current.reconnect());
       return;
     }
     if (current) {
       const user = current.user;
-      await current.close(`switching to ${endpoint.host}:${endpoint.port}`);
+      await current.close(`switching to ${name}`);
       this.#endSealing();
       if (user !== undefined) {
-        const was = `${current.endpoint.host}:${current.endpoint.port}`;
         this.show({
           type: "info",
-          message: `logged out: the login as ${user} was for ${was}; ` +
-            `/login on ${endpoint.host}:${endpoint.port}`,
+          message: `logged out: the login as ${user} was for ${serverListName(current.servers)}; ` +
+            `/login on ${name}`,
         });
       }
     }
-    this.#endpoint = endpoint;
+    this.#servers = servers;
     const connection: Connection = new Connection({
-      endpoint,
+      servers,
       group: this.#options.group,
       crypto: this.#io.crypto,
       events: (event) => this.show(event),
-      pin: (fingerprint, automatic) => this.#checkPin(endpoint, fingerprint, automatic),
+      pin: (endpoint, fingerprint, automatic) =>
+        this.#checkPin(servers, endpoint, fingerprint, automatic),
       deliver: (message) => this.#deliver(connection, message),
     });
     connection.tracing = this.#tracing;
     this.#connection = connection;
     await this.#opening(connection.open());
+  }
+
+  /** The server in use, or the one last tried (the first of the list before any). */
+  get #server(): Endpoint {
+    return this.#connection?.endpoint ?? this.#servers[0]!;
   }
 
   /** Waits for a connection attempt; a failure is the command's. */
@@ -558,7 +572,7 @@ export class Repl {
    * sign-up fails.
    */
   async #signUp(connection: Connection, user: string, password: string): Promise<void> {
-    const dir = this.#accountDir(connection, user);
+    const dir = await this.#accountDir(connection, user);
     if (dir === undefined) {
       this.#report(
         "SNU",
@@ -628,7 +642,7 @@ export class Repl {
     user: string,
     password: string,
   ): Promise<SealedMessaging | undefined> {
-    const dir = this.#accountDir(connection, user);
+    const dir = await this.#accountDir(connection, user);
     if (dir === undefined) {
       this.#warnOnce("no config folder for your keys (set HYBRID_HOME): messages go unsealed");
       return undefined;
@@ -649,10 +663,11 @@ export class Repl {
     }
   }
 
-  #accountDir(connection: Connection, user: string): string | undefined {
+  /** The account's folder on `connection`'s servers, whichever of them is in use. */
+  async #accountDir(connection: Connection, user: string): Promise<string | undefined> {
     const dir = this.#io.configDir;
     if (dir === undefined) return undefined;
-    return accountDir(dir, connection.endpoint.host, connection.endpoint.port, user);
+    return await serviceAccountDir(dir, connection.servers, user);
   }
 
   /** The sealed messaging of `connection`'s logged-in user, if it is the one open. */
@@ -746,7 +761,7 @@ export class Repl {
         `the server claims ${response.fingerprint} for a key whose fingerprint is ${computed}`,
       );
     }
-    const name = endpointName(this.#endpoint.host, this.#endpoint.port);
+    const name = endpointName(this.#server.host, this.#server.port);
     const pinned = (await this.#io.knownHosts.read()).entries
       .filter((e) => e.endpoint === name)
       .map((e) => e.fingerprint);
@@ -765,11 +780,18 @@ export class Repl {
   // ─── Helpers ──────────────────────────────────────────────────────────────────────────────
 
   /**
-   * §6: first contact records the key; a mismatch refuses unless the user accepted new keys. A
-   * line that does not parse but may be this host's pin refuses too: ignoring it would pin
-   * whatever key is presented in place of the one its author meant.
+   * §6: first contact records the key; a mismatch refuses unless the user accepted new keys.
+   * The servers of a list share one key, so the pins of every one of them count (checkPin): a
+   * server not pinned yet must show the key pinned for the others. A line that does not parse
+   * but may be the pin of a server of the list refuses too: ignoring it would pin whatever key
+   * is presented in place of the one its author meant.
    */
-  async #checkPin(endpoint: Endpoint, fingerprint: string, automatic: boolean): Promise<PinResult> {
+  async #checkPin(
+    servers: readonly Endpoint[],
+    endpoint: Endpoint,
+    fingerprint: string,
+    automatic: boolean,
+  ): Promise<PinResult> {
     const known = this.#io.knownHosts;
     const name = endpointName(endpoint.host, endpoint.port);
     let content;
@@ -783,23 +805,28 @@ export class Repl {
     }
     const loose = await known.looseness();
     if (loose !== undefined) this.#warnOnce(loose);
-    const unparsed = problemsFor(content.problems, endpoint.host);
+    const unparsed = servers.flatMap(({ host }) =>
+      problemsFor(content.problems, host).map((problem) => ({ problem, host }))
+    );
     for (const problem of content.problems) {
-      if (!unparsed.includes(problem)) {
+      if (!unparsed.some((u) => u.problem === problem)) {
         this.#warnOnce(`${known.path} line ${problem.line} ignored: ${problem.reason}`);
       }
     }
-    const pinned = content.entries.filter((e) => e.endpoint === name).map((e) => e.fingerprint);
-    if (pinned.includes(fingerprint)) return { pin: "match", previous: [], knownHosts: known.path };
+    const names = servers.map((s) => endpointName(s.host, s.port));
+    const check = checkPin(content.entries, name, fingerprint, names);
+    if (check.kind === "match") return { pin: "match", previous: [], knownHosts: known.path };
     const first = unparsed[0];
     if (first !== undefined) {
       throw new ConnectionError(
         "known_hosts",
-        `refused: ${known.path} line ${first.line} does not parse (${first.reason}) and may ` +
-          `be the pin of ${endpoint.host}: fix or remove that line, then /connect`,
+        `refused: ${known.path} line ${first.problem.line} does not parse ` +
+          `(${first.problem.reason}) and may be the pin of ${first.host}: fix or remove that ` +
+          "line, then /connect",
       );
     }
-    if (pinned.length > 0) {
+    const replaced = check.kind === "mismatch" ? check.pinnedFor : [];
+    if (check.kind === "mismatch") {
       // The user's acceptance speaks for the connections they start, never for a reconnect.
       const accepted = !automatic &&
         (this.#options.acceptNewKey || this.#acceptedKeys.has(fingerprint));
@@ -807,20 +834,27 @@ export class Repl {
         type: "key_mismatch",
         ...endpoint,
         source: "known_hosts",
-        pinned,
+        pinned: check.pinned,
+        pinned_for: check.pinnedFor,
         presented: fingerprint,
         accepted,
         known_hosts: known.path,
       });
       if (!accepted) {
+        const others = check.pinnedFor.filter((n) => n !== name);
         throw new ConnectionError(
           "key_mismatch",
-          `refused: the server's key ${fingerprint} does not match the pinned ${pinned.join(", ")}`,
+          `refused: the server's key ${fingerprint} does not match the pinned ` +
+            check.pinned.join(", ") +
+            (others.length === 0
+              ? ""
+              : ` of ${others.join(", ")} (the servers of one list share one key)`),
         );
       }
     }
     try {
-      await known.pin(name, fingerprint);
+      // An accepted key replaces the pins it differed from, for every server that had them.
+      await known.pin([...new Set([name, ...replaced])], fingerprint);
     } catch (err) {
       this.show({
         type: "error",
@@ -829,11 +863,18 @@ export class Repl {
         message: `cannot record the key in ${known.path}: ${(err as Error).message}`,
       });
     }
-    return {
-      pin: pinned.length > 0 ? "replaced" : "first_contact",
-      previous: pinned,
-      knownHosts: known.path,
-    };
+    switch (check.kind) {
+      case "mismatch":
+        return { pin: "replaced", previous: check.pinned, knownHosts: known.path };
+      case "sibling":
+        return { pin: "sibling", previous: [], sibling: check.sibling, knownHosts: known.path };
+      case "unknown":
+        return { pin: "first_contact", previous: [], knownHosts: known.path };
+      default: {
+        const never: never = check;
+        throw new TypeError(`unhandled pin check ${JSON.stringify(never)}`);
+      }
+    }
   }
 
   /** The connection, when it is open; otherwise reports why the command cannot run. */
@@ -988,7 +1029,7 @@ export class Repl {
     if (!this.#io.interactive || this.#options.json) return;
     const { style } = this.#io;
     const c = this.#connection;
-    const where = `${this.#endpoint.host}:${this.#endpoint.port}`;
+    const where = `${this.#server.host}:${this.#server.port}`;
     const prompt = c?.state === "open"
       ? `${c.user ?? "(not logged in)"}@${where}> `
       : `(${c?.state === "reconnecting" ? "reconnecting" : "offline"})> `;

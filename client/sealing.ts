@@ -15,9 +15,10 @@ import {
 } from "../crypto/mod.ts";
 import type { Content, Deliver, ErrorCode, Response, UserEntry } from "../protocol/messages.ts";
 import { open, seal, SealedError, type SealedTrace } from "../protocol/sealed.ts";
-import { ConnectionError, type RequestBody } from "./connection.ts";
+import type { RequestBody } from "../protocol/rpc.ts";
+import { ConnectionError } from "./connection.ts";
 import { Contacts } from "./contacts.ts";
-import type { ContactKeyChange, EventSink } from "./events.ts";
+import type { ContactKeyChange, EventSink } from "./client_events.ts";
 import { HeldMessages } from "./held_messages.ts";
 import { Keyring, type OwnKey } from "./keyring.ts";
 import { ReplayMemory } from "./replay_memory.ts";
@@ -49,7 +50,7 @@ export interface SealingOptions {
   readonly user: string;
   /** The account's password: its key files are encrypted with it. */
   readonly password: string;
-  /** The account's folder (config.ts accountDir). */
+  /** The account's folder (config.ts serviceAccountDir). */
   readonly dir: string;
   /** Sends a request on the account's connection. */
   readonly request: (body: RequestBody) => Promise<Response>;

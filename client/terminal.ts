@@ -144,7 +144,7 @@ export const DEFAULT_COLUMNS = 80;
 export const MAX_TYPED_AHEAD_KEYS = 10_000;
 
 /** The process's own terminal: stdin in raw mode, stdout, SIGWINCH. */
-export function stdioTerminal(): TerminalIo {
+function stdioTerminal(): TerminalIo {
   return {
     input: Deno.stdin.readable,
     write: writeStdout,

@@ -163,8 +163,15 @@ const HYBRID_PART_TEXT: Record<string, string> = {
   "X25519(b, 9)": "b fresh, as in x25519",
 };
 
-/** Lines for one handshake step, each starting with the trace gutter. */
-export function formatHandshakeTrace(view: HandshakeTraceView, style: Style): string[] {
+/**
+ * Lines for one handshake step, each starting with the trace gutter; `server` (host:port, escaped)
+ * heads the first, so that a trace across several servers says which one each handshake is with.
+ */
+export function formatHandshakeTrace(
+  view: HandshakeTraceView,
+  style: Style,
+  server: string,
+): string[] {
   const gutter = style.dim("│ ");
   const row = (mark: string, label: string, text: string) =>
     `${gutter}${mark} ${style.bold(label.padEnd(LABEL_WIDTH))}${text}`;
@@ -176,7 +183,7 @@ export function formatHandshakeTrace(view: HandshakeTraceView, style: Style): st
       const group = kexGroupByName(view.group);
       const id = group ? ` (0x${group.id.toString(16).padStart(4, "0")})` : "";
       return [
-        `${style.dim("┌─")} ${style.bold("handshake")} ${style.dim("HSP/1 §2")}`,
+        `${style.dim("┌─")} ${style.bold(`handshake with ${server}`)} ${style.dim("HSP/1 §2")}`,
         row(
           style.cyan("→"),
           "ClientHello",

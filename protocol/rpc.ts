@@ -34,6 +34,11 @@ export class PendingRequests<Waiter> {
     return this.#waiting.size;
   }
 
+  /** The id add() tries next: where a table for the same client's next connection may start. */
+  get next(): number {
+    return this.#next;
+  }
+
   /**
    * Gives the next free id to a `code` request waiting with `waiter`. Ids run 1 … 2^31 − 1 (§4)
    * and wrap; an id still waiting is skipped, so two requests in flight never share one.

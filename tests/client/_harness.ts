@@ -138,21 +138,14 @@ export class TestServer implements AsyncDisposable {
    * Starts server/main.ts with its log in `dir`, on `port` (0: any), fast password hashing,
    * and `extra` flags.
    */
-  static async start(dir: string, port = 0, ...extra: string[]): Promise<TestServer> {
+  static start(dir: string, port = 0, ...extra: string[]): Promise<TestServer> {
+    return TestServer.run(["--port", String(port), "--log", `${dir}/events.log`, ...extra]);
+  }
+
+  /** Starts server/main.ts on 127.0.0.1 with fast password hashing and `args` (port, store). */
+  static async run(args: string[]): Promise<TestServer> {
     const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        SERVER,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "--log",
-        `${dir}/events.log`,
-        "--insecure-fast-hash",
-        ...extra,
-      ],
+      args: ["run", "-A", SERVER, "--host", "127.0.0.1", "--insecure-fast-hash", ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -178,10 +171,13 @@ export class TestServer implements AsyncDisposable {
     return line?.split(" ")[2] ?? "";
   }
 
-  /** SIGTERM (a graceful shutdown, BYE shutdown to clients), then waits for the exit. */
-  stop(): Promise<Deno.CommandStatus> {
+  /**
+   * SIGTERM (a graceful shutdown, BYE shutdown to clients), or `signal`, then waits for the
+   * exit. SIGKILL is a node that dies: no BYE, its connections simply end.
+   */
+  stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
     if (this.#stopped === undefined) {
-      this.#child.kill("SIGTERM");
+      this.#child.kill(signal);
       this.#stopped = (async () => {
         const status = await this.#child.status;
         await this.#stdout.done;

@@ -1,6 +1,8 @@
 // The client's flags: defaults, every flag of the issue, and a clear error for each bad value.
 import assert from "node:assert/strict";
-import { DEFAULT_PORT, parseClientArgs, unsupportedGroupMessage } from "../../client/args.ts";
+import { DEFAULT_PORT, parseClientArgs } from "../../client/args.ts";
+import { unsupportedGroupMessage } from "../../client/connection.ts";
+import { MAX_SERVERS } from "../../client/server_list.ts";
 
 function options(args: string[]) {
   const parsed = parseClientArgs(args);
@@ -16,8 +18,7 @@ function error(args: string[]): string {
 
 Deno.test("parseClientArgs() defaults to 127.0.0.1:5002 with X25519MLKEM768 and nothing else on", () => {
   const o = options([]);
-  assert.equal(o.host, "127.0.0.1");
-  assert.equal(o.port, DEFAULT_PORT);
+  assert.deepEqual(o.servers, [{ host: "127.0.0.1", port: DEFAULT_PORT }]);
   assert.equal(o.group.name, "x25519mlkem768"); // §2.6: clients default to the hybrid
   assert.equal(o.user, undefined);
   assert.equal(o.knownHosts, undefined);
@@ -57,14 +58,13 @@ Deno.test("parseClientArgs() reads every flag", () => {
     "--libcrypto",
     "/opt/ssl/libcrypto.so.3",
   ]);
-  assert.equal(o.host, "chat.example");
-  assert.equal(o.port, 6000);
+  assert.deepEqual(o.servers, [{ host: "chat.example", port: 6000 }]);
   assert.equal(o.group.name, "ffdhe4096");
   assert.equal(o.user, "alice");
   assert.equal(o.knownHosts, "/tmp/kh");
   assert.deepEqual([o.acceptNewKey, o.trace, o.json, o.noColor], [true, true, true, true]);
   assert.deepEqual([o.crypto, o.libcrypto], ["portable", "/opt/ssl/libcrypto.so.3"]);
-  assert.equal(options(["--host", "[::1]"]).host, "::1");
+  assert.deepEqual(options(["--host", "[::1]"]).servers, [{ host: "::1", port: DEFAULT_PORT }]);
   assert.deepEqual(parseClientArgs(["--help"]), { kind: "help" });
   assert.deepEqual(parseClientArgs(["-h"]), { kind: "help" });
   assert.deepEqual(parseClientArgs(["-V"]), { kind: "version" });
@@ -76,11 +76,48 @@ Deno.test("parseClientArgs() names the flag and the value it refuses", () => {
   assert.equal(error(["--port", "70000"]), "--port 70000 is not a port (1-65535)");
   assert.match(error(["--group", "modp"]), /^--group modp is not one of ffdhe2048/);
   assert.equal(error(["--user", "Alice"]), '--user "Alice" is not a username');
-  assert.match(error(["--host", "a b"]), /is not a host name/);
+  assert.match(error(["--host", "a b"]), /^--host "a b" is not host\[:port\]/);
   assert.match(error(["--bogus"]), /bogus/);
   assert.match(error(["positional"]), /positional/);
   assert.equal(error(["--crypto", "fast"]), "--crypto fast is not one of auto, native, portable");
   assert.equal(error(["--libcrypto="]), "--libcrypto needs a path");
+});
+
+Deno.test("--host takes several servers, each with its port or --port's, in the order given", () => {
+  assert.deepEqual(
+    options(["--host", "a.example:5002,B.example, [2001:db8::1]:7000,c", "--port", "6000"]).servers,
+    [
+      { host: "a.example", port: 5002 },
+      { host: "B.example", port: 6000 },
+      { host: "2001:db8::1", port: 7000 },
+      { host: "c", port: 6000 },
+    ],
+  );
+  const most = Array.from({ length: MAX_SERVERS }, (_, i) => `n${i}`).join(",");
+  assert.equal(options(["--host", most]).servers.length, MAX_SERVERS);
+});
+
+Deno.test("--host names the entry it refuses: empty, malformed, a bad port, twice, too many", () => {
+  assert.equal(error(["--host", ""]), '--host has an empty entry: ""');
+  assert.equal(error(["--host", "a,,b"]), '--host has an empty entry (entry 2): "a,,b"');
+  assert.equal(error(["--host", "a,"]), '--host has an empty entry (entry 2): "a,"');
+  assert.equal(
+    error(["--host", "a:5002,b:0"]),
+    '--host "b:0" (entry 2) is not host[:port] (port 1-65535, an IPv6 address in brackets)',
+  );
+  assert.match(
+    error(["--host", "a,b:70000"]),
+    /^--host "b:70000" \(entry 2\) is not host\[:port\]/,
+  );
+  assert.match(error(["--host", "::1"]), /^--host "::1" is not host\[:port\] .*IPv6 .* brackets/);
+  assert.match(error(["--host", "user@a"]), /^--host "user@a" is not host\[:port\]/);
+  assert.equal(error(["--host", "a:5002,b,A"]), "--host names a:5002 twice");
+  assert.equal(error(["--host", "a,b,B:6000", "--port", "6000"]), "--host names b:6000 twice");
+  const many = Array.from({ length: MAX_SERVERS + 1 }, (_, i) => `n${i}`).join(",");
+  assert.equal(
+    error(["--host", many]),
+    `--host names ${MAX_SERVERS + 1} servers, more than MAX_SERVERS (${MAX_SERVERS})`,
+  );
 });
 
 Deno.test("parseClientArgs() takes the engine from HYBRID_CRYPTO when no flag gives it", () => {

@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import {
   complete,
   newPasswordProblem,
-  parseHostPort,
   parseLine,
   pasteProblem,
   secretLines,
 } from "../../client/commands.ts";
+import { parseHostPort } from "../../client/server_list.ts";
 
 function command(line: string) {
   const parsed = parseLine(line);
@@ -25,11 +25,17 @@ function hint(line: string): string {
 
 Deno.test("parseLine() reads every command of the REPL", () => {
   assert.deepEqual(command("/connect"), { type: "connect" });
-  assert.deepEqual(command("/connect chat.example"), { type: "connect", host: "chat.example" });
+  assert.deepEqual(command("/connect chat.example"), {
+    type: "connect",
+    servers: [{ host: "chat.example" }],
+  });
   assert.deepEqual(command("/connect 10.0.0.1:6000"), {
     type: "connect",
-    host: "10.0.0.1",
-    port: 6000,
+    servers: [{ host: "10.0.0.1", port: 6000 }],
+  });
+  assert.deepEqual(command("/connect a:1,[::1]"), {
+    type: "connect",
+    servers: [{ host: "a", port: 1 }, { host: "::1" }],
   });
   assert.deepEqual(command("/disconnect"), { type: "disconnect" });
   assert.deepEqual(command("/signup alice"), { type: "signup", user: "alice" });
@@ -76,7 +82,9 @@ Deno.test("parseLine() answers a wrong command or argument with a usage hint", (
   assert.equal(hint("/login a b"), "usage: /login USER");
   assert.match(hint("/login Alice"), /^"Alice" is not a username: usernames match /);
   assert.match(hint("/msg BOB hi"), /^"BOB" is not a username/);
-  assert.match(hint("/connect host:0"), /^usage: \/connect \[host\[:port\]\]/);
+  assert.match(hint("/connect host:0"), /^\/connect "host:0" is not host\[:port\] \(port 1-65535/);
+  assert.match(hint("/connect a, b"), /^usage: \/connect \[host\[:port\]\[,…\]\] \(no blank/);
+  assert.match(hint("/connect a,,b"), /^\/connect has an empty entry \(entry 2\)/);
   assert.match(hint("/help nothing"), /^usage: \/help \[command\]/);
   assert.equal(hint("/accept-key"), "usage: /accept-key SHA256:…");
   assert.match(hint("/accept-key SHA256:short"), /^"SHA256:short" is not a fingerprint/);

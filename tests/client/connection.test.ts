@@ -11,7 +11,7 @@ import {
   RECONNECT_BASE_MS,
   RECONNECT_MAX_MS,
 } from "../../client/connection.ts";
-import type { ClientEvent } from "../../client/events.ts";
+import type { ClientEvent, Endpoint } from "../../client/client_events.ts";
 import {
   type CryptoEngine,
   generateIdentity,
@@ -61,20 +61,36 @@ class ScriptedServer {
   }
 }
 
+/** What a test changes in setup(); each has a default that lets every connection through. */
+interface SetupOptions {
+  /** The pin check (a match by default); `automatic` as the Connection passes it. */
+  pin?: (endpoint: Endpoint, automatic: boolean) => Promise<PinResult>;
+  observe?: (event: ClientEvent) => void;
+  ping?: { intervalMs: number; timeoutMs: number };
+  /** The key of the n-th dial's server (the test identity when undefined). */
+  identityOf?: (dial: number) => ServerIdentity | undefined;
+  /** Dials refused (the endpoint, and how many dials were made before). */
+  refuseDial?: (dial: number, endpoint: Endpoint) => boolean;
+  engine?: CryptoEngine;
+  servers?: readonly Endpoint[];
+}
+
 /**
  * A Connection whose every dial opens a pipe to a new ScriptedServer. `event()` waits for the next
- * event that satisfies a test (events before it are passed over); `server(n)` for the n-th dial.
+ * event that satisfies a test (events before it are passed over); `server(n)` for the n-th dial
+ * that was let through; `dialled` lists every dial's endpoint, refused or not.
  */
-function setup(
-  pin: () => Promise<PinResult> = () =>
-    Promise.resolve({ pin: "match", previous: [], knownHosts: "" }),
-  observe: (event: ClientEvent) => void = () => {},
-  ping?: { intervalMs: number; timeoutMs: number },
-  identityOf: (dial: number) => ServerIdentity | undefined = () => undefined,
-  refuseDial: (dial: number) => boolean = () => false,
-  engine: CryptoEngine = portableCrypto,
-) {
+function setup(options: SetupOptions = {}) {
+  const {
+    pin = () => Promise.resolve({ pin: "match", previous: [], knownHosts: "" }),
+    observe = () => {},
+    ping,
+    identityOf = () => undefined,
+    refuseDial = () => false,
+    engine = portableCrypto,
+  } = options;
   const events: ClientEvent[] = [];
+  const dialled: Endpoint[] = [];
   const servers: Promise<ScriptedServer>[] = [];
   const waiters: (() => void)[] = [];
   const wakeAll = () => {
@@ -82,7 +98,7 @@ function setup(
   };
   let cursor = 0;
   const connection = new Connection({
-    endpoint: { host: "test", port: 1 },
+    servers: options.servers ?? [{ host: "test", port: 1 }],
     group: KEX_GROUPS[0]!,
     crypto: engine,
     events: (event) => {
@@ -90,12 +106,13 @@ function setup(
       observe(event);
       wakeAll();
     },
-    pin,
+    pin: (endpoint, _fingerprint, automatic) => pin(endpoint, automatic),
     random: () => 0,
     pingIntervalMs: ping?.intervalMs,
     pingTimeoutMs: ping?.timeoutMs,
-    dial: () => {
-      if (refuseDial(servers.length)) return Promise.reject(new Error("refused"));
+    dial: (endpoint) => {
+      dialled.push(endpoint);
+      if (refuseDial(servers.length, endpoint)) return Promise.reject(new Error("refused"));
       const [client, server] = pipe();
       servers.push(
         serverHandshake(server, {
@@ -120,7 +137,7 @@ function setup(
     while (servers.length <= n) await changed();
     return await servers[n]!;
   }
-  return { connection, events, server, event };
+  return { connection, events, server, event, dialled };
 }
 
 /** Opens the connection and logs in as alice on the first scripted server, which it returns. */
@@ -154,8 +171,10 @@ Deno.test("responses are matched to requests by id, whatever their order", async
 Deno.test("a pushed message is shown once, then acknowledged with DAK, even when it comes again", async () => {
   // Records sealed when each message is shown: its DAK must come after, as a later record.
   const sealedWhenShown: number[] = [];
-  const { connection, server: nth, events } = setup(undefined, (event) => {
-    if (event.type === "message") sealedWhenShown.push(connection.records!.sent);
+  const { connection, server: nth, events } = setup({
+    observe: (event) => {
+      if (event.type === "message") sealedWhenShown.push(connection.records!.sent);
+    },
   });
   await connection.open();
   const server = await nth(0);
@@ -230,10 +249,7 @@ Deno.test("after BYE logged_in_elsewhere the client reconnects but does not log 
 });
 
 Deno.test("an open connection sends PNG keep-alives and reports nothing when they are answered", async () => {
-  const { connection, server: nth, events } = setup(undefined, undefined, {
-    intervalMs: 10,
-    timeoutMs: 1000,
-  });
+  const { connection, server: nth, events } = setup({ ping: { intervalMs: 10, timeoutMs: 1000 } });
   await connection.open();
   const server = await nth(0);
   for (let i = 0; i < 2; i++) {
@@ -245,10 +261,7 @@ Deno.test("an open connection sends PNG keep-alives and reports nothing when the
 });
 
 Deno.test("an unanswered keep-alive means the connection is dead: it is dropped and redialled", async () => {
-  const { connection, server: nth, event } = setup(undefined, undefined, {
-    intervalMs: 10,
-    timeoutMs: 50,
-  });
+  const { connection, server: nth, event } = setup({ ping: { intervalMs: 10, timeoutMs: 50 } });
   await connection.open();
   const server = await nth(0);
   await server.request("PNG");
@@ -260,9 +273,9 @@ Deno.test("an unanswered keep-alive means the connection is dead: it is dropped 
 });
 
 Deno.test("a refused pin fails open() with key_mismatch and sends no record", async () => {
-  const { connection, server: nth } = setup(() =>
-    Promise.reject(new ConnectionError("key_mismatch", "refused"))
-  );
+  const { connection, server: nth } = setup({
+    pin: () => Promise.reject(new ConnectionError("key_mismatch", "refused")),
+  });
   await assert.rejects(connection.open(), (err: ConnectionError) => err.code === "key_mismatch");
   const server = await nth(0);
   assert.equal(await server.session.receive(), null, "the client closed without a record");
@@ -272,12 +285,10 @@ Deno.test("a refused pin fails open() with key_mismatch and sends no record", as
 Deno.test("a reconnect to a server with another key than the session's is refused loudly, and the password is not sent", async () => {
   const other = await generateIdentity(portableCrypto);
   // The pin check says "first contact", as known_hosts does once the pin is gone from it.
-  const t = setup(
-    () => Promise.resolve({ pin: "first_contact", previous: [], knownHosts: "" }),
-    undefined,
-    undefined,
-    (dial) => dial === 0 ? undefined : other,
-  );
+  const t = setup({
+    pin: () => Promise.resolve({ pin: "first_contact", previous: [], knownHosts: "" }),
+    identityOf: (dial) => dial === 0 ? undefined : other,
+  });
   const { connection, server: nth, event } = t;
   const first = await openLoggedIn(t);
   first.transport.close();
@@ -292,6 +303,7 @@ Deno.test("a reconnect to a server with another key than the session's is refuse
     port: 1,
     source: "session",
     pinned: [testIdentityOn(portableCrypto).fingerprint],
+    pinned_for: [],
     presented: other.fingerprint,
     accepted: false,
     known_hosts: null,
@@ -304,7 +316,7 @@ Deno.test("a reconnect to a server with another key than the session's is refuse
 
 Deno.test("reconnect() logs in again on the session's key, and not on a key accepted in its place", async () => {
   const other = await generateIdentity(portableCrypto);
-  const t = setup(undefined, undefined, undefined, (dial) => dial === 2 ? other : undefined);
+  const t = setup({ identityOf: (dial) => dial === 2 ? other : undefined });
   const { connection, server: nth, event } = t;
   await openLoggedIn(t);
 
@@ -330,7 +342,7 @@ Deno.test("reconnect() logs in again on the session's key, and not on a key acce
 });
 
 Deno.test("while reconnecting, messages wait for the re-login, at most MAX_QUEUED_MESSAGES of them", async () => {
-  const t = setup(undefined, undefined, undefined, undefined, (dial) => dial > 0);
+  const t = setup({ refuseDial: (dial) => dial > 0 });
   const { connection, event } = t;
   const server = await openLoggedIn(t);
   server.transport.close();
@@ -347,7 +359,7 @@ Deno.test("while reconnecting, messages wait for the re-login, at most MAX_QUEUE
   );
   await connection.close();
   for (const message of waiting) {
-    await assert.rejects(message, /^ConnectionError: not sent: the connection did not come back/);
+    await assert.rejects(message, /^ConnectionError: the connection did not come back/);
   }
   assert.equal(connection.queuedMessages, 0);
 });
@@ -426,7 +438,7 @@ Deno.test({
     warmServer!.session.dispose();
     a.close();
     const before = liveNativeHandles();
-    const t = setup(undefined, undefined, undefined, undefined, undefined, engine);
+    const t = setup({ engine });
     const server = await openLoggedIn(t);
     // LGN sealed and opened, its ACK sealed and opened: two contexts on each side.
     assert.equal(liveNativeHandles(), before + 4);
@@ -434,4 +446,130 @@ Deno.test({
     server.session.dispose();
     assert.equal(liveNativeHandles(), before);
   },
+});
+
+const A: Endpoint = { host: "a", port: 1 };
+const B: Endpoint = { host: "b", port: 2 };
+const C: Endpoint = { host: "c", port: 3 };
+
+Deno.test("with several servers, one that cannot be reached is passed for the next, each try named", async () => {
+  const t = setup({ servers: [A, B, C], refuseDial: (_, endpoint) => endpoint === A });
+  await t.connection.open();
+  assert.deepEqual(t.dialled, [A, B], "the third is not dialled once the second answers");
+  const tries = t.events.filter((e) => e.type === "connecting");
+  assert.deepEqual(
+    tries.map((e) => e.type === "connecting" && [e.host, e.server, e.servers, e.last_error]),
+    [["a", 1, 3, undefined], ["b", 2, 3, "cannot connect to a:1: refused"]],
+  );
+  const connected = await t.event((e) => e.type === "connected");
+  assert.equal(connected.type === "connected" && connected.host, "b");
+  assert.equal(t.connection.endpoint, B);
+  await t.connection.close();
+});
+
+Deno.test("a lost server is tried last: the reconnect round starts at the next one and logs in again there", async () => {
+  const t = setup({ servers: [A, B] });
+  const { connection, server: nth, event } = t;
+  const first = await openLoggedIn(t);
+  first.transport.close();
+
+  const round = await event((e) => e.type === "reconnecting");
+  assert.ok(round.type === "reconnecting");
+  assert.deepEqual([round.host, round.attempt, round.servers], ["b", 1, 2]);
+  const second = await nth(1);
+  assert.deepEqual(t.dialled, [A, B]);
+  const relogin = await second.request("LGN");
+  assert.deepEqual([relogin.user, relogin.password], ["alice", "password1"]);
+  second.send({ code: "ACK", id: relogin.id, request: "LGN", user: "alice", queued: 0 });
+  await event((e) => e.type === "ack" && e.request === "LGN" && e.relogin);
+  assert.equal(connection.endpoint, B);
+
+  // The session carries on there; losing that one goes back to the first.
+  const users = connection.request({ code: "GUL" });
+  const gul = await second.request("GUL");
+  second.send({ code: "ACK", id: gul.id, request: "GUL", users: [] });
+  assert.equal((await users).code, "ACK");
+  second.transport.close();
+  const next = await event((e) => e.type === "reconnecting");
+  assert.equal(next.type === "reconnecting" && next.host, "a");
+  await connection.close();
+});
+
+Deno.test("when every server fails, the next round waits twice as long, naming each failure", async () => {
+  const t = setup({ servers: [A, B], refuseDial: (dial) => dial > 0 });
+  const { connection, event } = t;
+  const first = await openLoggedIn(t);
+  first.transport.close();
+  const one = await event((e) => e.type === "reconnecting");
+  const two = await event((e) => e.type === "reconnecting");
+  assert.ok(one.type === "reconnecting" && two.type === "reconnecting");
+  assert.deepEqual([one.attempt, one.delay_ms, one.last_error], [
+    1,
+    RECONNECT_BASE_MS / 2,
+    undefined,
+  ]);
+  assert.deepEqual([two.attempt, two.delay_ms], [2, RECONNECT_BASE_MS]);
+  assert.equal(
+    two.last_error,
+    "none of the 2 servers could be used: cannot connect to b:2: refused; " +
+      "cannot connect to a:1: refused",
+  );
+  assert.deepEqual(t.dialled, [A, B, A]);
+  await connection.close();
+});
+
+Deno.test("a refused key ends the round at once: the next server is not tried", async () => {
+  const t = setup({
+    servers: [A, B, C],
+    refuseDial: (_, endpoint) => endpoint === A,
+    pin: (endpoint) =>
+      endpoint === B
+        ? Promise.reject(new ConnectionError("key_mismatch", "refused"))
+        : Promise.resolve({ pin: "match", previous: [], knownHosts: "" }),
+  });
+  await assert.rejects(t.connection.open(), (e: ConnectionError) => e.code === "key_mismatch");
+  assert.deepEqual(t.dialled, [A, B], "C, which would be let through, is never dialled");
+  assert.equal(t.connection.state, "idle");
+});
+
+Deno.test("a reconnect to a server of the list with another key than the session's refuses, and stops there", async () => {
+  const other = await generateIdentity(portableCrypto);
+  const t = setup({
+    servers: [A, B, C],
+    pin: () => Promise.resolve({ pin: "first_contact", previous: [], knownHosts: "" }),
+    identityOf: (dial) => dial === 1 ? other : undefined,
+  });
+  const first = await openLoggedIn(t);
+  first.transport.close();
+  const impostor = await t.server(1);
+  assert.equal(await impostor.session.receive(), null, "no record, so no password, went to it");
+  const warning = await t.event((e) => e.type === "key_mismatch");
+  assert.ok(warning.type === "key_mismatch");
+  assert.deepEqual([warning.host, warning.source, warning.presented], [
+    "b",
+    "session",
+    other.fingerprint,
+  ]);
+  const given = await t.event((e) => e.type === "disconnected");
+  assert.ok(given.type === "disconnected" && !given.reconnect);
+  assert.deepEqual(t.dialled, [A, B], "C, which has the session's key, is not tried either");
+  assert.equal(t.connection.user, undefined);
+});
+
+Deno.test("request ids go on from one connection to the next, as the wire has always shown them", async () => {
+  const t = setup();
+  const { connection, server: nth } = t;
+  const first = await openLoggedIn(t);
+  const gul = connection.request({ code: "GUL" });
+  const asked = await first.request("GUL");
+  assert.equal(asked.id, 2, "the login was 1");
+  first.send({ code: "ACK", id: asked.id, request: "GUL", users: [] });
+  await gul;
+  first.transport.close();
+  const second = await nth(1);
+  const relogin = await second.request("LGN");
+  assert.equal(relogin.id, 3);
+  second.send({ code: "ACK", id: relogin.id, request: "LGN", user: "alice", queued: 0 });
+  await t.event((e) => e.type === "ack" && e.request === "LGN" && e.relogin);
+  await connection.close();
 });

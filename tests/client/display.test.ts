@@ -2,7 +2,7 @@
 // and the educational trace (which shows key ids, never keys).
 import assert from "node:assert/strict";
 import { formatTime, jsonLine, renderEvent } from "../../client/display.ts";
-import type { ClientEvent } from "../../client/events.ts";
+import type { ClientEvent } from "../../client/client_events.ts";
 import { makeStyle } from "../../client/style.ts";
 import {
   formatHandshakeTrace,
@@ -109,48 +109,92 @@ Deno.test("first contact shows the key and says to check it against the server's
   );
 });
 
-Deno.test("a changed server key is a loud warning naming both fingerprints", () => {
-  const pinned = "SHA256:" + "A".repeat(43);
-  const presented = "SHA256:" + "B".repeat(42) + "A";
-  const lines = render({
+const PINNED = "SHA256:" + "A".repeat(43);
+const PRESENTED = "SHA256:" + "B".repeat(42) + "A";
+
+/** The text of a refused key (PRESENTED, where 127.0.0.1:5002 is pinned to PINNED), `fields` apart. */
+function mismatchText(fields: Partial<Extract<ClientEvent, { type: "key_mismatch" }>>): string {
+  return render({
     type: "key_mismatch",
     host: "127.0.0.1",
     port: 5002,
     source: "known_hosts",
-    pinned: [pinned],
-    presented,
+    pinned: [PINNED],
+    pinned_for: ["127.0.0.1:5002"],
+    presented: PRESENTED,
     accepted: false,
-    known_hosts: "/home/u/.config/hybrid/known_hosts",
-  });
-  const text = lines.join("\n");
+    known_hosts: "/k",
+    ...fields,
+  }).join("\n");
+}
+
+Deno.test("a changed server key is a loud warning naming both fingerprints", () => {
+  const text = mismatchText({});
   assert.match(text, /WARNING: THE KEY OF SERVER 127\.0\.0\.1:5002 HAS CHANGED/);
-  assert.match(text, new RegExp(`pinned: +${pinned}`));
-  assert.match(text, new RegExp(`presented: +${presented}`));
+  assert.match(text, new RegExp(`pinned: +${PINNED}  \\(/k\\)`));
+  assert.match(text, new RegExp(`presented: +${PRESENTED}`));
   assert.match(
     text,
-    new RegExp(`Connection refused.*/accept-key ${presented}\n.*--accept-key`, "s"),
+    new RegExp(`Connection refused.*/accept-key ${PRESENTED}\n.*--accept-key`, "s"),
   );
 });
 
 Deno.test("a reconnect to a key other than the session's is a loud warning that no password went", () => {
-  const before = "SHA256:" + "A".repeat(43);
-  const presented = "SHA256:" + "B".repeat(42) + "A";
-  const text = render({
-    type: "key_mismatch",
-    host: "127.0.0.1",
-    port: 5002,
-    source: "session",
-    pinned: [before],
-    presented,
-    accepted: false,
-    known_hosts: null,
-  }).join("\n");
+  const text = mismatchText({ source: "session", pinned_for: [], known_hosts: null });
   assert.match(
     text,
     /THE KEY OF SERVER 127\.0\.0\.1:5002 HAS CHANGED SINCE THIS SESSION CONNECTED/,
   );
-  assert.match(text, new RegExp(`this session: ${before}\n   presented: +${presented}`));
+  assert.match(text, new RegExp(`this session: ${PINNED}\n   presented: +${PRESENTED}`));
   assert.match(text, /Not reconnecting, and your password was not sent/);
+});
+
+Deno.test("several servers: each try, a key pinned through another server, a round over all", () => {
+  const key = "SHA256:" + "A".repeat(43);
+  const where = { host: "b", port: 5002 };
+  assert.deepEqual(
+    render({
+      type: "connecting",
+      ...where,
+      group: "x25519",
+      server: 2,
+      servers: 3,
+      last_error: "cannot connect to a:5002: refused",
+    }),
+    ["· trying b:5002 (2/3, x25519)… — last try: cannot connect to a:5002: refused"],
+  );
+  assert.deepEqual(
+    render({
+      type: "connected",
+      ...where,
+      group: "x25519",
+      fingerprint: key,
+      pin: "sibling",
+      previous: [],
+      sibling: "a:5002",
+      known_hosts: "/k",
+    }),
+    [
+      `· connected to b:5002 (x25519) · server key ${key} matches the pin`,
+      "· of a:5002, a server of the same list (they share one key): now pinned for b:5002 too",
+    ],
+  );
+  assert.deepEqual(
+    render({ type: "reconnecting", ...where, attempt: 2, delay_ms: 800, servers: 3 }),
+    ["· reconnecting to the 3 servers, from b:5002, in 0.8 s (attempt 2)"],
+  );
+});
+
+Deno.test("a server that shows another key than its list's is a loud warning naming where the pin is", () => {
+  const text = mismatchText({ host: "b", pinned_for: ["a:5002"] });
+  assert.match(text, /WARNING: SERVER b:5002 DOES NOT SHOW THE KEY OF ITS LIST!/);
+  assert.match(text, new RegExp(`pinned: +${PINNED}  \\(for a:5002, /k\\)`));
+  assert.match(text, /b:5002 has no pin of its own, so it must show theirs/);
+  assert.match(text, new RegExp(`Connection refused.*/accept-key ${PRESENTED}`, "s"));
+  // Its own pin differing too: the usual warning, naming every server the pins are for.
+  const both = mismatchText({ host: "b", pinned_for: ["b:5002", "a:5002"] });
+  assert.match(both, /THE KEY OF SERVER b:5002 HAS CHANGED!/);
+  assert.match(both, new RegExp(`pinned: +${PINNED}  \\(for b:5002, a:5002, /k\\)`));
 });
 
 Deno.test("the user list marks who is online and who has no key, and says when more exist", () => {
@@ -165,6 +209,33 @@ Deno.test("the user list marks who is online and who has no key, and says when m
   assert.deepEqual(
     render({ type: "ack", request: "GUL", id: 3, users, more: true }),
     ["users (1 online of 2, and more: /users shows the first 2): ● alice  ○ bob (no key)"],
+  );
+});
+
+Deno.test("a sealed message not shown says why, in words, its sender escaped: not opened or held", () => {
+  const ts = plain.now - 3_600_000;
+  const time = formatTime(ts, plain.now);
+  assert.deepEqual(
+    render({
+      type: "message_failed",
+      msg: "m1",
+      from: "bob\x1b",
+      to: "alice",
+      ts,
+      check: "signature",
+      reason: "bad\x07",
+    }),
+    [
+      `${time} [NOT OPENED] bob\\x1b: a sealed message failed the signature check (bad\\x07); ` +
+      "it is not shown",
+    ],
+  );
+  assert.deepEqual(
+    render({ type: "message_held", msg: "m2", from: "bob", ts, fingerprint: "SHA256:x" }),
+    [
+      `${time} [HELD] bob: a sealed message signed with the key SHA256:x, which you have not ` +
+      "accepted; kept unread until /trust bob",
+    ],
   );
 });
 
@@ -197,7 +268,7 @@ Deno.test("the trace shows every handshake step and record, with key ids but nev
   a.close();
 
   const style = makeStyle(false);
-  const lines = handshake.flatMap((e) => formatHandshakeTrace(handshakeView(e), style));
+  const lines = handshake.flatMap((e) => formatHandshakeTrace(handshakeView(e), style, "h:1"));
   lines.push(...records.map((e) => formatRecordTrace(recordView(e), style)));
   const text = lines.join("\n");
   assert.deepEqual(

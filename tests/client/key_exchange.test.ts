@@ -19,7 +19,7 @@ const HYBRID = kexGroupByName("x25519mlkem768")!;
 Deno.test("a server that refuses the group gets a message naming its groups and what to try", async () => {
   const refusals: Promise<unknown>[] = [];
   const connection = new Connection({
-    endpoint: { host: "test", port: 1 },
+    servers: [{ host: "test", port: 1 }],
     group: HYBRID,
     crypto: portableCrypto,
     events: () => {},
@@ -56,7 +56,9 @@ Deno.test("the hybrid's trace shows ek, ciphertext, both secrets and why both, n
     serverHandshake(b, { identity: testIdentityOn(portableCrypto), crypto: portableCrypto }),
   ]);
   a.close();
-  const text = events.flatMap((e) => formatHandshakeTrace(handshakeView(e), style)).join("\n");
+  const text = events.flatMap((e) => formatHandshakeTrace(handshakeView(e), style, "h:1")).join(
+    "\n",
+  );
   assert.match(text, /ClientHello +1254 bytes · group X25519MLKEM768 \(0x11ec\)/);
   assert.match(text, /client_share +1216 bytes {2}= ek \|\| X25519\(a, 9\)/);
   assert.match(
@@ -92,7 +94,9 @@ Deno.test("the x25519 trace says what its share and Z are", async () => {
     serverHandshake(b, { identity: testIdentityOn(portableCrypto), crypto: portableCrypto }),
   ]);
   a.close();
-  const text = events.flatMap((e) => formatHandshakeTrace(handshakeView(e), style)).join("\n");
+  const text = events.flatMap((e) => formatHandshakeTrace(handshakeView(e), style, "h:1")).join(
+    "\n",
+  );
   assert.match(text, /client_share +32 bytes {2}[0-9a-f ]{23} … {2}= X25519\(a, 9\)/);
   assert.match(text, /shared secret Z +32 bytes = X25519\(a, server_share\)/);
 });
@@ -115,6 +119,7 @@ Deno.test("/key and /status name the key exchange", () => {
     state: "open",
     host: "127.0.0.1",
     port: 5002,
+    servers: ["127.0.0.1:5002"],
     group: "x25519mlkem768",
     fingerprint: null,
     user: null,

@@ -82,12 +82,44 @@ Deno.test("checkPin(): unknown at first contact, match for a pinned key, mismatc
   const { entries } = parseKnownHosts(`h:1 ${A}\nh:1 ${B}\nother:1 ${C}\n`);
   assert.deepEqual(checkPin(entries, "new:1", A), { kind: "unknown" });
   assert.deepEqual(checkPin(entries, "h:1", B), { kind: "match" });
-  assert.deepEqual(checkPin(entries, "h:1", C), { kind: "mismatch", pinned: [A, B] });
+  assert.deepEqual(checkPin(entries, "h:1", C), {
+    kind: "mismatch",
+    pinned: [A, B],
+    pinnedFor: ["h:1"],
+  });
   assert.deepEqual(
     checkPin(entries, "h:2", A),
     { kind: "unknown" },
     "the port is part of the name",
   );
+});
+
+Deno.test("checkPin() binds the servers of a list to one key: an unpinned one must show its siblings' key", () => {
+  const { entries } = parseKnownHosts(`a:1 ${A}
+b:1 ${A}
+other:1 ${C}
+`);
+  const list = ["a:1", "b:1", "new:1"];
+  // A server of the list never pinned: the key pinned for the others, or a loud mismatch.
+  assert.deepEqual(checkPin(entries, "new:1", A, list), { kind: "sibling", sibling: "a:1" });
+  assert.deepEqual(checkPin(entries, "new:1", C, list), {
+    kind: "mismatch",
+    pinned: [A],
+    pinnedFor: ["a:1", "b:1"],
+  });
+  // A key pinned for another server (outside the list) proves nothing for this one.
+  assert.deepEqual(checkPin(entries, "b:1", C, list).kind, "mismatch");
+  // Its own pin matching is not enough when another server of the list is pinned elsewhere.
+  const split = parseKnownHosts(`a:1 ${A}
+b:1 ${B}
+`).entries;
+  assert.deepEqual(checkPin(split, "b:1", B, ["a:1", "b:1"]), {
+    kind: "mismatch",
+    pinned: [A],
+    pinnedFor: ["a:1"],
+  });
+  assert.deepEqual(checkPin(split, "b:1", B), { kind: "match" }, "alone, b is its own");
+  assert.deepEqual(checkPin(entries, "new:1", B, ["new:1", "x:1"]), { kind: "unknown" });
 });
 
 Deno.test("withPin() replaces an endpoint's pins and keeps every other line", () => {
@@ -100,15 +132,15 @@ Deno.test("KnownHosts.pin() creates the directory 0700 and the file 0600, and re
   await using dir = await tempDir();
   const path = `${dir.path}/deep/config/known_hosts`;
   const known = new KnownHosts(path);
-  assert.deepEqual(await known.check("h:1", A), { kind: "unknown" }, "an absent file is empty");
-  await known.pin("h:1", A);
-  await known.pin("g:2", B);
+  assert.deepEqual((await known.read()).entries, [], "an absent file is empty");
+  await known.pin(["h:1"], A);
+  await known.pin(["g:2", "f:3"], B);
   assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
   assert.equal((await Deno.stat(`${dir.path}/deep/config`)).mode! & 0o777, 0o700);
-  assert.deepEqual(await known.check("h:1", A), { kind: "match" });
+  assert.equal(await Deno.readTextFile(path), `h:1 ${A}\ng:2 ${B}\nf:3 ${B}\n`);
   await Deno.chmod(path, 0o644);
-  await known.pin("h:1", C);
-  assert.equal(await Deno.readTextFile(path), `g:2 ${B}\nh:1 ${C}\n`);
+  await known.pin(["h:1"], C);
+  assert.equal(await Deno.readTextFile(path), `g:2 ${B}\nf:3 ${B}\nh:1 ${C}\n`);
   assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600, "a loosened file is private again");
   assert.deepEqual([...Deno.readDirSync(`${dir.path}/deep/config`)].map((e) => e.name), [
     "known_hosts",

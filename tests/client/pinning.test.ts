@@ -5,15 +5,34 @@ import { client, passwordOf, signUp, tempDir, TestServer } from "./_harness.ts";
 
 const FORGED = "SHA256:" + "A".repeat(43);
 
+/**
+ * A fresh server, and a client folder (0700) whose known_hosts (0600) holds `text(server)`.
+ * Disposing stops the server and removes both.
+ */
+async function withKnownHosts(
+  text: (server: TestServer) => string,
+): Promise<{ server: TestServer; home: string; knownHosts: string } & AsyncDisposable> {
+  const resources = new AsyncDisposableStack();
+  try {
+    const dir = resources.use(await tempDir());
+    const server = resources.use(await TestServer.start(dir.path));
+    const home = `${dir.path}/home`;
+    await Deno.mkdir(home, { mode: 0o700 });
+    const knownHosts = `${home}/known_hosts`;
+    await Deno.writeTextFile(knownHosts, text(server), { mode: 0o600 });
+    return { server, home, knownHosts, [Symbol.asyncDispose]: () => resources.disposeAsync() };
+  } catch (err) {
+    await resources.disposeAsync();
+    throw err;
+  }
+}
+
 Deno.test("a known_hosts line for the server that does not parse refuses the connection, naming file and line", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  const home = `${dir.path}/home`;
-  await Deno.mkdir(home, { mode: 0o700 });
-  const knownHosts = `${home}/known_hosts`;
   // A pin with a trailing comment: were it ignored, this key would be trusted as a first contact.
-  const text = `# mine\n127.0.0.1:${server.port} ${FORGED} # the office server\n`;
-  await Deno.writeTextFile(knownHosts, text, { mode: 0o600 });
+  const mine = (s: TestServer) => `# mine\n127.0.0.1:${s.port} ${FORGED} # the office server\n`;
+  await using t = await withKnownHosts(mine);
+  const { server, home, knownHosts } = t;
+  const text = mine(server);
 
   await using c = client(server.port, home, "--json");
   const refused = await c.event("error", { context: "connect", code: "known_hosts" });
@@ -28,12 +47,21 @@ Deno.test("a known_hosts line for the server that does not parse refuses the con
   assert.equal(await Deno.readTextFile(knownHosts), text, "the file is left as it was");
 });
 
+Deno.test("a known_hosts line that does not parse and may be the pin of another server of the list refuses too", async () => {
+  // The list's servers share one key: that line may hold the key this server must show.
+  await using t = await withKnownHosts((s) => `127.0.0.2:${s.port} ${FORGED} # the other node\n`);
+  const { server, home } = t;
+  const list = `127.0.0.1:${server.port},127.0.0.2:${server.port}`;
+  await using c = client(server.port, home, "--json", "--host", list);
+  const refused = await c.event("error", { context: "connect", code: "known_hosts" });
+  assert.match(String(refused.message), /line 1 does not parse .* may be the pin of 127\.0\.0\.2:/);
+  assert.equal(await c.finish(), 1);
+  assert.ok(!c.stdout.lines.some((l) => l.includes('"event":"connected"')), "never connected");
+});
+
 Deno.test("a malformed known_hosts line for another server is reported and skipped", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  const home = `${dir.path}/home`;
-  await Deno.mkdir(home, { mode: 0o700 });
-  await Deno.writeTextFile(`${home}/known_hosts`, `elsewhere:1 ${FORGED} # old\n`, { mode: 0o600 });
+  await using t = await withKnownHosts(() => `elsewhere:1 ${FORGED} # old\n`);
+  const { server, home } = t;
   await using c = client(server.port, home, "--json");
   await c.event("warning", {
     message: `${home}/known_hosts line 1 ignored: expected "host:port fingerprint"`,
@@ -43,12 +71,8 @@ Deno.test("a malformed known_hosts line for another server is reported and skipp
 });
 
 Deno.test("a known_hosts file that others may write is warned about", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  const home = `${dir.path}/home`;
-  await Deno.mkdir(home, { mode: 0o700 });
-  const knownHosts = `${home}/known_hosts`;
-  await Deno.writeTextFile(knownHosts, `127.0.0.1:${server.port} ${server.fingerprint}\n`);
+  await using t = await withKnownHosts((s) => `127.0.0.1:${s.port} ${s.fingerprint}\n`);
+  const { server, home, knownHosts } = t;
   await Deno.chmod(knownHosts, 0o666);
   await using c = client(server.port, home, "--json");
   const warning = await c.event("warning");
@@ -88,6 +112,7 @@ Deno.test("an automatic reconnect to a server with another key refuses, though k
     port,
     source: "session",
     pinned: [first.fingerprint],
+    pinned_for: [],
     presented: other.fingerprint,
     accepted: false,
     known_hosts: null,
@@ -102,13 +127,9 @@ Deno.test("an automatic reconnect to a server with another key refuses, though k
 });
 
 Deno.test("--accept-key and /accept-key accept exactly the key the user checked, no other", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  const home = `${dir.path}/home`;
-  await Deno.mkdir(home, { mode: 0o700 });
-  const knownHosts = `${home}/known_hosts`;
-  const forged = `127.0.0.1:${server.port} ${FORGED}\n`;
-  await Deno.writeTextFile(knownHosts, forged, { mode: 0o600 });
+  await using t = await withKnownHosts((s) => `127.0.0.1:${s.port} ${FORGED}\n`);
+  const { server, home, knownHosts } = t;
+  const forged = await Deno.readTextFile(knownHosts);
   const otherKey = "SHA256:" + "B".repeat(42) + "A";
 
   // A fingerprint other than the presented one accepts nothing.

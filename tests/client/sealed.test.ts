@@ -28,6 +28,26 @@ async function member(
   return c;
 }
 
+/**
+ * A fresh server with alice and bob, each signed up and logged in on a client of their own
+ * (`aliceArgs` for hers); `root` holds their folders. Disposing stops all of it.
+ */
+async function aliceAndBob(...aliceArgs: string[]): Promise<
+  { server: TestServer; root: string; alice: TestClient; bob: TestClient } & AsyncDisposable
+> {
+  const resources = new AsyncDisposableStack();
+  try {
+    const root = resources.use(await tempDir()).path;
+    const server = resources.use(await TestServer.start(root));
+    const alice = resources.use(await member(server, root, "alice", ...aliceArgs));
+    const bob = resources.use(await member(server, root, "bob"));
+    return { server, root, alice, bob, [Symbol.asyncDispose]: () => resources.disposeAsync() };
+  } catch (err) {
+    await resources.disposeAsync();
+    throw err;
+  }
+}
+
 /** A --json client of `user` in its folder, logged in (signed up before). */
 async function again(
   server: TestServer,
@@ -72,10 +92,8 @@ function ack(m: ServerMessage) {
 }
 
 Deno.test("two clients exchange sealed messages online and offline; the log never holds their text", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  await using alice = await member(server, dir.path, "alice");
-  const bob = await member(server, dir.path, "bob");
+  await using t = await aliceAndBob();
+  const { server, root, alice, bob } = t;
 
   await alice.send("/msg bob meet me at the old mill at noon");
   // Each pins the other's key on first use (and says so) as the first message is sealed, or
@@ -93,7 +111,7 @@ Deno.test("two clients exchange sealed messages online and offline; the log neve
   // Offline: queued sealed, opened at bob's next login, in order; marked in plain text.
   await alice.send("/msg bob first, while you were away", "/msg bob second, also sealed");
   await alice.event("ack", { request: "MSG", text: "second, also sealed", sealed: true });
-  await using plain = client(server.port, join(dir.path, "bob"), "--no-color");
+  await using plain = client(server.port, join(root, "bob"), "--no-color");
   await plain.send("/login bob", passwordOf("bob"));
   const first = await plain.line("first, while you were away");
   const second = await plain.line("second, also sealed");
@@ -102,23 +120,21 @@ Deno.test("two clients exchange sealed messages online and offline; the log neve
   assert.equal(await plain.finish(), 0);
 
   // Every DLV was acknowledged: nothing is queued at the next login.
-  await using third = await again(server, dir.path, "bob");
+  await using third = await again(server, root, "bob");
   assert.equal(third.stdout.lines.some((l) => l.includes('"queued":0')), true);
   assert.equal(await third.finish(), 0);
   assert.equal(await alice.finish(), 0);
 
   await server.stop();
-  const log = new TextDecoder("latin1").decode(await Deno.readFile(`${dir.path}/events.log`));
+  const log = new TextDecoder("latin1").decode(await Deno.readFile(`${root}/events.log`));
   for (const secret of ["old mill", "see you there", "while you were away", "also sealed"]) {
     assert.ok(!log.includes(secret), `the event log holds "${secret}"`);
   }
 });
 
 Deno.test("a changed contact key is announced loudly and blocks sealed sending until /trust", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  await using alice = await member(server, dir.path, "alice", "--keep-going");
-  await using bob = await member(server, dir.path, "bob");
+  await using t = await aliceAndBob("--keep-going");
+  const { alice, bob } = t;
   await alice.send("/msg bob one");
   const before = (await alice.event("contact_key", { user: "bob", change: "first_use" }))
     .fingerprint;
@@ -147,10 +163,8 @@ Deno.test("a changed contact key is announced loudly and blocks sealed sending u
 });
 
 Deno.test("a message queued before the recipient's /keygen still opens after it, in a new process", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  await using alice = await member(server, dir.path, "alice");
-  const bob = await member(server, dir.path, "bob");
+  await using t = await aliceAndBob();
+  const { server, root, alice, bob } = t;
   await alice.send("/msg bob hello");
   await bob.event("message", { text: "hello", sealed: true });
   assert.equal(await bob.finish(), 0);
@@ -161,7 +175,7 @@ Deno.test("a message queued before the recipient's /keygen still opens after it,
   const aliceNew = await alice.event("ack", { request: "KEY" });
   await alice.send("/msg bob sealed to your first key");
   await alice.event("ack", { request: "MSG", sealed: true });
-  await using bob2 = await again(server, dir.path, "bob");
+  await using bob2 = await again(server, root, "bob");
   await bob2.event("contact_key", { user: "alice", change: "changed" });
   await bob2.event("message_held", { from: "alice", fingerprint: aliceNew.fingerprint });
   await bob2.send("/keygen 2048");
@@ -169,7 +183,7 @@ Deno.test("a message queued before the recipient's /keygen still opens after it,
   assert.equal(await bob2.finish(), 0);
 
   // A new process: bob's first key is read from its file, the held message from disk.
-  await using bob3 = await again(server, dir.path, "bob");
+  await using bob3 = await again(server, root, "bob");
   await bob3.send("/status", `/trust alice ${aliceNew.fingerprint}`);
   assert.equal((await bob3.event("status")).user_key, bobNew.fingerprint);
   await bob3.event("message", { from: "alice", text: "sealed to your first key", sealed: true });
@@ -328,10 +342,8 @@ Deno.test("/users pages through every user, and says when it stopped short", asy
 });
 
 Deno.test("a failed /login leaves the session before it, and its keys, as they were", async () => {
-  await using dir = await tempDir();
-  await using server = await TestServer.start(dir.path);
-  await using alice = await member(server, dir.path, "alice", "--keep-going");
-  await using bob = await member(server, dir.path, "bob");
+  await using t = await aliceAndBob("--keep-going");
+  const { alice, bob } = t;
   await alice.send("/login alice", "not alice's password");
   await alice.event("error", { context: "LGN", code: "invalid_credentials" });
   await bob.send("@alice still sealed?");

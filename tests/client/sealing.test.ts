@@ -11,8 +11,9 @@ import {
 } from "../../crypto/mod.ts";
 import type { Deliver, Response } from "../../protocol/messages.ts";
 import { kidOf, seal } from "../../protocol/sealed.ts";
-import { ConnectionError, type RequestBody } from "../../client/connection.ts";
-import type { ClientEvent } from "../../client/events.ts";
+import { ConnectionError } from "../../client/connection.ts";
+import type { RequestBody } from "../../protocol/rpc.ts";
+import type { ClientEvent } from "../../client/client_events.ts";
 import { Keyring } from "../../client/keyring.ts";
 import { SealedMessaging, SealingError } from "../../client/sealing.ts";
 import { portableCrypto } from "../_engines.ts";

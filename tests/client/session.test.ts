@@ -1,6 +1,7 @@
 // A session across connections: /connect to the same server logs in again as an automatic
 // reconnect does; switching servers says that the login stays behind.
 import assert from "node:assert/strict";
+import { MAX_QUEUED_MESSAGES } from "../../client/connection.ts";
 import { client, passwordOf, signUp, tempDir, TestServer } from "./_harness.ts";
 
 Deno.test("/connect to the same server logs in again, as an automatic reconnect does", async () => {
@@ -83,5 +84,33 @@ Deno.test("messages typed while reconnecting are queued, said so, and sent in or
   await bob.event("message", { from: "alice", text: "one" });
   await bob.event("message", { from: "alice", text: "two" });
   assert.equal(await bob.finish(), 0);
+  await second.stop();
+});
+
+Deno.test("a message beyond the queue's room while reconnecting is refused, said once as not sent", async () => {
+  await using dir = await tempDir();
+  await using first = await TestServer.start(dir.path);
+  const port = first.port;
+  await signUp(port, `${dir.path}/setup`, "alice", "bob");
+  await using alice = client(port, `${dir.path}/alice`);
+  await alice.send("/login alice", passwordOf("alice"));
+  await alice.line("✓ logged in as alice");
+
+  await first.stop();
+  await alice.line("· reconnecting to");
+  const queued = Array.from({ length: MAX_QUEUED_MESSAGES }, (_, i) => `@bob m${i}`);
+  await alice.send(...queued, "@bob one too many");
+  const refused = await alice.line("✗ not sent");
+  assert.equal(
+    refused,
+    `✗ not sent: ${MAX_QUEUED_MESSAGES} messages already wait for the connection to come back ` +
+      "(queue_full)",
+  );
+
+  // The server comes back: the queued ones are answered (sent, or refused for their rate), so
+  // the script ends.
+  await using second = await TestServer.start(dir.path, port);
+  assert.equal(await alice.finish(), 1, "the refused message is the script's failure");
+  assert.ok(!alice.stdout.lines.some((l) => l.includes("not sent: not sent")));
   await second.stop();
 });

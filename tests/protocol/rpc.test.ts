@@ -17,6 +17,8 @@ Deno.test("ids run from 1 in turn, wrap after 2^31 - 1, and skip one still in fl
     [MAX_REQUEST_ID - 1, MAX_REQUEST_ID, 1],
   );
   assert.equal(top.add("PNG", "w"), 3, "id 2 is in flight: skipped");
+  assert.equal(top.next, 4, "next: where a table for the next connection may start");
+  assert.equal(new PendingRequests<string>(top.next).add("PNG", "v"), 4);
   top.take(1);
   assert.equal(top.codeOf(1), undefined);
   assert.equal(top.codeOf(2), "GSR");

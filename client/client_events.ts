@@ -10,8 +10,12 @@ export interface Endpoint {
   readonly port: number;
 }
 
-/** How the server's key related to known_hosts when the connection was made (§6). */
-export type PinOutcome = "first_contact" | "match" | "replaced";
+/**
+ * How the server's key related to known_hosts when the connection was made (§6): `sibling` is a
+ * server not pinned yet whose key is the one pinned for another server of its list (the nodes
+ * of one service share one key), now pinned for it too.
+ */
+export type PinOutcome = "first_contact" | "match" | "sibling" | "replaced";
 
 /** A response to one of the user's requests (PNG keep-alives are not reported). */
 export type AckEvent =
@@ -90,7 +94,15 @@ export type ContactKeyChange =
 export type ErrorContext = RequestCode | "command" | "connect" | "connection" | "input";
 
 export type ClientEvent =
-  | ({ readonly type: "connecting"; readonly group: string } & Endpoint)
+  | ({
+    readonly type: "connecting";
+    readonly group: string;
+    /** Its place in the list of servers (1-based), and the list's length. */
+    readonly server: number;
+    readonly servers: number;
+    /** Why the server tried before it, in the same round, failed. */
+    readonly last_error?: string;
+  } & Endpoint)
   | ({
     readonly type: "connected";
     readonly group: string;
@@ -98,6 +110,8 @@ export type ClientEvent =
     readonly pin: PinOutcome;
     /** Pins the new key replaced (when pin is "replaced"). */
     readonly previous: readonly string[];
+    /** The server of the list whose pin the key matched (when pin is "sibling"). */
+    readonly sibling?: string;
     readonly known_hosts: string;
   } & Endpoint)
   | ({
@@ -108,6 +122,11 @@ export type ClientEvent =
      */
     readonly source: "known_hosts" | "session";
     readonly pinned: readonly string[];
+    /**
+     * The servers (`host:port`) whose pins the key is not among: this one, or another server
+     * of its list, since they share one key (empty when `source` is session).
+     */
+    readonly pinned_for: readonly string[];
     readonly presented: string;
     readonly accepted: boolean;
     readonly known_hosts: string | null;
@@ -124,6 +143,8 @@ export type ClientEvent =
     readonly delay_ms: number;
     /** Why the previous attempt failed. */
     readonly last_error?: string;
+    /** Servers in the list; the round tries each, from this one. */
+    readonly servers: number;
   } & Endpoint)
   | AckEvent
   | {
@@ -188,6 +209,8 @@ export type ClientEvent =
     readonly state: ConnectionState;
     readonly host: string;
     readonly port: number;
+    /** Every server of the list (`host:port`), in the order given. */
+    readonly servers: readonly string[];
     readonly group: string;
     readonly fingerprint: string | null;
     readonly user: string | null;
@@ -199,7 +222,7 @@ export type ClientEvent =
     readonly user_key: string | null;
     readonly require_sealed: boolean;
   }
-  | { readonly type: "trace"; readonly handshake: HandshakeTraceView }
+  | ({ readonly type: "trace"; readonly handshake: HandshakeTraceView } & Endpoint)
   | { readonly type: "trace"; readonly record: RecordTraceView }
   | { readonly type: "trace"; readonly sealed: SealedTraceView }
   | {
