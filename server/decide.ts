@@ -721,15 +721,8 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
   if (result.kind === "error") {
     const failed: Fact[] = work.kind === "hash"
       ? [{ type: "job_finished" }, { type: "signup_released", user: work.user }]
-      : [{
-        type: "attempt_settled",
-        session,
-        user: work.user,
-        addrKey: work.addrKey,
-        login: work.kind === "verify",
-        outcome: "succeeded", // a fault of ours is no guess: the reservation is given back
-        now: ctx.now,
-      }];
+      // A fault of ours is no guess: the reservation is given back.
+      : [attemptSettled(work, "succeeded", ctx)];
     return decision({
       facts: failed,
       replies: [err(session, id, "internal", "internal error")],
@@ -776,15 +769,7 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
       // The hash checked must still be the user's: a CPW may have landed meanwhile.
       const ok = result.ok && work.known &&
         state.log.users.get(work.user)?.passwordHash === work.stored;
-      const settled: Fact = {
-        type: "attempt_settled",
-        session,
-        user: work.user,
-        addrKey: work.addrKey,
-        login: true,
-        outcome: ok ? "succeeded" : "failed",
-        now: ctx.now,
-      };
+      const settled = attemptSettled(work, ok ? "succeeded" : "failed", ctx);
       if (!ok) return loginFailed(settled, session, id, work.user, work.addr, ctx);
       // A session that closed while its login was checked is logged in nowhere.
       if (!state.sessions.has(session)) return decision({ facts: [settled] });
@@ -805,15 +790,7 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
       if (result.kind !== "change") break;
       const ok = result.ok && result.hash !== undefined && work.stored !== undefined &&
         state.log.users.get(work.user)?.passwordHash === work.stored;
-      const settled: Fact = {
-        type: "attempt_settled",
-        session,
-        user: work.user,
-        addrKey: work.addrKey,
-        login: false,
-        outcome: ok ? "succeeded" : "failed",
-        now: ctx.now,
-      };
+      const settled = attemptSettled(work, ok ? "succeeded" : "failed", ctx);
       if (!ok) return loginFailed(settled, session, id, work.user, work.addr, ctx);
       return decision({
         facts: [settled],
@@ -838,6 +815,23 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
     }
   }
   throw new TypeError(`a ${result.kind} result for ${work.kind} work`);
+}
+
+/** The end of a login's or a CPW's password check, which the throttles count (§5). */
+function attemptSettled(
+  work: Extract<Work, { kind: "verify" | "change" }>,
+  outcome: "succeeded" | "failed",
+  ctx: Context,
+): Fact {
+  return {
+    type: "attempt_settled",
+    session: work.origin.session,
+    user: work.user,
+    addrKey: work.addrKey,
+    login: work.kind === "verify",
+    outcome,
+    now: ctx.now,
+  };
 }
 
 /** A wrong password (LGN or CPW): one more failure, an audit event, and §4.3's one answer. */
