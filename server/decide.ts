@@ -367,12 +367,13 @@ function userList(
   });
 }
 
-/** Whether the password job queue is full, and the retry hint when it is. */
-function jobsFull(state: ServerState): number | undefined {
+/** The refusal of request `id` when the password job queue is full, with a retry hint. */
+function jobsFull(state: ServerState, to: SessionId, id: number): Decision | undefined {
   const { hash_concurrency, hash_queue } = state.config.limits;
   const jobs = state.pending.jobs;
   if (jobs < hash_concurrency + hash_queue) return undefined;
-  return HASH_JOB_MS * Math.ceil((jobs - hash_concurrency + 1) / hash_concurrency);
+  const retry = HASH_JOB_MS * Math.ceil((jobs - hash_concurrency + 1) / hash_concurrency);
+  return refuse(to, id, "rate_limited", "server busy hashing passwords", retry);
 }
 
 function signUp(
@@ -399,10 +400,8 @@ function signUp(
   }
   const checked = key === undefined ? undefined : userKey(state, key);
   if (typeof checked === "string") return refuse(to, id, "invalid_key", checked);
-  const busy = jobsFull(state);
-  if (busy !== undefined) {
-    return refuse(to, id, "rate_limited", "server busy hashing passwords", busy);
-  }
+  const busy = jobsFull(state, to, id);
+  if (busy !== undefined) return busy;
   return decision({
     facts: [{ type: "signup_reserved", session: to, user, addrKey: session.addrKey, now: ctx.now }],
     work: [{
@@ -529,10 +528,8 @@ function logIn(
   if (wait > 0) {
     return refuse(to, id, "rate_limited", "too many failed logins; try again later", wait);
   }
-  const busy = jobsFull(state);
-  if (busy !== undefined) {
-    return refuse(to, id, "rate_limited", "server busy hashing passwords", busy);
-  }
+  const busy = jobsFull(state, to, id);
+  if (busy !== undefined) return busy;
   const stored = state.log.users.get(user)?.passwordHash;
   return decision({
     facts: [{ type: "attempt_admitted", session: to, user, addrKey: session.addrKey, login: true }],
@@ -564,10 +561,8 @@ function changePassword(
   if (wait > 0) {
     return refuse(to, id, "rate_limited", "too many failed attempts; try again later", wait);
   }
-  const busy = jobsFull(state);
-  if (busy !== undefined) {
-    return refuse(to, id, "rate_limited", "server busy hashing passwords", busy);
-  }
+  const busy = jobsFull(state, to, id);
+  if (busy !== undefined) return busy;
   return decision({
     facts: [{
       type: "attempt_admitted",
