@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { kexGroupByName, selectCrypto } from "../crypto/mod.ts";
 import { TestLink } from "../tools/link.ts";
+import { testServerArgs } from "../tools/server_process.ts";
 import { ServerChild } from "./_process.ts";
 
 const { values } = parseArgs({
@@ -81,16 +82,8 @@ async function run(scenario: Scenario): Promise<Result> {
   const dir = await Deno.makeTempDir({ prefix: "hybrid-flood-" });
   let handshakes = 0;
   let refusedLogged = 0;
-  const server = await ServerChild.start(SERVER_MAIN, [
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--log",
-    `${dir}/events.log`,
-    "--insecure-fast-hash",
-    ...scenario.limits.flatMap((l) => ["--limit", l]),
-  ], {
+  const limits = scenario.limits.flatMap((l) => ["--limit", l]);
+  const server = await ServerChild.start(SERVER_MAIN, testServerArgs(dir, limits), {
     onLine: (line) => {
       if (line.includes("handshake done")) handshakes++;
       if (line.includes("connection refused")) refusedLogged++;

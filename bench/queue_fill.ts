@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { selectCrypto } from "../crypto/mod.ts";
 import { TestLink } from "../tools/link.ts";
+import { testServerArgs } from "../tools/server_process.ts";
 import { ServerChild } from "./_process.ts";
 
 const { values } = parseArgs({
@@ -18,21 +19,17 @@ const HERE = new URL(".", import.meta.url).pathname;
 const MAX = Number(values.max);
 const TEXT = "q".repeat(16 * 1024);
 const dir = await Deno.makeTempDir({ prefix: "hybrid-fill-" });
-const server = await ServerChild.start(values["server-main"] ?? `${HERE}../server/main.ts`, [
-  "--host",
-  "127.0.0.1",
-  "--port",
-  "0",
-  "--log",
-  `${dir}/events.log`,
-  "--insecure-fast-hash",
-  "--fsync",
-  "off",
-  "--limit",
-  "msg_burst=1000000000",
-  "--limit",
-  "msg_per_second=1000000000",
-]);
+const server = await ServerChild.start(
+  values["server-main"] ?? `${HERE}../server/main.ts`,
+  testServerArgs(dir, [
+    "--fsync",
+    "off",
+    "--limit",
+    "msg_burst=1000000000",
+    "--limit",
+    "msg_per_second=1000000000",
+  ]),
+);
 try {
   const crypto = selectCrypto("auto").engine;
   const link = await TestLink.open(server.port, () => {}, { crypto });

@@ -14,38 +14,18 @@ import {
 /** Bytes of an X25519 private key, public key (u-coordinate) and shared secret (RFC 7748 §5). */
 export const X25519_BYTES = 32;
 
-/** RFC 8410 DER prefixes that wrap a raw 32-byte X25519 key (OID 1.3.101.110). */
+/** RFC 8410 §3's AlgorithmIdentifier of X25519: SEQUENCE { OID 1.3.101.110 }, no parameters. */
+const ALGORITHM_ID = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e];
+/** RFC 8410 DER prefixes that wrap a raw 32-byte X25519 key: PKCS #8 (§7) and SPKI (§4). */
 const PKCS8_PREFIX = Uint8Array.from([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
+  ...[0x30, 0x2e, 0x02, 0x01, 0x00], // SEQUENCE, version 0
+  ...ALGORITHM_ID,
+  ...[0x04, 0x22, 0x04, 0x20], // OCTET STRING { OCTET STRING of 32 bytes }
 ]);
 const SPKI_PREFIX = Uint8Array.from([
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x6e,
-  0x03,
-  0x21,
-  0x00,
+  ...[0x30, 0x2a], // SEQUENCE
+  ...ALGORITHM_ID,
+  ...[0x03, 0x21, 0x00], // BIT STRING of 32 bytes, no unused bits
 ]);
 
 /** Why a peer's X25519 public key or the shared secret was refused. */

@@ -367,12 +367,13 @@ function userList(
   });
 }
 
-/** Whether the password job queue is full, and the retry hint when it is. */
-function jobsFull(state: ServerState): number | undefined {
+/** The refusal of request `id` when the password job queue is full, with a retry hint. */
+function jobsFull(state: ServerState, to: SessionId, id: number): Decision | undefined {
   const { hash_concurrency, hash_queue } = state.config.limits;
   const jobs = state.pending.jobs;
   if (jobs < hash_concurrency + hash_queue) return undefined;
-  return HASH_JOB_MS * Math.ceil((jobs - hash_concurrency + 1) / hash_concurrency);
+  const retry = HASH_JOB_MS * Math.ceil((jobs - hash_concurrency + 1) / hash_concurrency);
+  return refuse(to, id, "rate_limited", "server busy hashing passwords", retry);
 }
 
 function signUp(
@@ -399,10 +400,8 @@ function signUp(
   }
   const checked = key === undefined ? undefined : userKey(state, key);
   if (typeof checked === "string") return refuse(to, id, "invalid_key", checked);
-  const busy = jobsFull(state);
-  if (busy !== undefined) {
-    return refuse(to, id, "rate_limited", "server busy hashing passwords", busy);
-  }
+  const busy = jobsFull(state, to, id);
+  if (busy !== undefined) return busy;
   return decision({
     facts: [{ type: "signup_reserved", session: to, user, addrKey: session.addrKey, now: ctx.now }],
     work: [{
@@ -529,10 +528,8 @@ function logIn(
   if (wait > 0) {
     return refuse(to, id, "rate_limited", "too many failed logins; try again later", wait);
   }
-  const busy = jobsFull(state);
-  if (busy !== undefined) {
-    return refuse(to, id, "rate_limited", "server busy hashing passwords", busy);
-  }
+  const busy = jobsFull(state, to, id);
+  if (busy !== undefined) return busy;
   const stored = state.log.users.get(user)?.passwordHash;
   return decision({
     facts: [{ type: "attempt_admitted", session: to, user, addrKey: session.addrKey, login: true }],
@@ -564,10 +561,8 @@ function changePassword(
   if (wait > 0) {
     return refuse(to, id, "rate_limited", "too many failed attempts; try again later", wait);
   }
-  const busy = jobsFull(state);
-  if (busy !== undefined) {
-    return refuse(to, id, "rate_limited", "server busy hashing passwords", busy);
-  }
+  const busy = jobsFull(state, to, id);
+  if (busy !== undefined) return busy;
   return decision({
     facts: [{
       type: "attempt_admitted",
@@ -721,15 +716,8 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
   if (result.kind === "error") {
     const failed: Fact[] = work.kind === "hash"
       ? [{ type: "job_finished" }, { type: "signup_released", user: work.user }]
-      : [{
-        type: "attempt_settled",
-        session,
-        user: work.user,
-        addrKey: work.addrKey,
-        login: work.kind === "verify",
-        outcome: "succeeded", // a fault of ours is no guess: the reservation is given back
-        now: ctx.now,
-      }];
+      // A fault of ours is no guess: the reservation is given back.
+      : [attemptSettled(work, "succeeded", ctx)];
     return decision({
       facts: failed,
       replies: [err(session, id, "internal", "internal error")],
@@ -776,15 +764,7 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
       // The hash checked must still be the user's: a CPW may have landed meanwhile.
       const ok = result.ok && work.known &&
         state.log.users.get(work.user)?.passwordHash === work.stored;
-      const settled: Fact = {
-        type: "attempt_settled",
-        session,
-        user: work.user,
-        addrKey: work.addrKey,
-        login: true,
-        outcome: ok ? "succeeded" : "failed",
-        now: ctx.now,
-      };
+      const settled = attemptSettled(work, ok ? "succeeded" : "failed", ctx);
       if (!ok) return loginFailed(settled, session, id, work.user, work.addr, ctx);
       // A session that closed while its login was checked is logged in nowhere.
       if (!state.sessions.has(session)) return decision({ facts: [settled] });
@@ -805,15 +785,7 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
       if (result.kind !== "change") break;
       const ok = result.ok && result.hash !== undefined && work.stored !== undefined &&
         state.log.users.get(work.user)?.passwordHash === work.stored;
-      const settled: Fact = {
-        type: "attempt_settled",
-        session,
-        user: work.user,
-        addrKey: work.addrKey,
-        login: false,
-        outcome: ok ? "succeeded" : "failed",
-        now: ctx.now,
-      };
+      const settled = attemptSettled(work, ok ? "succeeded" : "failed", ctx);
       if (!ok) return loginFailed(settled, session, id, work.user, work.addr, ctx);
       return decision({
         facts: [settled],
@@ -838,6 +810,23 @@ function workDone(state: ServerState, work: Work, result: WorkResult, ctx: Conte
     }
   }
   throw new TypeError(`a ${result.kind} result for ${work.kind} work`);
+}
+
+/** The end of a login's or a CPW's password check, which the throttles count (§5). */
+function attemptSettled(
+  work: Extract<Work, { kind: "verify" | "change" }>,
+  outcome: "succeeded" | "failed",
+  ctx: Context,
+): Fact {
+  return {
+    type: "attempt_settled",
+    session: work.origin.session,
+    user: work.user,
+    addrKey: work.addrKey,
+    login: work.kind === "verify",
+    outcome,
+    now: ctx.now,
+  };
 }
 
 /** A wrong password (LGN or CPW): one more failure, an audit event, and §4.3's one answer. */

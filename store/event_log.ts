@@ -10,6 +10,7 @@ import {
   syncDirectoryOf,
   writeAll,
 } from "./_file_io.ts";
+import { GroupCommit } from "./_group_commit.ts";
 import { inspectHeader, scanRecords, type TornTail } from "./_scan.ts";
 import { type DamagedRegion, StoreCorruptError, StoreError } from "./errors.ts";
 import type { Event } from "./events.ts";
@@ -23,6 +24,7 @@ import {
 } from "./record_format.ts";
 
 export type { TornTail } from "./_scan.ts";
+export { DEFERRED_COMMIT_MS } from "./_group_commit.ts";
 
 /**
  * `always`: an append resolves once its bytes are written and synced (`syncData`), the
@@ -36,11 +38,6 @@ export const MAX_BATCH_BYTES = 8 << 20;
 const FIRST_BATCH_BUFFER = 16 * 1024;
 /** A written batch buffer up to this size is reused for a later batch; larger ones are let go. */
 const MAX_KEPT_BATCH_BUFFER = 1 << 20;
-/**
- * Longest wait of a deferred append (see `appendDeferred`) for another append's group commit
- * before it gets one of its own.
- */
-export const DEFERRED_COMMIT_MS = 20;
 /** The log and its backups hold password hashes and messages: owner read/write only. */
 export const LOG_FILE_MODE = 0o600;
 /** Directories created for a log: owner only, for the same reason. */
@@ -435,6 +432,18 @@ function badPath(path: string, cause: unknown): unknown {
   return new StoreError("bad_path", `cannot open event log ${path}: ${why}`, { cause });
 }
 
+/** The first appends of the queue whose records, together, fit in one write of the batch limit. */
+function takeBatch(queue: Pending[]): Pending[] {
+  let n = 0;
+  let bytes = 0;
+  while (n < queue.length) {
+    bytes += queue[n]!.bytes;
+    if (n > 0 && bytes > MAX_BATCH_BYTES) break;
+    n++;
+  }
+  return queue.splice(0, n);
+}
+
 interface Pending {
   /** Bytes of this append in the batch buffer, which holds the queue's appends in order. */
   bytes: number;
@@ -450,7 +459,10 @@ class FileEventLog implements EventLog {
   readonly fsync: FsyncMode;
   #file: Deno.FsFile;
   #size: number;
-  #queue: Pending[] = [];
+  readonly #commits = new GroupCommit<Pending>({
+    takeBatch,
+    commit: (batch) => this.#commit(batch),
+  });
   /**
    * The queued appends' records, back to back in #buffer[0, #fill): each is encoded straight
    * into it (no array per event), and the buffer is written as it is. The last written buffer
@@ -459,13 +471,9 @@ class FileEventLog implements EventLog {
   #buffer: Uint8Array = new Uint8Array(FIRST_BATCH_BUFFER);
   #fill = 0;
   #spare: Uint8Array | undefined;
-  #flushing: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #failure: StoreError | undefined;
   #unsynced = false;
-  /** Queued appends that start a commit; when 0, the queue holds only deferred ones. */
-  #urgent = 0;
-  #deferTimer: ReturnType<typeof setTimeout> | undefined;
   #salt: number;
   #stats: LogStats = { appends: 0, batches: 0 };
 
@@ -515,64 +523,44 @@ class FileEventLog implements EventLog {
       return Promise.reject(e);
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#queue.push({ bytes: this.#fill - start, events: events.length, urgent, resolve, reject });
-    if (urgent) {
-      this.#urgent++;
-      this.#flushing ??= this.#flush();
-    } else if (this.#flushing === undefined) {
-      this.#deferTimer ??= setTimeout(() => {
-        this.#deferTimer = undefined;
-        this.#flushing ??= this.#flush(true);
-      }, DEFERRED_COMMIT_MS);
-    }
+    this.#commits.push({
+      bytes: this.#fill - start,
+      events: events.length,
+      urgent,
+      resolve,
+      reject,
+    });
     return promise;
   }
 
   /**
-   * Group commit: writes everything queued as one batch (deferred appends ride along), syncs
-   * once, resolves it; repeats while urgent appends wait, or while anything does if `all`.
-   * Deferred appends left over get the timer again.
+   * Writes one batch of the group commit, syncs once, resolves it. A failed write rejects it
+   * and everything queued.
    */
-  async #flush(all = false): Promise<void> {
-    await undefined; // let the appends of the current task join the first batch
-    clearTimeout(this.#deferTimer);
-    this.#deferTimer = undefined;
-    while (this.#queue.length > 0 && (all || this.#urgent > 0 || this.#closing)) {
-      all = false;
-      const batch = this.#takeBatch();
-      for (const p of batch) if (p.urgent) this.#urgent--;
-      const bytes = this.#takeBytes(batch);
-      try {
-        await writeAll(this.#file, bytes);
-        if (this.fsync === "always") await this.#file.syncData();
-        else this.#unsynced = true;
-      } catch (cause) {
-        this.#failure = new StoreError(
-          "failed",
-          `writing to event log ${this.path} failed; it accepts no more appends`,
-          { cause },
-        );
-        for (const p of [...batch, ...this.#queue.splice(0)]) p.reject(this.#failure);
-        this.#urgent = 0;
-        this.#fill = 0;
-        break;
-      }
-      this.#size += bytes.length;
-      this.#stats.batches++;
-      if (bytes.buffer.byteLength <= MAX_KEPT_BATCH_BUFFER) {
-        this.#spare = new Uint8Array(bytes.buffer);
-      }
-      for (const p of batch) {
-        this.#stats.appends += p.events;
-        p.resolve();
-      }
+  async #commit(batch: Pending[]): Promise<void> {
+    const bytes = this.#takeBytes(batch);
+    try {
+      await writeAll(this.#file, bytes);
+      if (this.fsync === "always") await this.#file.syncData();
+      else this.#unsynced = true;
+    } catch (cause) {
+      this.#failure = new StoreError(
+        "failed",
+        `writing to event log ${this.path} failed; it accepts no more appends`,
+        { cause },
+      );
+      for (const p of [...batch, ...this.#commits.drop()]) p.reject(this.#failure);
+      this.#fill = 0;
+      return;
     }
-    this.#flushing = undefined;
-    if (this.#queue.length > 0 && !this.#failure) {
-      this.#deferTimer ??= setTimeout(() => {
-        this.#deferTimer = undefined;
-        this.#flushing ??= this.#flush(true);
-      }, DEFERRED_COMMIT_MS);
+    this.#size += bytes.length;
+    this.#stats.batches++;
+    if (bytes.buffer.byteLength <= MAX_KEPT_BATCH_BUFFER) {
+      this.#spare = new Uint8Array(bytes.buffer);
+    }
+    for (const p of batch) {
+      this.#stats.appends += p.events;
+      p.resolve();
     }
   }
 
@@ -604,25 +592,10 @@ class FileEventLog implements EventLog {
     return taken.subarray(0, length);
   }
 
-  #takeBatch(): Pending[] {
-    let n = 0;
-    let bytes = 0;
-    while (n < this.#queue.length) {
-      bytes += this.#queue[n]!.bytes;
-      if (n > 0 && bytes > MAX_BATCH_BYTES) break;
-      n++;
-    }
-    return this.#queue.splice(0, n);
-  }
-
   close(): Promise<void> {
     this.#closing ??= (async () => {
       try {
-        clearTimeout(this.#deferTimer);
-        this.#deferTimer = undefined;
-        await this.#flushing;
-        // Deferred appends still queued are written now (#closing makes the flush take all).
-        if (this.#queue.length > 0) await (this.#flushing = this.#flush());
+        await this.#commits.close();
         if (this.#unsynced && !this.#failure) await this.#file.syncData();
       } finally {
         this.#file.close(); // releases the lock

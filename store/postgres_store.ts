@@ -35,7 +35,6 @@ import {
   type EventStore,
   type Follower,
 } from "./event_store.ts";
-import { DEFERRED_COMMIT_MS } from "./event_log.ts";
 import { StoreCorruptError, StoreError } from "./errors.ts";
 import type { Event } from "./events.ts";
 import { evolve, initialState, type State } from "./projection.ts";
@@ -48,6 +47,7 @@ import {
   SCHEMA_FORMAT,
   schemaStatements,
 } from "./_postgres_schema.ts";
+import { GroupCommit } from "./_group_commit.ts";
 
 /**
  * Longest an append waits for its commit and its hand-over to the follower before it is
@@ -585,6 +585,28 @@ interface Pending<Tag> extends Prepared {
   reject: (error: unknown) => void;
 }
 
+/**
+ * The first appends of the queue, within the batch limits, stopping before one that shares
+ * a rule key with an append already taken: whether it is refused depends on whether that
+ * one commits, which append_batch learns only in order, so it goes in the next batch.
+ */
+function takeBatch<Tag>(queue: Pending<Tag>[]): Pending<Tag>[] {
+  let n = 0;
+  let events = 0;
+  let bytes = 0;
+  const keys = new Set<string>();
+  while (n < queue.length) {
+    const p = queue[n]!;
+    events += p.events.length;
+    bytes += p.bytes;
+    if (n > 0 && (events > MAX_BATCH_EVENTS || bytes > MAX_BATCH_BYTES)) break;
+    if (p.keys.some((key) => keys.has(keyId(key)))) break;
+    for (const key of p.keys) keys.add(keyId(key));
+    n++;
+  }
+  return queue.splice(0, n);
+}
+
 /** A committed batch whose appends are not all settled, and its hand-over deadline. */
 interface Sent<Tag> {
   appends: Pending<Tag>[];
@@ -613,10 +635,10 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
   #listening = false;
   #follower: Follower<Tag> | undefined;
 
-  #queue: Pending<Tag>[] = [];
-  #urgent = 0;
-  #flushing: Promise<void> | undefined;
-  #deferTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #commits = new GroupCommit<Pending<Tag>>({
+    takeBatch,
+    commit: (batch) => this.#commit(batch),
+  });
 
   /** Position of the last event handed to the follower. */
   #applied: number;
@@ -749,7 +771,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
       seen.add(keyId(key));
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#queue.push({
+    this.#commits.push({
       ...prepared,
       tag,
       urgent,
@@ -759,62 +781,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
       resolve,
       reject,
     });
-    if (urgent) {
-      this.#urgent++;
-      this.#flushing ??= this.#flush();
-    } else if (this.#flushing === undefined) {
-      this.#deferTimer ??= setTimeout(() => {
-        this.#deferTimer = undefined;
-        this.#flushing ??= this.#flush(true);
-      }, DEFERRED_COMMIT_MS);
-    }
     return promise;
-  }
-
-  /**
-   * Group commit: sends everything queued as one batch (deferred appends ride along) and
-   * repeats while urgent appends wait, or while anything does if `all`. Appends made while
-   * a batch is in flight go together in the next one.
-   */
-  async #flush(all = false): Promise<void> {
-    await undefined; // let the appends of the current task join the first batch
-    clearTimeout(this.#deferTimer);
-    this.#deferTimer = undefined;
-    while (this.#queue.length > 0 && (all || this.#urgent > 0 || this.#closing)) {
-      all = false;
-      const batch = this.#takeBatch();
-      for (const p of batch) if (p.urgent) this.#urgent--;
-      await this.#commit(batch);
-    }
-    this.#flushing = undefined;
-    if (this.#queue.length > 0) {
-      this.#deferTimer ??= setTimeout(() => {
-        this.#deferTimer = undefined;
-        this.#flushing ??= this.#flush(true);
-      }, DEFERRED_COMMIT_MS);
-    }
-  }
-
-  /**
-   * The first appends of the queue, within the batch limits, stopping before one that shares
-   * a rule key with an append already taken: whether it is refused depends on whether that
-   * one commits, which append_batch learns only in order, so it goes in the next batch.
-   */
-  #takeBatch(): Pending<Tag>[] {
-    let n = 0;
-    let events = 0;
-    let bytes = 0;
-    const keys = new Set<string>();
-    while (n < this.#queue.length) {
-      const p = this.#queue[n]!;
-      events += p.events.length;
-      bytes += p.bytes;
-      if (n > 0 && (events > MAX_BATCH_EVENTS || bytes > MAX_BATCH_BYTES)) break;
-      if (p.keys.some((key) => keys.has(keyId(key)))) break;
-      for (const key of p.keys) keys.add(keyId(key));
-      n++;
-    }
-    return this.#queue.splice(0, n);
   }
 
   /** Commits one batch; its appends settle later, as the follower is handed them. */
@@ -841,8 +808,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
       );
       for (const p of batch) this.#settle(p, error);
       // The next batch would most likely fail the same way: fail fast; a later append retries.
-      for (const p of this.#queue.splice(0)) this.#settle(p, error);
-      this.#urgent = 0;
+      for (const p of this.#commits.drop()) this.#settle(p, error);
       this.#unavailable(error);
       return;
     }
@@ -915,7 +881,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
   }
 
   #unsettled(): number {
-    let n = this.#queue.length;
+    let n = this.#commits.queue.length;
     for (const sent of this.#sent) for (const p of sent.appends) if (!p.settled) n++;
     return n;
   }
@@ -1120,11 +1086,7 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      clearTimeout(this.#deferTimer);
-      this.#deferTimer = undefined;
-      await this.#flushing;
-      // Deferred appends still queued are committed now (#closing makes the flush take all).
-      if (this.#queue.length > 0) await (this.#flushing = this.#flush());
+      await this.#commits.close();
       if (this.#unsettled() > 0) {
         const { promise, resolve } = Promise.withResolvers<void>();
         this.#drained = resolve;

@@ -10,17 +10,14 @@ import { portableCrypto } from "../crypto/portable.ts";
 
 const dir = new URL("./vectors/", import.meta.url);
 
-export interface HandshakeVector {
+/** What a handshake vector of either file holds about the transcript and the keys (§2). */
+export interface HandshakeVectorCommon {
   group: number;
   group_name: string;
-  client_private_hex: string;
-  server_private_hex: string;
   client_random: string;
   server_random: string;
   client_share: string;
   server_share: string;
-  server_spki_der: string;
-  server_fingerprint: string;
   client_hello: string;
   server_hello_unsigned: string;
   transcript_hash: string;
@@ -33,6 +30,14 @@ export interface HandshakeVector {
   c2s_mac: string;
   s2c_enc: string;
   s2c_mac: string;
+}
+
+/** A handshake of handshake.json, in a finite-field group. */
+export interface HandshakeVector extends HandshakeVectorCommon {
+  client_private_hex: string;
+  server_private_hex: string;
+  server_spki_der: string;
+  server_fingerprint: string;
 }
 
 export interface InvalidShareVector {
@@ -60,9 +65,7 @@ export const handshakeVectors = JSON.parse(
 ) as { handshakes: HandshakeVector[]; invalid_shares: InvalidShareVector[] };
 
 /** A handshake of kex.json (§2.6): every private value fixed, so every byte is reproducible. */
-export interface KexHandshakeVector {
-  group: number;
-  group_name: string;
+export interface KexHandshakeVector extends HandshakeVectorCommon {
   client_x25519_private: string;
   server_x25519_private: string;
   /** X25519MLKEM768 only: the client's ML-KEM seed d || z and the server's message m. */
@@ -74,22 +77,6 @@ export interface KexHandshakeVector {
   mlkem_ciphertext?: string;
   mlkem_shared_secret?: string;
   x25519_shared_secret?: string;
-  client_random: string;
-  server_random: string;
-  client_share: string;
-  server_share: string;
-  client_hello: string;
-  server_hello_unsigned: string;
-  transcript_hash: string;
-  signed_message: string;
-  example_signature: string;
-  server_hello: string;
-  shared_secret: string;
-  prk: string;
-  c2s_enc: string;
-  c2s_mac: string;
-  s2c_enc: string;
-  s2c_mac: string;
 }
 
 /**

@@ -84,9 +84,12 @@ export async function runServer(
   return { child, stdout, stderr, port, exited };
 }
 
-/** Starts a test server on 127.0.0.1:0 (weak, fast hashing) with its log in `dir`. */
-export function runTestServer(dir: string, extra: string[] = []): Promise<ServerProcess> {
-  return runServer([
+/**
+ * The command line of a throwaway server: 127.0.0.1, a port the OS picks, its log in `dir`,
+ * weak fast hashing (never for real passwords), then `extra`.
+ */
+export function testServerArgs(dir: string, extra: string[] = []): string[] {
+  return [
     "--host",
     "127.0.0.1",
     "--port",
@@ -95,5 +98,10 @@ export function runTestServer(dir: string, extra: string[] = []): Promise<Server
     `${dir}/events.log`,
     "--insecure-fast-hash",
     ...extra,
-  ]);
+  ];
+}
+
+/** Starts a test server (see testServerArgs) with its log in `dir`. */
+export function runTestServer(dir: string, extra: string[] = []): Promise<ServerProcess> {
+  return runServer(testServerArgs(dir, extra));
 }

@@ -166,6 +166,17 @@ Deno.test("a login whose session closed while the password was checked logs in n
 
 // ─── §5 login throttles ──────────────────────────────────────────────────────────────────────
 
+/** bob signed up, and `n` LGNs for him with a wrong password from session "1", checked. */
+function afterFailedLogins(n: number): Scenario {
+  const s = new Scenario().given({ type: "user_signed_up", ts: 1, user: "bob", passwordHash: HASH })
+    .open("1");
+  for (let i = 1; i <= n; i++) {
+    s.send("1", { code: "LGN", id: i, user: "bob", password: "wrong-pass" });
+  }
+  for (let i = 0; i < n; i++) s.finishWork({ kind: "verify", ok: false, rehashed: undefined });
+  return s;
+}
+
 Deno.test("§5: five LGNs in flight for one user reserve the five free failures; the sixth waits", () => {
   const s = new Scenario({ login_backoff_base_ms: 60_000 }).given(
     { type: "user_signed_up", ts: 1, user: "bob", passwordHash: HASH },
@@ -190,12 +201,7 @@ Deno.test("§5: five LGNs in flight for one user reserve the five free failures;
 });
 
 Deno.test("§5: a success gives its reservation back and forgets that address's failures", () => {
-  const s = new Scenario().given({ type: "user_signed_up", ts: 1, user: "bob", passwordHash: HASH })
-    .open("1");
-  for (let i = 1; i <= 4; i++) {
-    s.send("1", { code: "LGN", id: i, user: "bob", password: "wrong-pass" });
-  }
-  for (let i = 0; i < 4; i++) s.finishWork({ kind: "verify", ok: false, rehashed: undefined });
+  const s = afterFailedLogins(4);
   s.send("1", { code: "LGN", id: 5, user: "bob", password: "password-b" });
   s.finishWork({ kind: "verify", ok: true, rehashed: undefined });
   assert.equal(s.state.throttles.userAddr.failures.size, 0);
@@ -215,12 +221,7 @@ Deno.test("§5: failures from one address throttle every user there; others else
 });
 
 Deno.test("§5: throttles forget failures once their window has passed", () => {
-  const s = new Scenario().given({ type: "user_signed_up", ts: 1, user: "bob", passwordHash: HASH })
-    .open("1");
-  for (let i = 1; i <= 5; i++) {
-    s.send("1", { code: "LGN", id: i, user: "bob", password: "wrong-pass" });
-  }
-  for (let i = 0; i < 5; i++) s.finishWork({ kind: "verify", ok: false, rehashed: undefined });
+  const s = afterFailedLogins(5);
   s.take();
   s.now += 15 * 60_000 + 1;
   s.when({ type: "sweep" });

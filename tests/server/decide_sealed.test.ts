@@ -3,6 +3,7 @@
 // §8.4's checks of a sealed MSG, against the vectors' keys and envelopes.
 import assert from "node:assert/strict";
 import { fromHex, toBase64 } from "../../crypto/mod.ts";
+import type { Event } from "../../store/mod.ts";
 import { HASH, outcome, Scenario } from "./_decider.ts";
 
 interface SealedVectors {
@@ -19,20 +20,28 @@ const key = (who: "alice" | "bob" | "carol") => toBase64(fromHex(vectors.keys[wh
 const fp = (who: "alice" | "bob" | "carol") => vectors.keys[who].fingerprint;
 const aliceToBob = vectors.cases.find((c) => c.from === "alice" && c.to === "bob")!;
 
+/** `user` publishing `owner`'s vector key, said to be of `bits` bits, at `ts`. */
+const published = (
+  user: string,
+  ts: number,
+  owner: "alice" | "bob" | "carol",
+  bits: number,
+): Event => ({
+  type: "user_key_published",
+  ts,
+  user,
+  key: key(owner),
+  fingerprint: fp(owner),
+  bits,
+});
+
 /** alice and bob signed up with their vector keys; alice logged in on session "a". */
 function withKeys(limits = {}): Scenario {
   const s = new Scenario(limits);
   for (const who of ["alice", "bob"] as const) {
     s.given(
       { type: "user_signed_up", ts: 1, user: who, passwordHash: HASH },
-      {
-        type: "user_key_published",
-        ts: 1,
-        user: who,
-        key: key(who),
-        fingerprint: fp(who),
-        bits: who === "bob" ? 3072 : 2048,
-      },
+      published(who, 1, who, who === "bob" ? 3072 : 2048),
     );
   }
   return s.loggedIn("a", "alice");
@@ -161,35 +170,14 @@ Deno.test("§8.4: an envelope whose layout does not parse is invalid_message, na
 Deno.test("§8.4: not sealed to the recipient's current key, or not from the sender's, is stale_key", () => {
   const s = withKeys();
   // bob moves to a new key: the envelope names his old one.
-  s.given({
-    type: "user_key_published",
-    ts: 5,
-    user: "bob",
-    key: key("carol"),
-    fingerprint: fp("carol"),
-    bits: 2048,
-  });
+  s.given(published("bob", 5, "carol", 2048));
   s.send("a", { code: "MSG", id: 1, to: "bob", sealed: aliceToBob.sealed_b64 });
   const toStale = s.take()[0]!.message;
   assert.equal(outcome(toStale), "stale_key");
   assert.match(toStale.code === "ERR" ? toStale.message : "", /bob's current key/);
   // Back to bob's key; alice moves to another: the envelope names her old one.
-  s.given({
-    type: "user_key_published",
-    ts: 6,
-    user: "bob",
-    key: key("bob"),
-    fingerprint: fp("bob"),
-    bits: 3072,
-  });
-  s.given({
-    type: "user_key_published",
-    ts: 7,
-    user: "alice",
-    key: key("carol"),
-    fingerprint: fp("carol"),
-    bits: 2048,
-  });
+  s.given(published("bob", 6, "bob", 3072));
+  s.given(published("alice", 7, "carol", 2048));
   s.send("a", { code: "MSG", id: 2, to: "bob", sealed: aliceToBob.sealed_b64 });
   assert.equal(outcome(s.take()[0]?.message), "stale_key");
 });
@@ -197,14 +185,7 @@ Deno.test("§8.4: not sealed to the recipient's current key, or not from the sen
 Deno.test("§8.4: wrapped or sig of another length than the keys' moduli is invalid_message", () => {
   const s = withKeys();
   // The server believes bob's key is 2048 bits: the 3072-bit wrap no longer fits it.
-  s.given({
-    type: "user_key_published",
-    ts: 5,
-    user: "bob",
-    key: key("bob"),
-    fingerprint: fp("bob"),
-    bits: 2048,
-  });
+  s.given(published("bob", 5, "bob", 2048));
   s.send("a", { code: "MSG", id: 1, to: "bob", sealed: aliceToBob.sealed_b64 });
   const reply = s.take()[0]!.message;
   assert.equal(outcome(reply), "invalid_message");
