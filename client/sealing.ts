@@ -14,7 +14,8 @@ import {
   toHex,
 } from "../crypto/mod.ts";
 import type { Content, Deliver, ErrorCode, Response, UserEntry } from "../protocol/messages.ts";
-import { open, seal, SealedError, type SealedTrace } from "../protocol/sealed.ts";
+import { MAX_SEALED_CHARS } from "../protocol/limits.ts";
+import { open, seal, sealedChars, SealedError, type SealedTrace } from "../protocol/sealed.ts";
 import type { RequestBody } from "../protocol/rpc.ts";
 import { ConnectionError } from "./connection.ts";
 import { Contacts } from "./contacts.ts";
@@ -244,6 +245,17 @@ export class SealedMessaging {
     if (own === undefined) return unsealed("this client holds none of your keys (/keygen)");
     const recipient = to === this.user ? own.key.publicKey : (await this.#recipientKey(to))?.key;
     if (recipient === undefined) return unsealed(`${to} has published no key`);
+    // A text within the limit can still seal too large (JSON escapes in the inner plaintext):
+    // it must be sealed, so it is refused rather than sent as text.
+    const chars = sealedChars(text, own.key.publicKey, recipient);
+    if (chars > MAX_SEALED_CHARS) {
+      throw new SealingError(
+        "too_large",
+        `sealed, this message would be ${chars} characters, above the ${MAX_SEALED_CHARS} a ` +
+          "sealed message may take (each quote, backslash, tab or line break counts twice, each " +
+          "other control character six times): shorten it or split it",
+      );
+    }
     const { sealed } = seal(
       this.#o.crypto,
       { from: this.user, to, text },

@@ -20,6 +20,7 @@ import {
   ENVELOPE_IV_LENGTH,
   ENVELOPE_TAG_LENGTH,
   EnvelopeError,
+  envelopeLength,
   parseEnvelope,
 } from "./envelope.ts";
 import { MAX_SEALED_CHARS, MAX_TEXT_BYTES, MIN_TEXT_BYTES, USERNAME_PATTERN } from "./limits.ts";
@@ -79,6 +80,20 @@ export function signedMessage(
 /** The inner plaintext of §8.3: `{"text": …}` as UTF-8 JSON. */
 export function innerPlaintext(text: string): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ text }));
+}
+
+/**
+ * Characters of the `sealed` string that sealing `text` from `sender`'s key to `recipient`'s
+ * would make. A text within MAX_TEXT_BYTES may still not fit MAX_SEALED_CHARS: JSON escapes a
+ * quote or a backslash in two bytes and a control character in six.
+ */
+export function sealedChars(text: string, sender: RsaPublicKey, recipient: RsaPublicKey): number {
+  const bytes = envelopeLength(
+    innerPlaintext(text).length,
+    Math.ceil(recipient.bits / 8),
+    Math.ceil(sender.bits / 8),
+  );
+  return 4 * Math.ceil(bytes / 3);
 }
 
 function checkName(what: string, name: string): void {
@@ -155,6 +170,11 @@ export function seal(
         `${MIN_TEXT_BYTES} to ${MAX_TEXT_BYTES} bytes of UTF-8 are allowed`,
     );
   }
+  // Before any RSA work: an envelope the server would refuse (§8.4) is not worth making.
+  const chars = sealedChars(text, keys.sender.publicKey, keys.recipient);
+  if (chars > MAX_SEALED_CHARS) {
+    throw new RangeError(`sealed would be ${chars} characters, above ${MAX_SEALED_CHARS}`);
+  }
   const inner = innerPlaintext(text);
   const trace = options.trace;
   const k = options.messageKey?.slice() ?? randomBytes(MESSAGE_KEY_LENGTH);
@@ -204,9 +224,6 @@ export function seal(
     });
     const envelope = encodeEnvelope({ senderKid, recipientKid, wrapped, iv, ct, tag, sig });
     const sealed = encodeSealed(envelope);
-    if (sealed.length > MAX_SEALED_CHARS) {
-      throw new RangeError(`sealed is ${sealed.length} characters, above ${MAX_SEALED_CHARS}`);
-    }
     trace?.({ step: "sealed", envelopeBytes: envelope.length, chars: sealed.length });
     return { envelope, sealed };
   } finally {

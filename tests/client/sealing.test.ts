@@ -240,6 +240,21 @@ Deno.test("sending: sealed to a pinned key, text to a user without one, refused 
   );
 });
 
+Deno.test("a text within the limit that would seal too large is refused, never sent as text", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging } = await bobIn(dir.path, keys);
+  // 16384 bytes, the most a text may be; JSON doubles each quote in the inner plaintext.
+  for (const requireSealed of [false, true]) {
+    await assert.rejects(
+      messaging.outgoing("alice", '"'.repeat(16384), requireSealed),
+      (e) => e instanceof SealingError && e.code === "too_large" && /shorten it/.test(e.message),
+    );
+  }
+  const longest = await messaging.outgoing("alice", "a".repeat(16384), true);
+  assert.equal(longest.sealed, true);
+});
+
 Deno.test("a server answering GPK with another key than the fingerprint says is not believed", async () => {
   await using dir = await tempDir();
   const keys = await world(dir.path);
