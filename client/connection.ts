@@ -464,7 +464,11 @@ export class Connection {
   /** LGO; on success the credentials are forgotten. */
   async logout(): Promise<Response> {
     const response = await this.request({ code: "LGO" });
-    if (response.code === "ACK") this.#forgetCredentials();
+    if (response.code === "ACK") {
+      this.#forgetCredentials();
+      // Messages the login said were queued and not shown yet come again at the next login.
+      this.#queuedDone();
+    }
     return response;
   }
 

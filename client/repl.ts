@@ -717,6 +717,10 @@ export class Repl {
    */
   async #deliver(connection: Connection, message: Deliver): Promise<boolean> {
     const sealing = await this.#sealing;
+    // The login this message came for ended while it waited its turn (/logout, another /login,
+    // leaving): it is neither shown nor acknowledged, and comes again at the next login. Shown
+    // here, it would read as a message that failed the recipient_key check.
+    if (connection.user !== message.to) return false;
     if (sealing !== undefined && this.#sealingOf(connection) === sealing) {
       return await sealing.receive(message);
     }

@@ -93,6 +93,8 @@ export class SealedMessaging {
   readonly #announced = new Set<string>();
   /** Recipients told once why their messages go unsealed. */
   readonly #toldUnsealed = new Set<string>();
+  /** The keys were freed (logged out): nothing more is opened. */
+  #disposed = false;
 
   private constructor(
     o: SealingOptions,
@@ -287,10 +289,11 @@ export class SealedMessaging {
   /**
    * Shows one DLV: a text as not sealed; a sealed one opened with §8.5's checks, shown sealed,
    * or as failed naming the check, or held. False when the server could not be asked for the
-   * sender's key (the connection went): the message is neither shown nor acknowledged, and is
-   * tried again when it comes again.
+   * sender's key (the connection went), or the keys were freed (logged out): the message is
+   * neither shown nor acknowledged, and is tried again when it comes again.
    */
   async receive(message: Deliver): Promise<boolean> {
+    if (this.#disposed) return false;
     const { msg, from, to, ts } = message;
     if (message.sealed === undefined) {
       this.#o.events({ type: "message", msg, from, to, ts, text: message.text, sealed: false });
@@ -314,8 +317,9 @@ export class SealedMessaging {
       await this.#replay.remember(from, toHex(opened.digest), msg);
       this.#o.events({ type: "message", msg, from, to, ts, text: opened.text, sealed: true });
     } catch (err) {
-      // The server could not be asked for the sender's key: the DLV comes again, try then.
-      if (err instanceof ConnectionError) return false;
+      // The server could not be asked for the sender's key, or the keys went with a logout
+      // while it opened: the DLV comes again, try then.
+      if (err instanceof ConnectionError || this.#disposed) return false;
       if (err instanceof Held) {
         const dropped = await this.#held.hold({ ...message, sealed: message.sealed });
         this.#o.events({ type: "message_held", msg, from, ts, fingerprint: err.fingerprint });
@@ -421,6 +425,7 @@ export class SealedMessaging {
 
   /** Forgets the keys (logged out). */
   dispose(): void {
+    this.#disposed = true;
     this.#keyring.dispose();
     this.#current = undefined;
   }

@@ -191,6 +191,28 @@ Deno.test("a message queued before the recipient's /keygen still opens after it,
   assert.equal(await alice.finish(), 0);
 });
 
+Deno.test("messages still waiting their turn at a /logout are not shown as failed; they come again at the next login", async () => {
+  await using t = await aliceAndBob();
+  const { server, root, alice, bob } = t;
+  assert.equal(await bob.finish(), 0);
+  const count = 20;
+  await alice.send(...Array.from({ length: count }, (_, i) => `/msg bob burst ${i + 1}`));
+  await alice.event("ack", { request: "MSG", text: `burst ${count}`, sealed: true });
+
+  // bob logs in and out at once: most of the burst is still being opened when the keys go.
+  await using first = client(server.port, join(root, "bob"), "--json", ...BITS);
+  await first.send("/login bob", passwordOf("bob"), "/logout");
+  assert.equal(await first.finish(), 0);
+  await using second = await again(server, root, "bob");
+  assert.equal(await second.finish(), 0);
+  const events = [...first.stdout.lines, ...second.stdout.lines]
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(events.filter((e) => e.event === "message_failed"), []);
+  const texts = new Set(events.filter((e) => e.event === "message").map((e) => e.text));
+  assert.equal(texts.size, count, `every message shown once: ${[...texts].join(", ")}`);
+  assert.equal(await alice.finish(), 0);
+});
+
 Deno.test("a server that swaps from, or re-routes an envelope to an account with the same key, makes the recipient name signature", async () => {
   await using dir = await tempDir();
   await using server = await TestServer.start(dir.path);

@@ -281,3 +281,27 @@ Deno.test("a DLV whose sender's key cannot be fetched (connection gone) is neith
   assert.equal(await messaging.receive(message), true);
   assert.deepEqual(shown(events), ["key alice first_use", "sealed: later"]);
 });
+
+Deno.test("a DLV still opening when the keys go (a logout) is neither shown as failed nor acknowledged", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging, events } = await bobIn(dir.path, keys);
+  // The user logs out while the sender's key is being fetched: the keys are freed mid-open.
+  keys.tamper = (body, r) => {
+    if (body.code === "GPK" && body.user === "alice") messaging.dispose();
+    return r;
+  };
+  const message = dlv("alice", sealedBy(keyOf("alice"), "alice", "in flight"));
+  assert.equal(await messaging.receive(message), false);
+  // And one that reaches the keys only after they went.
+  assert.equal(
+    await messaging.receive(dlv("alice", sealedBy(keyOf("alice"), "alice", "x"))),
+    false,
+  );
+  assert.deepEqual(shown(events).filter((e) => !e.startsWith("key ")), []);
+  // It comes again at the next login, and opens there.
+  keys.tamper = (_body, r) => r;
+  const again = await bobIn(dir.path, keys);
+  assert.equal(await again.messaging.receive(message), true);
+  assert.deepEqual(shown(again.events).at(-1), "sealed: in flight");
+});
