@@ -87,6 +87,11 @@ export class Keyring {
     return [...this.#keys.values()].find((k) => k.fingerprint === fingerprint);
   }
 
+  /** The fingerprints of every key held. */
+  fingerprints(): string[] {
+    return [...this.#keys.values()].map((k) => k.fingerprint);
+  }
+
   get size(): number {
     return this.#keys.size;
   }

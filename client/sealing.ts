@@ -507,7 +507,11 @@ export class SealedMessaging {
     const own = from === this.user ? this.#keyring.byFingerprint(fingerprint) : undefined;
     if (own !== undefined) return own.key.publicKey;
     const known = this.#senderKeys.get(fingerprint);
-    const status = this.#contacts.status(from, fingerprint);
+    const pinned = this.#contacts.status(from, fingerprint);
+    // Your own keys are pinned by holding them: another key the server names as yours (from
+    // another device of yours, or its own) is a changed key until /trust, never a first use,
+    // or a server could sign "your" messages with a key of its making.
+    const status = from === this.user && pinned === "first_use" ? "changed" : pinned;
     if (known !== undefined && (status === "current" || status === "earlier")) return known;
     const published = await this.#fetch(from, fingerprint);
     if (!("key" in published)) return undefined;
@@ -548,7 +552,9 @@ export class SealedMessaging {
     const key = `${user} ${fingerprint}`;
     if (this.#announced.has(key)) return;
     this.#announced.add(key);
-    const pinned = this.#contacts.keysOf(user).map((k) => k.fingerprint);
+    const pinned = user === this.user && this.#contacts.keysOf(user).length === 0
+      ? this.#keyring.fingerprints()
+      : this.#contacts.keysOf(user).map((k) => k.fingerprint);
     this.#announce(user, fingerprint, "changed", pinned);
   }
 

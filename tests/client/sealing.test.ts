@@ -210,6 +210,29 @@ Deno.test("a changed sender key is announced and holds its messages until /trust
   assert.equal(out.sealed, true);
 });
 
+Deno.test("a message from yourself signed with a key this client does not hold is held, never pinned on first use", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging, events } = await bobIn(dir.path, keys);
+  // The server says carol's key is bob's too: another device of his, or the server's forgery.
+  keys.publish("bob", keyOf("carol"));
+  const forged = dlv("bob", sealedBy(keyOf("carol"), "bob", "note to self: pay mallory"));
+  assert.equal(await messaging.receive(forged), true);
+  assert.deepEqual(shown(events), ["key bob changed", `held ${fingerprintOf(keyOf("carol"))}`]);
+  const changed = events.find((e) => e.type === "contact_key" && e.change === "changed");
+  assert.deepEqual(changed?.type === "contact_key" && changed.pinned, [
+    fingerprintOf(keyOf("bob")),
+  ]);
+  // A message of his own, sealed on this client, opens as ever; /trust accepts the other key.
+  await messaging.receive(dlv("bob", sealedBy(keyOf("bob"), "bob", "mine")));
+  await messaging.trust("bob", fingerprintOf(keyOf("carol")));
+  assert.deepEqual(shown(events).slice(2), [
+    "sealed: mine",
+    "key bob verified",
+    "sealed: note to self: pay mallory",
+  ]);
+});
+
 Deno.test("sending: sealed to a pinned key, text to a user without one, refused when it must be", async () => {
   await using dir = await tempDir();
   const keys = await world(dir.path);
