@@ -189,22 +189,21 @@ export class SealedMessaging {
 
   /**
    * Stores `key` (encrypted with the password) and publishes it with KEY; it is your current
-   * key once acknowledged. An ERR is returned for the caller to report, the key forgotten.
+   * key once acknowledged. An ERR is returned for the caller to report, the key forgotten;
+   * with no answer it is kept (see #publish).
    */
   async publish(key: RsaPrivateKey): Promise<Response> {
     return await this.#publish(await this.#keyring.add(key, this.#password), true);
   }
 
-  /** KEY for `own`; when it fails, the key is forgotten if `fresh` (made for this). */
+  /**
+   * KEY for `own`; when refused, the key is forgotten if `fresh` (made for this). With no
+   * answer (the connection went) it is kept: the server may have published it before the
+   * connection went, and the next login (or a `stale_key`) learns which key is current.
+   */
   async #publish(own: OwnKey, fresh = false): Promise<Response> {
     const key = own.key;
-    let response: Response;
-    try {
-      response = await this.#o.request({ code: "KEY", key: toBase64(key.publicKey.spkiDer) });
-    } catch (err) {
-      if (fresh) await this.#keyring.remove(own);
-      throw err;
-    }
+    const response = await this.#o.request({ code: "KEY", key: toBase64(key.publicKey.spkiDer) });
     if (response.code === "ERR") {
       if (fresh) await this.#keyring.remove(own);
       return response;

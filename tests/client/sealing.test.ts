@@ -233,6 +233,28 @@ Deno.test("a message from yourself signed with a key this client does not hold i
   ]);
 });
 
+Deno.test("a new key whose KEY answer the lost connection took is kept: the server may have published it", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging } = await bobIn(dir.path, keys);
+  // The server stores the key, then the connection drops before its ACK arrives.
+  keys.tamper = (body, r) => {
+    if (body.code === "KEY") throw new ConnectionError("connection_lost", "gone");
+    return r;
+  };
+  const fresh = await engine.generateRsaKey(2048);
+  await assert.rejects(messaging.publish(fresh), ConnectionError);
+  messaging.dispose();
+
+  // The next login finds the published key on this client, and what is sealed to it opens.
+  keys.tamper = (_body, r) => r;
+  const again = await bobIn(dir.path, keys);
+  assert.equal(again.messaging.currentKey?.fingerprint, fingerprintOf(fresh));
+  const message = dlv("alice", sealedBy(keyOf("alice"), "alice", "to your new key", fresh));
+  assert.equal(await again.messaging.receive(message), true);
+  assert.deepEqual(shown(again.events).at(-1), "sealed: to your new key");
+});
+
 Deno.test("sending: sealed to a pinned key, text to a user without one, refused when it must be", async () => {
   await using dir = await tempDir();
   const keys = await world(dir.path);
