@@ -569,7 +569,7 @@ export class Repl {
   /**
    * SNU with a fresh key (§8.1): made first (a spinner at a terminal), stored encrypted with
    * the password in the account's folder, published with the account; forgotten again if the
-   * sign-up fails.
+   * sign-up is refused (kept if unanswered: the account may hold it).
    */
   async #signUp(connection: Connection, user: string, password: string): Promise<void> {
     const dir = await this.#accountDir(connection, user);
@@ -590,7 +590,9 @@ export class Repl {
           connection.request({ code: "SNU", user, password, key: toBase64(key.publicKey.spkiDer) }),
       );
       if (response?.code !== "ACK" || response.request !== "SNU") {
-        await keyring.remove(own);
+        // Refused: the key is no one's. Unanswered (the connection went), the account may have
+        // been made with it: it stays, for the next login to find.
+        if (response !== undefined) await keyring.remove(own);
         this.#report("SNU", response);
         return;
       }

@@ -76,6 +76,65 @@ async function raw(
   return c;
 }
 
+/**
+ * A relay to the server on `port`. On its first connection it forwards the ServerHello, then
+ * closes both ends in place of the server's next frame: the client's first request was carried
+ * out, and its answer lost. Later connections are relayed whole.
+ */
+function answerLosingRelay(port: number): { port: number } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pumps: Promise<void>[] = [];
+  const closeAll = (...which: Deno.Conn[]) => {
+    for (const c of which) {
+      if (!conns.delete(c)) continue;
+      try {
+        c.close();
+      } catch {
+        // Its readable closed it at the end of its stream.
+      }
+    }
+  };
+  const pump = async (from: Deno.Conn, to: Deno.Conn, cutAtFrame?: number) => {
+    let pending = new Uint8Array(0);
+    let frames = 0;
+    try {
+      for await (const chunk of from.readable) {
+        pending = new Uint8Array([...pending, ...chunk]);
+        while (pending.length >= 4) {
+          const length = new DataView(pending.buffer).getUint32(0);
+          if (pending.length < 4 + length) break;
+          if (++frames === cutAtFrame) return;
+          await to.write(pending.slice(0, 4 + length));
+          pending = pending.slice(4 + length);
+        }
+      }
+    } catch {
+      // The other side went.
+    } finally {
+      closeAll(from, to);
+    }
+  };
+  let first = true;
+  const serving = (async () => {
+    for await (const inbound of listener) {
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.add(inbound).add(outbound);
+      pumps.push(pump(inbound, outbound), pump(outbound, inbound, first ? 2 : undefined));
+      first = false;
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving.catch(() => {});
+      closeAll(...conns);
+      await Promise.all(pumps);
+    },
+  };
+}
+
 /** The next `count` traces of sealing or opening (--json), skipping those of records. */
 async function sealedTraces(c: TestClient, count: number) {
   const views: Record<string, unknown>[] = [];
@@ -211,6 +270,26 @@ Deno.test("messages still waiting their turn at a /logout are not shown as faile
   const texts = new Set(events.filter((e) => e.event === "message").map((e) => e.text));
   assert.equal(texts.size, count, `every message shown once: ${[...texts].join(", ")}`);
   assert.equal(await alice.finish(), 0);
+});
+
+Deno.test("a key made at /signup is kept when the answer is lost: the account may hold it", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  await using relay = answerLosingRelay(server.port);
+  const home = join(dir.path, "carol");
+  await using first = client(relay.port, home, "--json", ...BITS);
+  await first.send("/signup carol", passwordOf("carol"));
+  await first.event("error", { context: "SNU", code: "connection_lost" });
+  assert.equal(await first.finish(), 1);
+
+  // The server made the account, with the key: the next login finds it on this client.
+  await using second = client(relay.port, home, "--json", ...BITS);
+  await second.send("/login carol", passwordOf("carol"), "/status");
+  await second.event("ack", { request: "LGN", user: "carol" });
+  const status = await second.event("status");
+  assert.notEqual(status.user_key, null);
+  assert.equal(await second.finish(), 0);
+  assert.ok(!second.stdout.lines.some((l) => l.includes("not on this client")));
 });
 
 Deno.test("a server that swaps from, or re-routes an envelope to an account with the same key, makes the recipient name signature", async () => {
