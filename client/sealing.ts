@@ -411,6 +411,17 @@ export class SealedMessaging {
     this.#recipients.delete(user);
     this.#announced.delete(`${user} ${published.fingerprint}`);
     this.#announce(user, published.fingerprint, verified ? "verified" : "accepted", []);
+    const now = published.current ? published : await this.#fetch(user);
+    if ("key" in now && this.#contacts.status(user, now.fingerprint) !== "current") {
+      // Accepting an older key opens what was signed with it, but a changed current key still
+      // stops sending: said here, so that the user does not take the change as accepted.
+      this.#o.events({
+        type: "warning",
+        message: `${published.fingerprint} is an earlier key of ${user}'s, not the one ${user} ` +
+          `publishes now: messages signed with it open, but sending to ${user} needs the ` +
+          `current key accepted (/whois ${user})`,
+      });
+    }
     for (const message of await this.#held.takeFrom(user)) {
       if (!await this.receive(message)) await this.#held.hold(message);
     }

@@ -201,10 +201,18 @@ Deno.test("a changed sender key is announced and holds its messages until /trust
   // A new process: the held message and both of bob's keys come back from disk.
   const second = await bobIn(dir.path, keys);
   assert.equal(second.messaging.currentKey?.fingerprint, fingerprintOf(fresh));
+  // Her first key, verified now, is not her current one: bob is told sending is still stopped.
+  await second.messaging.trust("alice", fingerprintOf(keyOf("alice")));
+  const earlier = second.events.splice(0).find((e) => e.type === "warning");
+  assert.match(earlier?.type === "warning" ? earlier.message : "", /an earlier key of alice's/);
   await second.messaging.trust("alice", fingerprintOf(keyOf("carol")));
+  // Verifying her first key once her current one is accepted warns of nothing.
+  await second.messaging.trust("alice", fingerprintOf(keyOf("alice")));
+  assert.ok(!second.events.some((e) => e.type === "warning"));
   assert.deepEqual(shown(second.events), [
     "key alice verified",
     "sealed: two, sealed to bob's first key",
+    "key alice verified",
   ]);
   const out = await second.messaging.outgoing("alice", "reply", true);
   assert.equal(out.sealed, true);
