@@ -380,10 +380,17 @@ export class Repl {
       }
       const sealing = this.#sealingOf(connection);
       if (response?.code === "ERR" && response.error === "stale_key" && sealing && attempt === 1) {
-        const refreshed = await this.#ask("GPK", async () => {
-          await sealing.stale(to);
-          return response;
-        });
+        let refreshed: Response | undefined;
+        try {
+          refreshed = await this.#ask("GPK", async () => {
+            await sealing.stale(to);
+            return response;
+          });
+        } catch (err) {
+          if (!(err instanceof SealingError)) throw err;
+          this.#fail("MSG", err.code, err.message);
+          return;
+        }
         if (refreshed !== undefined) continue;
       }
       this.#report("MSG", response);

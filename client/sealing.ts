@@ -266,13 +266,27 @@ export class SealedMessaging {
     return { content: { sealed }, sealed: true };
   }
 
-  /** After `stale_key`: forgets `to`'s key and asks again which of yours is current. */
+  /**
+   * After `stale_key`: forgets `to`'s key and asks again which of yours is current. SealingError
+   * when you had a key here and the one published now is not on this client: the message being
+   * sent was sealed, and is not to go out again as text.
+   */
   async stale(to: string): Promise<void> {
     this.#recipients.delete(to);
     const published = await this.#fetch(this.user);
+    const before = this.#current;
     this.#current = "key" in published
       ? this.#keyring.byFingerprint(published.fingerprint)
       : undefined;
+    if (before !== undefined && this.#current === undefined) {
+      const now = "key" in published ? published.fingerprint : "none";
+      throw new SealingError(
+        "key_changed",
+        `your published key is now ${now}, not ${before.fingerprint}, and this client does not ` +
+          "hold it (made on another device, or by the server): the message is not sent, " +
+          `rather than sent unsealed; /whois ${this.user}, then /keygen to seal again`,
+      );
+    }
   }
 
   /** Forgets cached recipients' keys that a user list shows changed. */

@@ -308,6 +308,21 @@ Deno.test("a text within the limit that would seal too large is refused, never s
   assert.equal(longest.sealed, true);
 });
 
+Deno.test("a stale_key after which your published key is not on this client stops the send, never unsealed", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging } = await bobIn(dir.path, keys);
+  assert.equal((await messaging.outgoing("alice", "hi", false)).sealed, true);
+  // The server now says bob's key is one this client does not hold, and answers stale_key.
+  keys.publish("bob", keyOf("carol"));
+  await assert.rejects(
+    messaging.stale("alice"),
+    (e) =>
+      e instanceof SealingError && e.code === "key_changed" &&
+      e.message.includes(fingerprintOf(keyOf("carol"))),
+  );
+});
+
 Deno.test("a server answering GPK with another key than the fingerprint says is not believed", async () => {
   await using dir = await tempDir();
   const keys = await world(dir.path);
