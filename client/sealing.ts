@@ -425,8 +425,12 @@ export class SealedMessaging {
     this.#recipients.delete(user);
     this.#announced.delete(`${user} ${published.fingerprint}`);
     this.#announce(user, published.fingerprint, verified ? "verified" : "accepted", []);
-    const now = published.current ? published : await this.#fetch(user);
-    if ("key" in now && this.#contacts.status(user, now.fingerprint) !== "current") {
+    // Only for the warning below: a lost connection does not undo the pin just made.
+    const now = published.current ? published : await this.#fetch(user).catch((err) => {
+      if (err instanceof ConnectionError) return undefined;
+      throw err;
+    });
+    if (now && "key" in now && this.#contacts.status(user, now.fingerprint) !== "current") {
       // Accepting an older key opens what was signed with it, but a changed current key still
       // stops sending: said here, so that the user does not take the change as accepted.
       this.#o.events({

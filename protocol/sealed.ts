@@ -88,8 +88,12 @@ export function innerPlaintext(text: string): Uint8Array {
  * quote or a backslash in two bytes and a control character in six.
  */
 export function sealedChars(text: string, sender: RsaPublicKey, recipient: RsaPublicKey): number {
+  return sealedCharsOf(innerPlaintext(text).length, sender, recipient);
+}
+
+function sealedCharsOf(innerBytes: number, sender: RsaPublicKey, recipient: RsaPublicKey): number {
   const bytes = envelopeLength(
-    innerPlaintext(text).length,
+    innerBytes,
     Math.ceil(recipient.bits / 8),
     Math.ceil(sender.bits / 8),
   );
@@ -170,12 +174,12 @@ export function seal(
         `${MIN_TEXT_BYTES} to ${MAX_TEXT_BYTES} bytes of UTF-8 are allowed`,
     );
   }
+  const inner = innerPlaintext(text);
   // Before any RSA work: an envelope the server would refuse (§8.4) is not worth making.
-  const chars = sealedChars(text, keys.sender.publicKey, keys.recipient);
+  const chars = sealedCharsOf(inner.length, keys.sender.publicKey, keys.recipient);
   if (chars > MAX_SEALED_CHARS) {
     throw new RangeError(`sealed would be ${chars} characters, above ${MAX_SEALED_CHARS}`);
   }
-  const inner = innerPlaintext(text);
   const trace = options.trace;
   const k = options.messageKey?.slice() ?? randomBytes(MESSAGE_KEY_LENGTH);
   const iv = options.iv?.slice() ?? randomBytes(ENVELOPE_IV_LENGTH);
