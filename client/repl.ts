@@ -749,11 +749,24 @@ export class Repl {
     if (old === undefined) return;
     const next = await this.#readPassword("new password: ", true, "CPW");
     if (next === undefined) return;
+    // The key files are copied under the new password first: should the answer be lost, the
+    // server may hold either password, and the next login keeps the files its password opens.
+    const sealing = this.#sealingOf(connection);
+    await sealing?.preparePassword(next);
     const response = await this.#ask("CPW", () => connection.changePassword(old, next));
     this.#report("CPW", response);
-    const sealing = this.#sealingOf(connection);
-    if (response?.code === "ACK" && sealing) {
-      await sealing.passwordChanged(next);
+    if (sealing === undefined) return;
+    if (response === undefined) {
+      this.show({
+        type: "warning",
+        message: "the password change got no answer, so it may or may not have been made: your " +
+          "key files are kept under both passwords, and the next /login keeps those its " +
+          "password opens",
+      });
+      return;
+    }
+    await sealing.passwordAnswered(next, response.code === "ACK");
+    if (response.code === "ACK") {
       this.show({ type: "info", message: "your key files are encrypted with the new password" });
     }
   }

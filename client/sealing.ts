@@ -445,10 +445,19 @@ export class SealedMessaging {
     }
   }
 
-  /** After /passwd: the key files are encrypted with the new password. */
-  async passwordChanged(password: string): Promise<void> {
-    this.#password = password;
-    await this.#keyring.reencrypt(password);
+  /** Before /passwd's CPW: the key files copied under the new password, until the answer. */
+  async preparePassword(next: string): Promise<void> {
+    await this.#keyring.writeNext(next);
+  }
+
+  /**
+   * /passwd's answer: changed, the copies under `next` replace the key files; refused, they go.
+   * With no answer neither is called: the next login keeps the copies its password opens.
+   */
+  async passwordAnswered(next: string, changed: boolean): Promise<void> {
+    if (!changed) return await this.#keyring.dropNext();
+    this.#password = next;
+    await this.#keyring.commitNext();
   }
 
   /** Forgets the keys (logged out). */

@@ -77,11 +77,15 @@ async function raw(
 }
 
 /**
- * A relay to the server on `port`. On its first connection it forwards the ServerHello, then
- * closes both ends in place of the server's next frame: the client's first request was carried
- * out, and its answer lost. Later connections are relayed whole.
+ * A relay to the server on `port`. On its `connection`th connection it closes both ends in
+ * place of the server's `frame`th frame (the first is the ServerHello; 2, the answer to the
+ * first request): that request was carried out, and its answer lost. The others are relayed
+ * whole.
  */
-function answerLosingRelay(port: number): { port: number } & AsyncDisposable {
+function answerLosingRelay(
+  port: number,
+  { connection = 1, frame = 2 } = {},
+): { port: number } & AsyncDisposable {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   const pumps: Promise<void>[] = [];
@@ -115,13 +119,13 @@ function answerLosingRelay(port: number): { port: number } & AsyncDisposable {
       closeAll(from, to);
     }
   };
-  let first = true;
+  let accepted = 0;
   const serving = (async () => {
     for await (const inbound of listener) {
       const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
       conns.add(inbound).add(outbound);
-      pumps.push(pump(inbound, outbound), pump(outbound, inbound, first ? 2 : undefined));
-      first = false;
+      const cut = ++accepted === connection ? frame : undefined;
+      pumps.push(pump(inbound, outbound), pump(outbound, inbound, cut));
     }
   })();
   return {
@@ -290,6 +294,36 @@ Deno.test("a key made at /signup is kept when the answer is lost: the account ma
   assert.notEqual(status.user_key, null);
   assert.equal(await second.finish(), 0);
   assert.ok(!second.stdout.lines.some((l) => l.includes("not on this client")));
+});
+
+Deno.test("a /passwd whose answer is lost leaves the keys open to the password the account has", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  // The second connection: LGN, the GPK of the login's key check, then CPW, whose answer goes.
+  await using relay = answerLosingRelay(server.port, { connection: 2, frame: 4 });
+  const home = join(dir.path, "carol");
+  await using signup = client(relay.port, home, "--json", ...BITS);
+  await signup.send("/signup carol", passwordOf("carol"));
+  await signup.event("ack", { request: "SNU", user: "carol" });
+  assert.equal(await signup.finish(), 0);
+  await using change = client(relay.port, home, "--json", ...BITS);
+  await change.send(
+    "/login carol",
+    passwordOf("carol"),
+    "/passwd",
+    passwordOf("carol"),
+    "new-pw-1",
+  );
+  await change.event("error", { context: "CPW", code: "connection_lost" });
+  assert.equal(await change.finish(), 1);
+
+  // The server made the change: the new password opens the account, and its keys.
+  await using after = client(relay.port, home, "--json", ...BITS);
+  await after.send("/login carol", "new-pw-1", "/status");
+  await after.event("ack", { request: "LGN", user: "carol" });
+  assert.notEqual((await after.event("status")).user_key, null);
+  assert.equal(await after.finish(), 0);
+  assert.ok(!after.stdout.lines.some((l) => l.includes("does not open")));
 });
 
 Deno.test("a server that swaps from, or re-routes an envelope to an account with the same key, makes the recipient name signature", async () => {
