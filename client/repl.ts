@@ -726,11 +726,6 @@ export class Repl {
    */
   async #deliver(connection: Connection, message: Deliver): Promise<boolean> {
     const sealing = await this.#sealing;
-    // The login this message came for ended while it waited its turn (/logout, another /login,
-    // leaving): it is neither shown nor acknowledged, and comes again at the next login. Shown
-    // here, it would read as a message that failed the recipient_key check. A DLV for another
-    // user than the one logged in is not this session's either (a server's error).
-    if (connection.user !== message.to) return false;
     if (sealing !== undefined && this.#sealingOf(connection) === sealing) {
       return await sealing.receive(message);
     }
