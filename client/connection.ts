@@ -464,7 +464,11 @@ export class Connection {
   /** LGO; on success the credentials are forgotten. */
   async logout(): Promise<Response> {
     const response = await this.request({ code: "LGO" });
-    if (response.code === "ACK") this.#forgetCredentials();
+    if (response.code === "ACK") {
+      this.#forgetCredentials();
+      // Messages the login said were queued and not shown yet come again at the next login.
+      this.#queuedDone();
+    }
     return response;
   }
 
@@ -745,7 +749,16 @@ export class Connection {
           return;
         }
         this.#remember(message.msg);
+        const loggedIn = this.user;
         this.#delivering = this.#delivering.then(async () => {
+          // The login it came for ended while it waited its turn (/logout, another /login,
+          // leaving): neither shown nor acknowledged, it comes again at that user's next login.
+          // Shown now it would fail the recipient_key check, a false alarm. (A DLV whose `to` is
+          // not the user logged in is still shown as failing and acknowledged, as §8.5 says.)
+          if (this.user !== loggedIn) {
+            this.#seen.delete(message.msg);
+            return;
+          }
           try {
             if (!await this.#show(message)) {
               this.#seen.delete(message.msg);

@@ -21,6 +21,10 @@ export interface OwnKey {
 
 const KEY_FILE = /^key-([0-9a-f]{64})\.pem$/;
 
+/** A key file's copy under a new password, while the change is unanswered. */
+const NEXT_SUFFIX = ".next";
+const nextPath = (path: string) => `${path}${NEXT_SUFFIX}`;
+
 /** The file name of the key with `kid`. */
 function keyFileName(kid: Uint8Array): string {
   return `key-${toHex(kid)}.pem`;
@@ -49,10 +53,22 @@ export class Keyring {
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
-    for (const entry of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      if (!entry.isFile || !KEY_FILE.test(entry.name)) continue;
-      const path = join(dir, entry.name);
-      const der = decryptKeyPem(await Deno.readTextFile(path), password);
+    const names = new Set(entries.filter((e) => e.isFile).map((e) => e.name));
+    for (const name of [...names].sort()) {
+      if (!KEY_FILE.test(name)) continue;
+      const path = join(dir, name);
+      let der = decryptKeyPem(await Deno.readTextFile(path), password);
+      const next = nextPath(path);
+      if (names.has(`${name}${NEXT_SUFFIX}`)) {
+        // A password change whose answer was lost: the copy under the password that opens
+        // the account now is the one to keep.
+        if (der === undefined) {
+          der = decryptKeyPem(await Deno.readTextFile(next), password);
+          if (der !== undefined) await Deno.rename(next, path);
+        } else {
+          await Deno.remove(next).catch(() => {});
+        }
+      }
       if (der === undefined) {
         unreadable.push(path);
         continue;
@@ -87,6 +103,11 @@ export class Keyring {
     return [...this.#keys.values()].find((k) => k.fingerprint === fingerprint);
   }
 
+  /** The fingerprints of every key held. */
+  fingerprints(): string[] {
+    return [...this.#keys.values()].map((k) => k.fingerprint);
+  }
+
   get size(): number {
     return this.#keys.size;
   }
@@ -119,16 +140,30 @@ export class Keyring {
     await Deno.remove(own.path).catch(() => {});
   }
 
-  /** Encrypts every key held under `password` again (after a password change). */
-  async reencrypt(password: string): Promise<void> {
+  /**
+   * Before a password change: every key held, encrypted under `password` beside its file
+   * (`key-….pem.next`). The change's answer decides: commitNext() or dropNext(); with no
+   * answer both stay, and open() keeps whichever the password of the next login opens.
+   */
+  async writeNext(password: string): Promise<void> {
     for (const own of this.#keys.values()) {
       const der = own.key.exportPkcs8();
       try {
-        await writePrivateFile(own.path, await encryptKeyPem(der, password));
+        await writePrivateFile(nextPath(own.path), await encryptKeyPem(der, password));
       } finally {
         der.fill(0);
       }
     }
+  }
+
+  /** The password changed: the copies of writeNext() replace the key files. */
+  async commitNext(): Promise<void> {
+    for (const own of this.#keys.values()) await Deno.rename(nextPath(own.path), own.path);
+  }
+
+  /** The password did not change: the copies of writeNext() go. */
+  async dropNext(): Promise<void> {
+    for (const own of this.#keys.values()) await Deno.remove(nextPath(own.path)).catch(() => {});
   }
 
   /** Frees every key (the user logged out). */

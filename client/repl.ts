@@ -380,10 +380,17 @@ export class Repl {
       }
       const sealing = this.#sealingOf(connection);
       if (response?.code === "ERR" && response.error === "stale_key" && sealing && attempt === 1) {
-        const refreshed = await this.#ask("GPK", async () => {
-          await sealing.stale(to);
-          return response;
-        });
+        let refreshed: Response | undefined;
+        try {
+          refreshed = await this.#ask("GPK", async () => {
+            await sealing.stale(to);
+            return response;
+          });
+        } catch (err) {
+          if (!(err instanceof SealingError)) throw err;
+          this.#fail("MSG", err.code, err.message);
+          return;
+        }
         if (refreshed !== undefined) continue;
       }
       this.#report("MSG", response);
@@ -569,7 +576,7 @@ export class Repl {
   /**
    * SNU with a fresh key (§8.1): made first (a spinner at a terminal), stored encrypted with
    * the password in the account's folder, published with the account; forgotten again if the
-   * sign-up fails.
+   * sign-up is refused (kept if unanswered: the account may hold it).
    */
   async #signUp(connection: Connection, user: string, password: string): Promise<void> {
     const dir = await this.#accountDir(connection, user);
@@ -590,7 +597,9 @@ export class Repl {
           connection.request({ code: "SNU", user, password, key: toBase64(key.publicKey.spkiDer) }),
       );
       if (response?.code !== "ACK" || response.request !== "SNU") {
-        await keyring.remove(own);
+        // Refused: the key is no one's. Unanswered (the connection went), the account may have
+        // been made with it: it stays, for the next login to find.
+        if (response !== undefined) await keyring.remove(own);
         this.#report("SNU", response);
         return;
       }
@@ -735,11 +744,24 @@ export class Repl {
     if (old === undefined) return;
     const next = await this.#readPassword("new password: ", true, "CPW");
     if (next === undefined) return;
+    // The key files are copied under the new password first: should the answer be lost, the
+    // server may hold either password, and the next login keeps the files its password opens.
+    const sealing = this.#sealingOf(connection);
+    await sealing?.preparePassword(next);
     const response = await this.#ask("CPW", () => connection.changePassword(old, next));
     this.#report("CPW", response);
-    const sealing = this.#sealingOf(connection);
-    if (response?.code === "ACK" && sealing) {
-      await sealing.passwordChanged(next);
+    if (sealing === undefined) return;
+    if (response === undefined) {
+      this.show({
+        type: "warning",
+        message: "the password change got no answer, so it may or may not have been made: your " +
+          "key files are kept under both passwords, and the next /login keeps those its " +
+          "password opens",
+      });
+      return;
+    }
+    await sealing.passwordAnswered(next, response.code === "ACK");
+    if (response.code === "ACK") {
       this.show({ type: "info", message: "your key files are encrypted with the new password" });
     }
   }

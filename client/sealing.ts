@@ -14,7 +14,8 @@ import {
   toHex,
 } from "../crypto/mod.ts";
 import type { Content, Deliver, ErrorCode, Response, UserEntry } from "../protocol/messages.ts";
-import { open, seal, SealedError, type SealedTrace } from "../protocol/sealed.ts";
+import { MAX_SEALED_CHARS } from "../protocol/limits.ts";
+import { open, seal, sealedChars, SealedError, type SealedTrace } from "../protocol/sealed.ts";
 import type { RequestBody } from "../protocol/rpc.ts";
 import { ConnectionError } from "./connection.ts";
 import { Contacts } from "./contacts.ts";
@@ -92,6 +93,8 @@ export class SealedMessaging {
   readonly #announced = new Set<string>();
   /** Recipients told once why their messages go unsealed. */
   readonly #toldUnsealed = new Set<string>();
+  /** The keys were freed (logged out): nothing more is opened. */
+  #disposed = false;
 
   private constructor(
     o: SealingOptions,
@@ -186,22 +189,21 @@ export class SealedMessaging {
 
   /**
    * Stores `key` (encrypted with the password) and publishes it with KEY; it is your current
-   * key once acknowledged. An ERR is returned for the caller to report, the key forgotten.
+   * key once acknowledged. An ERR is returned for the caller to report, the key forgotten;
+   * with no answer it is kept (see #publish).
    */
   async publish(key: RsaPrivateKey): Promise<Response> {
     return await this.#publish(await this.#keyring.add(key, this.#password), true);
   }
 
-  /** KEY for `own`; when it fails, the key is forgotten if `fresh` (made for this). */
+  /**
+   * KEY for `own`; when refused, the key is forgotten if `fresh` (made for this). With no
+   * answer (the connection went) it is kept: the server may have published it before the
+   * connection went, and the next login (or a `stale_key`) learns which key is current.
+   */
   async #publish(own: OwnKey, fresh = false): Promise<Response> {
     const key = own.key;
-    let response: Response;
-    try {
-      response = await this.#o.request({ code: "KEY", key: toBase64(key.publicKey.spkiDer) });
-    } catch (err) {
-      if (fresh) await this.#keyring.remove(own);
-      throw err;
-    }
+    const response = await this.#o.request({ code: "KEY", key: toBase64(key.publicKey.spkiDer) });
     if (response.code === "ERR") {
       if (fresh) await this.#keyring.remove(own);
       return response;
@@ -244,6 +246,17 @@ export class SealedMessaging {
     if (own === undefined) return unsealed("this client holds none of your keys (/keygen)");
     const recipient = to === this.user ? own.key.publicKey : (await this.#recipientKey(to))?.key;
     if (recipient === undefined) return unsealed(`${to} has published no key`);
+    // A text within the limit can still seal too large (JSON escapes in the inner plaintext):
+    // it must be sealed, so it is refused rather than sent as text.
+    const chars = sealedChars(text, own.key.publicKey, recipient);
+    if (chars > MAX_SEALED_CHARS) {
+      throw new SealingError(
+        "too_large",
+        `sealed, this message would be ${chars} characters, above the ${MAX_SEALED_CHARS} a ` +
+          "sealed message may take (each quote, backslash, tab or line break counts twice, each " +
+          "other control character six times): shorten it or split it",
+      );
+    }
     const { sealed } = seal(
       this.#o.crypto,
       { from: this.user, to, text },
@@ -253,13 +266,27 @@ export class SealedMessaging {
     return { content: { sealed }, sealed: true };
   }
 
-  /** After `stale_key`: forgets `to`'s key and asks again which of yours is current. */
+  /**
+   * After `stale_key`: forgets `to`'s key and asks again which of yours is current. SealingError
+   * when you had a key here and the one published now is not on this client: the message being
+   * sent was sealed, and is not to go out again as text.
+   */
   async stale(to: string): Promise<void> {
     this.#recipients.delete(to);
     const published = await this.#fetch(this.user);
+    const before = this.#current;
     this.#current = "key" in published
       ? this.#keyring.byFingerprint(published.fingerprint)
       : undefined;
+    if (before !== undefined && this.#current === undefined) {
+      const now = "key" in published ? published.fingerprint : "none";
+      throw new SealingError(
+        "key_changed",
+        `your published key is now ${now}, not ${before.fingerprint}, and this client does not ` +
+          "hold it (made on another device, or by the server): the message is not sent, " +
+          `rather than sent unsealed; /whois ${this.user}, then /keygen to seal again`,
+      );
+    }
   }
 
   /** Forgets cached recipients' keys that a user list shows changed. */
@@ -275,10 +302,11 @@ export class SealedMessaging {
   /**
    * Shows one DLV: a text as not sealed; a sealed one opened with §8.5's checks, shown sealed,
    * or as failed naming the check, or held. False when the server could not be asked for the
-   * sender's key (the connection went): the message is neither shown nor acknowledged, and is
-   * tried again when it comes again.
+   * sender's key (the connection went), or the keys were freed (logged out): the message is
+   * neither shown nor acknowledged, and is tried again when it comes again.
    */
   async receive(message: Deliver): Promise<boolean> {
+    if (this.#disposed) return false;
     const { msg, from, to, ts } = message;
     if (message.sealed === undefined) {
       this.#o.events({ type: "message", msg, from, to, ts, text: message.text, sealed: false });
@@ -302,8 +330,9 @@ export class SealedMessaging {
       await this.#replay.remember(from, toHex(opened.digest), msg);
       this.#o.events({ type: "message", msg, from, to, ts, text: opened.text, sealed: true });
     } catch (err) {
-      // The server could not be asked for the sender's key: the DLV comes again, try then.
-      if (err instanceof ConnectionError) return false;
+      // The server could not be asked for the sender's key, or the keys went with a logout
+      // while it opened: the DLV comes again, try then.
+      if (err instanceof ConnectionError || this.#disposed) return false;
       if (err instanceof Held) {
         const dropped = await this.#held.hold({ ...message, sealed: message.sealed });
         this.#o.events({ type: "message_held", msg, from, ts, fingerprint: err.fingerprint });
@@ -396,19 +425,44 @@ export class SealedMessaging {
     this.#recipients.delete(user);
     this.#announced.delete(`${user} ${published.fingerprint}`);
     this.#announce(user, published.fingerprint, verified ? "verified" : "accepted", []);
+    // Only for the warning below: a lost connection does not undo the pin just made.
+    const now = published.current ? published : await this.#fetch(user).catch((err) => {
+      if (err instanceof ConnectionError) return undefined;
+      throw err;
+    });
+    if (now && "key" in now && this.#contacts.status(user, now.fingerprint) !== "current") {
+      // Accepting an older key opens what was signed with it, but a changed current key still
+      // stops sending: said here, so that the user does not take the change as accepted.
+      this.#o.events({
+        type: "warning",
+        message: `${published.fingerprint} is an earlier key of ${user}'s, not the one ${user} ` +
+          `publishes now: messages signed with it open, but sending to ${user} needs the ` +
+          `current key accepted (/whois ${user})`,
+      });
+    }
     for (const message of await this.#held.takeFrom(user)) {
       if (!await this.receive(message)) await this.#held.hold(message);
     }
   }
 
-  /** After /passwd: the key files are encrypted with the new password. */
-  async passwordChanged(password: string): Promise<void> {
-    this.#password = password;
-    await this.#keyring.reencrypt(password);
+  /** Before /passwd's CPW: the key files copied under the new password, until the answer. */
+  async preparePassword(next: string): Promise<void> {
+    await this.#keyring.writeNext(next);
+  }
+
+  /**
+   * /passwd's answer: changed, the copies under `next` replace the key files; refused, they go.
+   * With no answer neither is called: the next login keeps the copies its password opens.
+   */
+  async passwordAnswered(next: string, changed: boolean): Promise<void> {
+    if (!changed) return await this.#keyring.dropNext();
+    this.#password = next;
+    await this.#keyring.commitNext();
   }
 
   /** Forgets the keys (logged out). */
   dispose(): void {
+    this.#disposed = true;
     this.#keyring.dispose();
     this.#current = undefined;
   }
@@ -490,7 +544,11 @@ export class SealedMessaging {
     const own = from === this.user ? this.#keyring.byFingerprint(fingerprint) : undefined;
     if (own !== undefined) return own.key.publicKey;
     const known = this.#senderKeys.get(fingerprint);
-    const status = this.#contacts.status(from, fingerprint);
+    const pinned = this.#contacts.status(from, fingerprint);
+    // Your own keys are pinned by holding them: another key the server names as yours (from
+    // another device of yours, or its own) is a changed key until /trust, never a first use,
+    // or a server could sign "your" messages with a key of its making.
+    const status = from === this.user && pinned === "first_use" ? "changed" : pinned;
     if (known !== undefined && (status === "current" || status === "earlier")) return known;
     const published = await this.#fetch(from, fingerprint);
     if (!("key" in published)) return undefined;
@@ -531,7 +589,9 @@ export class SealedMessaging {
     const key = `${user} ${fingerprint}`;
     if (this.#announced.has(key)) return;
     this.#announced.add(key);
-    const pinned = this.#contacts.keysOf(user).map((k) => k.fingerprint);
+    const pinned = user === this.user && this.#contacts.keysOf(user).length === 0
+      ? this.#keyring.fingerprints()
+      : this.#contacts.keysOf(user).map((k) => k.fingerprint);
     this.#announce(user, fingerprint, "changed", pinned);
   }
 

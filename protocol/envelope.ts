@@ -118,6 +118,16 @@ export function parseEnvelope(bytes: Uint8Array): Envelope {
   return { senderKid, recipientKid, wrapped, iv, ct, tag, sig, body };
 }
 
+/**
+ * Bytes of an envelope (§8.3) whose inner plaintext is `innerBytes` long, with `wrappedBytes` of
+ * wrapped key and `sigBytes` of signature: known before any of them is made.
+ */
+export function envelopeLength(innerBytes: number, wrappedBytes: number, sigBytes: number): number {
+  const ctBytes = (Math.floor(innerBytes / AES_BLOCK) + 1) * AES_BLOCK; // PKCS#7 adds 1 to 16
+  return 4 + 2 * KID_LENGTH + 2 + wrappedBytes + ENVELOPE_IV_LENGTH + 4 + ctBytes +
+    ENVELOPE_TAG_LENGTH + 2 + sigBytes;
+}
+
 /** The envelope's bytes from its fields (§8.3); RangeError for a field that cannot fit. */
 export function encodeEnvelope(
   e: Omit<Envelope, "body">,

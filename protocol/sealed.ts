@@ -20,6 +20,7 @@ import {
   ENVELOPE_IV_LENGTH,
   ENVELOPE_TAG_LENGTH,
   EnvelopeError,
+  envelopeLength,
   parseEnvelope,
 } from "./envelope.ts";
 import { MAX_SEALED_CHARS, MAX_TEXT_BYTES, MIN_TEXT_BYTES, USERNAME_PATTERN } from "./limits.ts";
@@ -79,6 +80,24 @@ export function signedMessage(
 /** The inner plaintext of §8.3: `{"text": …}` as UTF-8 JSON. */
 export function innerPlaintext(text: string): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ text }));
+}
+
+/**
+ * Characters of the `sealed` string that sealing `text` from `sender`'s key to `recipient`'s
+ * would make. A text within MAX_TEXT_BYTES may still not fit MAX_SEALED_CHARS: JSON escapes a
+ * quote or a backslash in two bytes and a control character in six.
+ */
+export function sealedChars(text: string, sender: RsaPublicKey, recipient: RsaPublicKey): number {
+  return sealedCharsOf(innerPlaintext(text).length, sender, recipient);
+}
+
+function sealedCharsOf(innerBytes: number, sender: RsaPublicKey, recipient: RsaPublicKey): number {
+  const bytes = envelopeLength(
+    innerBytes,
+    Math.ceil(recipient.bits / 8),
+    Math.ceil(sender.bits / 8),
+  );
+  return 4 * Math.ceil(bytes / 3);
 }
 
 function checkName(what: string, name: string): void {
@@ -156,6 +175,11 @@ export function seal(
     );
   }
   const inner = innerPlaintext(text);
+  // Before any RSA work: an envelope the server would refuse (§8.4) is not worth making.
+  const chars = sealedCharsOf(inner.length, keys.sender.publicKey, keys.recipient);
+  if (chars > MAX_SEALED_CHARS) {
+    throw new RangeError(`sealed would be ${chars} characters, above ${MAX_SEALED_CHARS}`);
+  }
   const trace = options.trace;
   const k = options.messageKey?.slice() ?? randomBytes(MESSAGE_KEY_LENGTH);
   const iv = options.iv?.slice() ?? randomBytes(ENVELOPE_IV_LENGTH);
@@ -204,9 +228,6 @@ export function seal(
     });
     const envelope = encodeEnvelope({ senderKid, recipientKid, wrapped, iv, ct, tag, sig });
     const sealed = encodeSealed(envelope);
-    if (sealed.length > MAX_SEALED_CHARS) {
-      throw new RangeError(`sealed is ${sealed.length} characters, above ${MAX_SEALED_CHARS}`);
-    }
     trace?.({ step: "sealed", envelopeBytes: envelope.length, chars: sealed.length });
     return { envelope, sealed };
   } finally {

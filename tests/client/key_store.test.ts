@@ -91,10 +91,44 @@ Deno.test("the keyring keeps each key in a 0600 file in a 0700 folder; a wrong p
   // A password change encrypts the files again: the new password opens them, the old no more.
   const right = await Keyring.open(folder, PASSWORD, portableCrypto);
   assert.equal(right.keyring.byFingerprint(own.fingerprint)?.fingerprint, own.fingerprint);
-  await right.keyring.reencrypt("the new password");
+  await right.keyring.writeNext("the new password");
+  await right.keyring.commitNext();
   right.keyring.dispose();
   assert.equal((await Keyring.open(folder, PASSWORD, portableCrypto)).keyring.size, 0);
   assert.equal((await Keyring.open(folder, "the new password", portableCrypto)).keyring.size, 1);
+  assert.deepEqual(await filesIn(folder), [own.path]);
+});
+
+const filesIn = async (folder: string) =>
+  (await Array.fromAsync(Deno.readDir(folder))).map((e) => `${folder}/${e.name}`).sort();
+
+Deno.test("a password change whose answer was lost leaves keys that either password opens, once", async () => {
+  await using dir = await tempDir();
+  const folder = `${dir.path}/alice`;
+  const { keyring } = await Keyring.open(folder, PASSWORD, portableCrypto);
+  const own = await keyring.add(portableCrypto.parsePrivateKey(der), PASSWORD);
+  // Changed (the login has the new password), then not changed (it still has that one).
+  const tries: [string, string][] = [["second password", "second password"], [
+    "third password",
+    "second password",
+  ]];
+  for (const [next, login] of tries) {
+    // The copies are written, the CPW's answer never comes: the server may hold either.
+    await keyring.writeNext(next);
+    const opened = await Keyring.open(folder, login, portableCrypto);
+    assert.equal(opened.keyring.byFingerprint(own.fingerprint)?.fingerprint, own.fingerprint);
+    assert.deepEqual(opened.unreadable, []);
+    opened.keyring.dispose();
+    // The login's password is the one kept: the file opens with it, no copy is left.
+    assert.deepEqual(await filesIn(folder), [own.path]);
+    assert.equal((await Keyring.open(folder, login, portableCrypto)).keyring.size, 1);
+  }
+  // A refused change leaves the files as they were.
+  await keyring.writeNext("refused");
+  await keyring.dropNext();
+  keyring.dispose();
+  assert.deepEqual(await filesIn(folder), [own.path]);
+  assert.equal((await Keyring.open(folder, "second password", portableCrypto)).keyring.size, 1);
 });
 
 Deno.test("contacts' pins: first use, current, earlier, changed; verified kept; read back", async () => {

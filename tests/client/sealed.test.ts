@@ -76,6 +76,69 @@ async function raw(
   return c;
 }
 
+/**
+ * A relay to the server on `port`. On its `connection`th connection it closes both ends in
+ * place of the server's `frame`th frame (the first is the ServerHello; 2, the answer to the
+ * first request): that request was carried out, and its answer lost. The others are relayed
+ * whole.
+ */
+function answerLosingRelay(
+  port: number,
+  { connection = 1, frame = 2 } = {},
+): { port: number } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pumps: Promise<void>[] = [];
+  const closeAll = (...which: Deno.Conn[]) => {
+    for (const c of which) {
+      if (!conns.delete(c)) continue;
+      try {
+        c.close();
+      } catch {
+        // Its readable closed it at the end of its stream.
+      }
+    }
+  };
+  const pump = async (from: Deno.Conn, to: Deno.Conn, cutAtFrame?: number) => {
+    let pending = new Uint8Array(0);
+    let frames = 0;
+    try {
+      for await (const chunk of from.readable) {
+        pending = new Uint8Array([...pending, ...chunk]);
+        while (pending.length >= 4) {
+          const length = new DataView(pending.buffer).getUint32(0);
+          if (pending.length < 4 + length) break;
+          if (++frames === cutAtFrame) return;
+          await to.write(pending.slice(0, 4 + length));
+          pending = pending.slice(4 + length);
+        }
+      }
+    } catch {
+      // The other side went.
+    } finally {
+      closeAll(from, to);
+    }
+  };
+  let accepted = 0;
+  const serving = (async () => {
+    for await (const inbound of listener) {
+      const outbound = await Deno.connect({ hostname: "127.0.0.1", port });
+      conns.add(inbound).add(outbound);
+      const cut = ++accepted === connection ? frame : undefined;
+      pumps.push(pump(inbound, outbound), pump(outbound, inbound, cut));
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving.catch(() => {});
+      closeAll(...conns);
+      await Promise.all(pumps);
+    },
+  };
+}
+
 /** The next `count` traces of sealing or opening (--json), skipping those of records. */
 async function sealedTraces(c: TestClient, count: number) {
   const views: Record<string, unknown>[] = [];
@@ -189,6 +252,78 @@ Deno.test("a message queued before the recipient's /keygen still opens after it,
   await bob3.event("message", { from: "alice", text: "sealed to your first key", sealed: true });
   assert.equal(await bob3.finish(), 0);
   assert.equal(await alice.finish(), 0);
+});
+
+Deno.test("messages still waiting their turn at a /logout are not shown as failed; they come again at the next login", async () => {
+  await using t = await aliceAndBob();
+  const { server, root, alice, bob } = t;
+  assert.equal(await bob.finish(), 0);
+  const count = 20;
+  await alice.send(...Array.from({ length: count }, (_, i) => `/msg bob burst ${i + 1}`));
+  await alice.event("ack", { request: "MSG", text: `burst ${count}`, sealed: true });
+
+  // bob logs in and out at once: most of the burst is still being opened when the keys go.
+  await using first = client(server.port, join(root, "bob"), "--json", ...BITS);
+  await first.send("/login bob", passwordOf("bob"), "/logout");
+  assert.equal(await first.finish(), 0);
+  await using second = await again(server, root, "bob");
+  assert.equal(await second.finish(), 0);
+  const events = [...first.stdout.lines, ...second.stdout.lines]
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(events.filter((e) => e.event === "message_failed"), []);
+  const texts = new Set(events.filter((e) => e.event === "message").map((e) => e.text));
+  assert.equal(texts.size, count, `every message shown once: ${[...texts].join(", ")}`);
+  assert.equal(await alice.finish(), 0);
+});
+
+Deno.test("a key made at /signup is kept when the answer is lost: the account may hold it", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  await using relay = answerLosingRelay(server.port);
+  const home = join(dir.path, "carol");
+  await using first = client(relay.port, home, "--json", ...BITS);
+  await first.send("/signup carol", passwordOf("carol"));
+  await first.event("error", { context: "SNU", code: "connection_lost" });
+  assert.equal(await first.finish(), 1);
+
+  // The server made the account, with the key: the next login finds it on this client.
+  await using second = client(relay.port, home, "--json", ...BITS);
+  await second.send("/login carol", passwordOf("carol"), "/status");
+  await second.event("ack", { request: "LGN", user: "carol" });
+  const status = await second.event("status");
+  assert.notEqual(status.user_key, null);
+  assert.equal(await second.finish(), 0);
+  assert.ok(!second.stdout.lines.some((l) => l.includes("not on this client")));
+});
+
+Deno.test("a /passwd whose answer is lost leaves the keys open to the password the account has", async () => {
+  await using dir = await tempDir();
+  await using server = await TestServer.start(dir.path);
+  // The second connection: LGN, the GPK of the login's key check, then CPW, whose answer goes.
+  await using relay = answerLosingRelay(server.port, { connection: 2, frame: 4 });
+  const home = join(dir.path, "carol");
+  await using signup = client(relay.port, home, "--json", ...BITS);
+  await signup.send("/signup carol", passwordOf("carol"));
+  await signup.event("ack", { request: "SNU", user: "carol" });
+  assert.equal(await signup.finish(), 0);
+  await using change = client(relay.port, home, "--json", ...BITS);
+  await change.send(
+    "/login carol",
+    passwordOf("carol"),
+    "/passwd",
+    passwordOf("carol"),
+    "new-pw-1",
+  );
+  await change.event("error", { context: "CPW", code: "connection_lost" });
+  assert.equal(await change.finish(), 1);
+
+  // The server made the change: the new password opens the account, and its keys.
+  await using after = client(relay.port, home, "--json", ...BITS);
+  await after.send("/login carol", "new-pw-1", "/status");
+  await after.event("ack", { request: "LGN", user: "carol" });
+  assert.notEqual((await after.event("status")).user_key, null);
+  assert.equal(await after.finish(), 0);
+  assert.ok(!after.stdout.lines.some((l) => l.includes("does not open")));
 });
 
 Deno.test("a server that swaps from, or re-routes an envelope to an account with the same key, makes the recipient name signature", async () => {

@@ -201,13 +201,66 @@ Deno.test("a changed sender key is announced and holds its messages until /trust
   // A new process: the held message and both of bob's keys come back from disk.
   const second = await bobIn(dir.path, keys);
   assert.equal(second.messaging.currentKey?.fingerprint, fingerprintOf(fresh));
+  // Her first key, verified now, is not her current one: bob is told sending is still stopped.
+  await second.messaging.trust("alice", fingerprintOf(keyOf("alice")));
+  const earlier = second.events.splice(0).find((e) => e.type === "warning");
+  assert.match(earlier?.type === "warning" ? earlier.message : "", /an earlier key of alice's/);
   await second.messaging.trust("alice", fingerprintOf(keyOf("carol")));
+  // Verifying her first key once her current one is accepted warns of nothing.
+  await second.messaging.trust("alice", fingerprintOf(keyOf("alice")));
+  assert.ok(!second.events.some((e) => e.type === "warning"));
   assert.deepEqual(shown(second.events), [
     "key alice verified",
     "sealed: two, sealed to bob's first key",
+    "key alice verified",
   ]);
   const out = await second.messaging.outgoing("alice", "reply", true);
   assert.equal(out.sealed, true);
+});
+
+Deno.test("a message from yourself signed with a key this client does not hold is held, never pinned on first use", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging, events } = await bobIn(dir.path, keys);
+  // The server says carol's key is bob's too: another device of his, or the server's forgery.
+  keys.publish("bob", keyOf("carol"));
+  const forged = dlv("bob", sealedBy(keyOf("carol"), "bob", "note to self: pay mallory"));
+  assert.equal(await messaging.receive(forged), true);
+  assert.deepEqual(shown(events), ["key bob changed", `held ${fingerprintOf(keyOf("carol"))}`]);
+  const changed = events.find((e) => e.type === "contact_key" && e.change === "changed");
+  assert.deepEqual(changed?.type === "contact_key" && changed.pinned, [
+    fingerprintOf(keyOf("bob")),
+  ]);
+  // A message of his own, sealed on this client, opens as ever; /trust accepts the other key.
+  await messaging.receive(dlv("bob", sealedBy(keyOf("bob"), "bob", "mine")));
+  await messaging.trust("bob", fingerprintOf(keyOf("carol")));
+  assert.deepEqual(shown(events).slice(2), [
+    "sealed: mine",
+    "key bob verified",
+    "sealed: note to self: pay mallory",
+  ]);
+});
+
+Deno.test("a new key whose KEY answer the lost connection took is kept: the server may have published it", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging } = await bobIn(dir.path, keys);
+  // The server stores the key, then the connection drops before its ACK arrives.
+  keys.tamper = (body, r) => {
+    if (body.code === "KEY") throw new ConnectionError("connection_lost", "gone");
+    return r;
+  };
+  const fresh = await engine.generateRsaKey(2048);
+  await assert.rejects(messaging.publish(fresh), ConnectionError);
+  messaging.dispose();
+
+  // The next login finds the published key on this client, and what is sealed to it opens.
+  keys.tamper = (_body, r) => r;
+  const again = await bobIn(dir.path, keys);
+  assert.equal(again.messaging.currentKey?.fingerprint, fingerprintOf(fresh));
+  const message = dlv("alice", sealedBy(keyOf("alice"), "alice", "to your new key", fresh));
+  assert.equal(await again.messaging.receive(message), true);
+  assert.deepEqual(shown(again.events).at(-1), "sealed: to your new key");
 });
 
 Deno.test("sending: sealed to a pinned key, text to a user without one, refused when it must be", async () => {
@@ -240,6 +293,36 @@ Deno.test("sending: sealed to a pinned key, text to a user without one, refused 
   );
 });
 
+Deno.test("a text within the limit that would seal too large is refused, never sent as text", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging } = await bobIn(dir.path, keys);
+  // 16384 bytes, the most a text may be; JSON doubles each quote in the inner plaintext.
+  for (const requireSealed of [false, true]) {
+    await assert.rejects(
+      messaging.outgoing("alice", '"'.repeat(16384), requireSealed),
+      (e) => e instanceof SealingError && e.code === "too_large" && /shorten it/.test(e.message),
+    );
+  }
+  const longest = await messaging.outgoing("alice", "a".repeat(16384), true);
+  assert.equal(longest.sealed, true);
+});
+
+Deno.test("a stale_key after which your published key is not on this client stops the send, never unsealed", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging } = await bobIn(dir.path, keys);
+  assert.equal((await messaging.outgoing("alice", "hi", false)).sealed, true);
+  // The server now says bob's key is one this client does not hold, and answers stale_key.
+  keys.publish("bob", keyOf("carol"));
+  await assert.rejects(
+    messaging.stale("alice"),
+    (e) =>
+      e instanceof SealingError && e.code === "key_changed" &&
+      e.message.includes(fingerprintOf(keyOf("carol"))),
+  );
+});
+
 Deno.test("a server answering GPK with another key than the fingerprint says is not believed", async () => {
   await using dir = await tempDir();
   const keys = await world(dir.path);
@@ -265,4 +348,28 @@ Deno.test("a DLV whose sender's key cannot be fetched (connection gone) is neith
   keys.down = false;
   assert.equal(await messaging.receive(message), true);
   assert.deepEqual(shown(events), ["key alice first_use", "sealed: later"]);
+});
+
+Deno.test("a DLV still opening when the keys go (a logout) is neither shown as failed nor acknowledged", async () => {
+  await using dir = await tempDir();
+  const keys = await world(dir.path);
+  const { messaging, events } = await bobIn(dir.path, keys);
+  // The user logs out while the sender's key is being fetched: the keys are freed mid-open.
+  keys.tamper = (body, r) => {
+    if (body.code === "GPK" && body.user === "alice") messaging.dispose();
+    return r;
+  };
+  const message = dlv("alice", sealedBy(keyOf("alice"), "alice", "in flight"));
+  assert.equal(await messaging.receive(message), false);
+  // And one that reaches the keys only after they went.
+  assert.equal(
+    await messaging.receive(dlv("alice", sealedBy(keyOf("alice"), "alice", "x"))),
+    false,
+  );
+  assert.deepEqual(shown(events).filter((e) => !e.startsWith("key ")), []);
+  // It comes again at the next login, and opens there.
+  keys.tamper = (_body, r) => r;
+  const again = await bobIn(dir.path, keys);
+  assert.equal(await again.messaging.receive(message), true);
+  assert.deepEqual(shown(again.events).at(-1), "sealed: in flight");
 });

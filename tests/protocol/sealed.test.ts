@@ -29,6 +29,7 @@ import {
   seal,
   SEALED_KEY_LABEL,
   SEALED_SIGNATURE_CONTEXT,
+  sealedChars,
   SealedError,
   type SealedTrace,
   signedMessage,
@@ -306,6 +307,39 @@ testEachEngine("seal() refuses an empty, an oversized or an ill-formed text", (e
   const longest = seal(engine, { from: "alice", to: "bob", text: "é".repeat(8192) }, parties);
   assert.ok(longest.sealed.length <= 32768);
 });
+
+testEachEngine(
+  "sealedChars() is the length seal() makes, and seal() refuses too long before any RSA work",
+  (engine) => {
+    const keys = keysOn(engine);
+    for (const text of ["x", "a".repeat(16384), '"\\\n'.repeat(100), "\u0001".repeat(50)]) {
+      const { sealed } = seal(engine, { from: "alice", to: "bob", text }, {
+        sender: keys.alice,
+        recipient: keys.bob.publicKey,
+      });
+      assert.equal(sealedChars(text, keys.alice.publicKey, keys.bob.publicKey), sealed.length);
+    }
+    let rsaCalls = 0;
+    const recipient = {
+      ...keys.bob.publicKey,
+      bits: keys.bob.publicKey.bits,
+      spkiDer: keys.bob.publicKey.spkiDer,
+      encryptOaep: (k: Uint8Array, label: Uint8Array) => {
+        rsaCalls++;
+        return keys.bob.publicKey.encryptOaep(k, label);
+      },
+    } as RsaPublicKey;
+    // 16384 bytes of text, 32768 once JSON has escaped every quote: past 32768 characters sealed.
+    const quotes = '"'.repeat(16384);
+    assert.ok(sealedChars(quotes, keys.alice.publicKey, recipient) > 32768);
+    assert.throws(
+      () =>
+        seal(engine, { from: "alice", to: "bob", text: quotes }, { sender: keys.alice, recipient }),
+      RangeError,
+    );
+    assert.equal(rsaCalls, 0);
+  },
+);
 
 Deno.test("decodeSealed() takes padded standard base64 only (§8.4's first check)", () => {
   const v = sealedVectors.cases[0]!;
