@@ -356,7 +356,7 @@ async function ensureSchema(sql: Sql, config: Config): Promise<boolean> {
       }
       for (const statement of schemaStatements(config.schema)) await tx.unsafe(statement);
       return created;
-    }));
+    }), true);
 }
 
 async function schemaExists(sql: Sql, config: Config): Promise<boolean> {
@@ -364,6 +364,7 @@ async function schemaExists(sql: Sql, config: Config): Promise<boolean> {
     config,
     "reading",
     () => sql`SELECT to_regclass(${`${config.schema}.events`}) AS events`,
+    true,
   );
   return found!.events !== null;
 }
@@ -418,6 +419,7 @@ async function readLog(
     config,
     "reading",
     () => sql`SELECT coalesce(max(position), 0) AS head FROM ${sql(config.schema)}.events`,
+    true,
   );
   const head = Number(top!.head);
   const total = Math.max(0, head - after);
@@ -443,14 +445,37 @@ async function readLog(
 
 /**
  * Runs `query`, turning what the driver throws for a database that cannot be reached into
- * StoreError `unavailable` naming the database (never its password).
+ * StoreError `unavailable` naming the database (never its password). `bounded`: the query
+ * opens a connection, and fails as unavailable without an answer within the query timeout:
+ * the driver retries for ever a first connection that is accepted and then closed (a proxy
+ * or balancer in front of a database that is down), so its connect timeout never fires.
+ * The caller ends the client, which stops the retries.
  */
-async function guard<T>(config: Config, doing: string, query: () => Promise<T>): Promise<T> {
+async function guard<T>(
+  config: Config,
+  doing: string,
+  query: () => Promise<T>,
+  bounded = false,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    return await query();
+    const answer = query();
+    if (!bounded) return await answer;
+    answer.catch(() => {}); // a late failure after the timeout
+    return await Promise.race([
+      answer,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${config.timeoutMs} ms`)),
+          config.timeoutMs,
+        );
+      }),
+    ]);
   } catch (e) {
     if (e instanceof StoreError || e instanceof StoreCorruptError) throw e;
     throw unavailable(config, doing, e);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
