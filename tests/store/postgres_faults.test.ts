@@ -5,8 +5,12 @@ import assert from "node:assert/strict";
 import { type Event, StoreError } from "../../store/mod.ts";
 import {
   CONNECT_TIMEOUT_S,
+  importIntoPostgres,
   openPostgresStore,
+  postgresLogHead,
   type PostgresStatus,
+  QUERY_TIMEOUT_MS,
+  readPostgresLog,
 } from "../../store/postgres_store.ts";
 import { PG_SKIP_REASON, pgTest, waitFor, withSchema } from "../_postgres.ts";
 import { message } from "./_helpers.ts";
@@ -36,6 +40,52 @@ Deno.test({
     assert.ok(performance.now() - started < CONNECT_TIMEOUT_S * 1000 + SLACK_MS);
     assert.match(error.message, /127\.0\.0\.1/);
     assert.doesNotMatch(`${error.message} ${error.stack}`, new RegExp(password));
+  },
+});
+
+Deno.test({
+  name: "a database that takes connections and drops them unanswered fails opening in bounded time",
+  ignore: PG_SKIP_REASON !== undefined,
+  async fn() {
+    // What a TCP proxy or balancer in front of a database that is down does: it accepts, then
+    // hangs up. The driver retries a first connection that closes for ever, so without a
+    // bound of our own a node never started and the tools never returned.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    let accepted = 0;
+    const accepting = (async () => {
+      for await (const conn of listener) {
+        accepted++;
+        conn.close();
+      }
+    })();
+    const password = "s3cret-Pa55word";
+    const url = `postgres://hybrid:${password}@127.0.0.1:${port}/chat?schema=x`;
+    try {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hung = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve("no outcome in time"), QUERY_TIMEOUT_MS + SLACK_MS);
+      });
+      const outcomes = await Promise.all(
+        [
+          openPostgresStore(url, { queryTimeoutMs: TIMEOUT_MS }),
+          readPostgresLog(url, { onEvent() {} }),
+          postgresLogHead(url),
+          importIntoPostgres(url, [message(1)]),
+        ].map((opening) => Promise.race([opening.then(() => "opened", (e) => e), hung])),
+      );
+      clearTimeout(timer);
+      for (const error of outcomes) {
+        assert.ok(error instanceof StoreError, String(error));
+        assert.equal(error.code, "unavailable");
+        assert.match(error.message, /127\.0\.0\.1.*no answer within \d+ ms/);
+        assert.doesNotMatch(`${error.message} ${error.stack}`, new RegExp(password));
+      }
+      assert.ok(accepted > 0, "the listener was never reached");
+    } finally {
+      listener.close();
+      await accepting.catch(() => {});
+    }
   },
 });
 

@@ -8,6 +8,7 @@ import {
   CidMemory,
   DEFERRED_COMMIT_MS,
   type Event,
+  importIntoPostgres,
   replay,
   snapshot,
   StoreError,
@@ -239,6 +240,76 @@ pgTest("a cid is refused while among the sender's last CID_MEMORY, like CidMemor
   await store.append([withCid(5002, "cid-1", "bob")], "bob");
   await store.close();
 });
+
+pgTest(
+  "an imported history remembers its cids like the appends it copies, each sender's count written once",
+  async (db) => {
+    const alice = Array.from({ length: CID_MEMORY + 100 }, (_, i) => withCid(i, `cid-${i}`));
+    const history: Event[] = [
+      signUp("alice"),
+      signUp("bob"),
+      ...alice,
+      withCid(9000, "cid-0"), // a cid used again once it was forgotten, as CidMemory allows
+      withCid(9001, "b-1", "bob"),
+      { type: "cid_remembered", ts: 5, from: "carol", cid: "k", msg: "m" },
+    ];
+    await importIntoPostgres(db.url, history);
+    // Counting a sender's uses by updating its row once per cid, inside the one transaction
+    // of the copy, made a long history quadratic: every update walked the row's versions.
+    const stats = () =>
+      db.sql.unsafe(
+        `SELECT relname, n_tup_ins::int AS ins, n_tup_upd::int AS upd FROM pg_stat_user_tables
+         WHERE schemaname = '${db.schema}'`,
+      );
+    const deadline = performance.now() + 10_000;
+    let rows = await stats();
+    while (rows.find((r) => r.relname === "events")?.ins !== history.length) {
+      assert.ok(performance.now() < deadline, "the import's statistics never showed up");
+      await new Promise((r) => setTimeout(r, 20));
+      rows = await stats();
+    }
+    const senders = rows.find((r) => r.relname === "cid_senders")!;
+    assert.deepEqual({ ins: senders.ins, upd: senders.upd }, { ins: 3, upd: 0 });
+
+    const { store } = await openPostgresStore<string>(db.url);
+    recording(store);
+    const memory = new CidMemory();
+    for (const event of history) {
+      if (event.type === "message_sent" && event.from === "alice") {
+        memory.remember(event.cid!, "m", 0);
+      }
+    }
+    const probes: [string, string][] = [
+      ["alice", `cid-${CID_MEMORY + 99}`],
+      ["alice", "cid-0"],
+      ["alice", "cid-1"],
+      ["alice", "cid-150"],
+      ["bob", "b-1"],
+      ["carol", "k"],
+    ];
+    const outcomes: string[] = [];
+    let n = 20_000;
+    for (const [from, cid] of probes) {
+      outcomes.push(
+        await store.append([withCid(n++, cid, from)], cid).then(
+          () => "stored",
+          (e) => e instanceof AppendConflict ? e.rule : String(e),
+        ),
+      );
+    }
+    assert.equal(memory.get("cid-1"), undefined, "cid-1 is forgotten: 1124 uses came after it");
+    assert.deepEqual(outcomes, [
+      "cid_used",
+      "cid_used",
+      "stored",
+      "cid_used",
+      "cid_used",
+      "cid_used",
+    ]);
+    await assert.rejects(store.append([signUp("bob", 7)], "bob"), AppendConflict);
+    await store.close();
+  },
+);
 
 pgTest("appends of a closed store are refused; close commits deferred ones", async (db) => {
   const { store } = await openPostgresStore<string>(db.url);
