@@ -55,7 +55,10 @@ export type StoreErrorCode =
   | "closed"
   /** An earlier write or sync failed; what reached the disk is unknown, so nothing more is written. */
   | "failed"
-  /** The path cannot hold a log: it is a directory, a parent is not one, or access is denied. */
+  /**
+   * The path cannot hold a log: it is a directory, a parent is not one, or access is denied;
+   * or, read by a tool, a PostgreSQL URL names a schema that does not exist.
+   */
   | "bad_path"
   /** A rule of the store refused the append (see AppendConflict). */
   | "conflict"

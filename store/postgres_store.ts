@@ -57,6 +57,8 @@ import { GroupCommit } from "./_group_commit.ts";
 export const QUERY_TIMEOUT_MS = 5_000;
 /** Seconds to establish a connection; a database that is down is reported within them. */
 export const CONNECT_TIMEOUT_S = 3;
+/** PostgreSQL's own default port, where neither the URL nor PGPORT names one. */
+const DEFAULT_PG_PORT = 5432;
 /** How often the log is read even without a NOTIFY: the bound on a missed wake-up. */
 export const POLL_INTERVAL_MS = 1_000;
 /** Events read per query, at start-up and when catching up. */
@@ -198,8 +200,8 @@ export interface PostgresReadOptions {
 
 /**
  * Reads the log at `url` from its start to its head when called, without changing it (nodes
- * may be running): for tools. Throws like `openPostgresStore`; a schema that does not exist
- * reads as an empty log. Returns the events read and the last position.
+ * may be running): for tools. Throws like `openPostgresStore`, and StoreError bad_path when
+ * the schema does not exist. Returns the events read and the last position.
  */
 export async function readPostgresLog(
   url: PostgresUrl | string,
@@ -209,7 +211,15 @@ export async function readPostgresLog(
   const config = { ...postgresUrl(url), ...settingsOf({}) };
   const sql = connect(config, 1);
   try {
-    if (!(await schemaExists(sql, config))) return { events: 0, position: 0, ms: 0 };
+    if (!(await schemaExists(sql, config))) {
+      // Not an empty log: a mistyped ?schema= would otherwise read as one, and a migration
+      // from it would copy nothing and call that verified.
+      throw new StoreError(
+        "bad_path",
+        `no event log at ${config.description}: the database has no schema ` +
+          `${config.schema} (check the URL's ?schema=)`,
+      );
+    }
     const read = await readLog(sql, config, 0, options);
     return { ...read, ms: performance.now() - started };
   } finally {
@@ -289,6 +299,7 @@ interface Config {
   connection: string;
   schema: string;
   description: string;
+  hosts: PostgresUrl["hosts"];
   timeoutMs: number;
   pollMs: number;
   applicationName: string;
@@ -328,6 +339,7 @@ function connect(
     fetch_types: extra.onnotify === undefined,
     onnotice: () => {},
     connection: { ...SESSION_SETTINGS, application_name: config.applicationName },
+    ...ipv6Hosts(config.hosts),
     // onnotify is an option of the driver that its type declarations leave out.
     ...extra,
   };
@@ -335,6 +347,17 @@ function connect(
 }
 
 /** Creates the schema if missing, under the DDL lock; returns whether it was created. */
+/**
+ * The driver reads a URL's host up to its first ':', so `postgres://[::1]:5432/db` would reach a
+ * host named "[": an IPv6 literal goes to it as the host and port options instead (the driver's
+ * default port, PGPORT or 5432, where the URL names none). Other URLs are left to the driver.
+ */
+function ipv6Hosts(hosts: Config["hosts"]): { host?: string[]; port?: number[] } {
+  if (!hosts.some((h) => h.host.includes(":"))) return {};
+  const fallback = Number(Deno.env.get("PGPORT") ?? "") || DEFAULT_PG_PORT;
+  return { host: hosts.map((h) => h.host), port: hosts.map((h) => h.port ?? fallback) };
+}
+
 async function ensureSchema(sql: Sql, config: Config): Promise<boolean> {
   return await guard(config, "creating the schema in", () =>
     sql.begin(async (tx) => {

@@ -41,6 +41,8 @@ export type StoreUrl =
     schema: string;
     /** The URL without its password (and with the schema), for logs and messages. */
     description: string;
+    /** The URL's hosts in order, IPv6 literals without their brackets; empty for the default. */
+    hosts: readonly { readonly host: string; readonly port?: number }[];
   };
 
 /** A `--store` value that is not one we accept; the message never holds a password. */
@@ -102,6 +104,7 @@ function parsePostgres(text: string): StoreUrl {
   const hosts = at < 0 ? authority : authority.slice(at + 1);
   const colon = userinfo.indexOf(":");
   const user = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), "user name", fail);
+  const parsedHosts: { host: string; port?: number }[] = [];
   for (const host of hosts === "" ? [] : hosts.split(",")) {
     const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::([0-9]*))?$/.exec(host);
     if (!m) fail(`bad host "${host}"`);
@@ -109,6 +112,8 @@ function parsePostgres(text: string): StoreUrl {
     if (port !== undefined && (!/^[0-9]{1,5}$/.test(port) || +port < 1 || +port > 65535)) {
       fail(`port must be an integer from 1 to 65535, got "${port}"`);
     }
+    const name = m![1]!.startsWith("[") ? m![1]!.slice(1, -1) : m![1]!;
+    parsedHosts.push(port === undefined ? { host: name } : { host: name, port: +port });
   }
   let schema = DEFAULT_SCHEMA;
   const passed: string[] = [];
@@ -148,7 +153,7 @@ function parsePostgres(text: string): StoreUrl {
   const shownUser = user === "" ? "" : `${encodeURIComponent(user)}@`;
   const description = `postgres://${shownUser}${hosts}/${encodeURIComponent(database)}` +
     `?schema=${schema}`;
-  return { kind: "postgres", connection, schema, description };
+  return { kind: "postgres", connection, schema, description, hosts: parsedHosts };
 }
 
 function decode(part: string, what: string, fail: (why: string) => never): string {

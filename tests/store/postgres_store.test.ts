@@ -9,6 +9,7 @@ import {
   DEFERRED_COMMIT_MS,
   type Event,
   importIntoPostgres,
+  readPostgresLog,
   replay,
   snapshot,
   StoreError,
@@ -351,3 +352,35 @@ pgTest("rows are append-only: the database refuses to change or remove one", asy
     await assert.rejects(db.sql.unsafe(statement), /append-only/);
   }
 });
+
+pgTest(
+  "a URL whose host is an IPv6 literal reaches that host (the driver alone would look up '[')",
+  async (db) => {
+    // The throwaway cluster listens on 127.0.0.1; its IPv4-mapped IPv6 form is an IPv6 literal
+    // that reaches it through an IPv6 socket.
+    const url = db.url.replace("@127.0.0.1:", "@[::ffff:127.0.0.1]:");
+    assert.notEqual(url, db.url, "the test database's URL names 127.0.0.1");
+    const { store } = await openPostgresStore<string>(url);
+    const seen = recording(store);
+    await store.append([signUp("ipv6")], "a");
+    await store.close();
+    assert.deepEqual(seen, [{ event: signUp("ipv6"), tag: "a" }]);
+    const read: Event[] = [];
+    await readPostgresLog(url, { onEvent: (event) => read.push(event) });
+    assert.deepEqual(read, [signUp("ipv6")]);
+  },
+);
+
+pgTest(
+  "a tool reading a schema that does not exist is told there is no log, not shown an empty one",
+  async (db) => {
+    const missing = db.url.replace(`schema=${db.schema}`, `schema=${db.schema}_typo`);
+    assert.notEqual(missing, db.url);
+    await assert.rejects(
+      readPostgresLog(missing, { onEvent() {} }),
+      (e) =>
+        e instanceof StoreError && e.code === "bad_path" &&
+        e.message.includes(`no schema ${db.schema}_typo`),
+    );
+  },
+);
