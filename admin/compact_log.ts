@@ -74,8 +74,11 @@ export async function main(args: string[]): Promise<number> {
     // Opening a missing log would create an empty one: say so instead.
     await Deno.stat(log);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    console.error(`compact: no event log at ${log} (use --log PATH)`);
+    console.error(
+      e instanceof Deno.errors.NotFound
+        ? `compact: no event log at ${log} (use --log PATH)`
+        : `compact: cannot read ${log}: ${e instanceof Error ? e.message : e}`,
+    );
     return 1;
   }
   try {

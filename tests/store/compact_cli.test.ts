@@ -99,3 +99,23 @@ Deno.test("compact shows help with status 0 and bad usage with status 2", async 
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^compact: .*\nRun with --help for usage\./);
 });
+
+Deno.test("compact on a log it may not read says so in one line, exit 1, with no stack trace", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "events.log");
+    {
+      const { log } = await openEventLog(path);
+      await log.close();
+    }
+    // As under `deno task compact` with HYBRID_DATA elsewhere: reading is allowed only there.
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", `--allow-read=${join(dir, "elsewhere")}`, "--allow-env", CLI, "--log", path],
+      stdin: "null",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const text = new TextDecoder().decode(stderr);
+    assert.equal(code, 1, text);
+    assert.match(text, /^compact: cannot read .*events\.log: Requires read access/);
+    assert.equal(text.trim().split("\n").length, 1, text);
+  });
+});
