@@ -65,13 +65,13 @@ async function readAll(store: StoreUrl, onEvent: (event: Event) => void): Promis
   if (store.kind === "postgres") {
     await readPostgresLog(store, {
       onEvent,
-      onProgress: progressOnStderr(store.description, "events"),
+      onProgress: progressOnStderr(store.description, "events", "reading"),
     });
     return;
   }
   const report = await readEventLog(store.path, {
     onEvent,
-    onProgress: progressOnStderr(store.path),
+    onProgress: progressOnStderr(store.path, "bytes", "reading"),
   });
   if (report.damaged.length > 0) {
     throw new StoreError(
@@ -116,7 +116,11 @@ async function requireEmpty(store: StoreUrl): Promise<void> {
 
 async function writeAll(store: StoreUrl, events: readonly Event[]): Promise<void> {
   if (store.kind === "postgres") {
-    await importIntoPostgres(store, events, progressOnStderr(store.description, "events"));
+    await importIntoPostgres(
+      store,
+      events,
+      progressOnStderr(store.description, "events", "copying into"),
+    );
     return;
   }
   const existed = await Deno.stat(store.path).then(() => true, () => false);

@@ -264,7 +264,9 @@ export async function main(args: string[]): Promise<number> {
     if (store.kind === "postgres") {
       await readPostgresLog(store, {
         onEvent,
-        onProgress: showProgress ? progressOnStderr(store.description, "events") : undefined,
+        onProgress: showProgress
+          ? progressOnStderr(store.description, "events", "reading")
+          : undefined,
       });
       if (tail !== undefined) { for (const event of last.slice(-tail)) out.line(format(event)); }
       out.flush();
@@ -274,7 +276,7 @@ export async function main(args: string[]): Promise<number> {
     const report = await readEventLog(log, {
       onEvent,
       onDamage,
-      onProgress: showProgress ? progressOnStderr(log) : undefined,
+      onProgress: showProgress ? progressOnStderr(log, "bytes", "reading") : undefined,
     });
     if (tail !== undefined) { for (const event of last.slice(-tail)) out.line(format(event)); }
     out.flush();

@@ -5,11 +5,13 @@ import { replayProgress } from "../store/mod.ts";
 export function progressOnStderr(
   label: string,
   unit: "bytes" | "events" = "bytes",
+  verb?: string,
 ): (bytesDone: number, bytesTotal: number) => void {
   const encoder = new TextEncoder();
   return replayProgress({
     label,
     unit,
+    verb,
     terminal: Deno.stderr.isTerminal(),
     write: (text) => {
       const bytes = encoder.encode(text);

@@ -25,6 +25,8 @@ export interface ProgressOptions {
    * database, which has no file size to show.
    */
   unit?: "bytes" | "events";
+  /** The word before the label: `replaying` (default), or `reading` and `copying into` for tools. */
+  verb?: string;
   /** Clock in milliseconds; default `performance.now`. */
   now?: () => number;
   delayMs?: number;
@@ -62,7 +64,7 @@ export function replayProgress(
     const amount = options.unit === "events"
       ? `${bytesDone} of ${plural(bytesTotal, "event")}`
       : `${formatBytes(bytesDone)} of ${formatBytes(bytesTotal)}`;
-    const line = `replaying ${options.label}: ${percent}% (${amount})`;
+    const line = `${options.verb ?? "replaying"} ${options.label}: ${percent}% (${amount})`;
     options.write(terminal ? `\r${line}\x1b[K${final ? "\n" : ""}` : `${line}\n`);
   };
 }

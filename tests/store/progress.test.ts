@@ -43,6 +43,25 @@ Deno.test("on a terminal, progress redraws one line and ends it once", () => {
   ]);
 });
 
+Deno.test("a tool names what it does to the log: reading it, copying into another", () => {
+  let now = 0;
+  const written: string[] = [];
+  const onProgress = replayProgress({
+    label: "postgres://db/chat?schema=hybrid",
+    unit: "events",
+    verb: "copying into",
+    write: (t) => written.push(t),
+    now: () => now,
+  });
+  now = 1000;
+  onProgress(3, 4);
+  onProgress(4, 4);
+  assert.deepEqual(written, [
+    "copying into postgres://db/chat?schema=hybrid: 75% (3 of 4 events)\n",
+    "copying into postgres://db/chat?schema=hybrid: 100% (4 of 4 events)\n",
+  ]);
+});
+
 Deno.test("progress writes nothing after the final update", () => {
   const written = drive([[1000, 5], [1500, 10], [3000, 10]], 10);
   assert.equal(written.length, 2);
