@@ -104,6 +104,8 @@ function parsePostgres(text: string): StoreUrl {
   const hosts = at < 0 ? authority : authority.slice(at + 1);
   const colon = userinfo.indexOf(":");
   const user = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), "user name", fail);
+  // Checked here so that a bad escape is a usage error; the driver decodes it again itself.
+  if (colon >= 0) decode(userinfo.slice(colon + 1), "password", fail);
   const parsedHosts: { host: string; port?: number }[] = [];
   for (const host of hosts === "" ? [] : hosts.split(",")) {
     const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::([0-9]*))?$/.exec(host);

@@ -33,6 +33,10 @@ Deno.test("postgres URLs keep the driver's part, take our schema, and describe w
     "postgresql://chat:p%40ss@db1:5432,db2:5433/chat?sslmode=verify-full",
   );
   assert.equal(url.description, "postgres://chat@db1:5432,db2:5433/chat?schema=prod_1");
+  const v6 = parseStoreUrl("postgres://u@[::1]:5433,db2/chat");
+  assert.deepEqual(v6.kind === "postgres" && v6.hosts, [{ host: "::1", port: 5433 }, {
+    host: "db2",
+  }]);
   const plain = parseStoreUrl("postgres://localhost/chat");
   assert.equal(plain.kind === "postgres" && plain.schema, "hybrid");
   assert.equal(plain.kind === "postgres" && plain.connection, "postgres://localhost/chat");
@@ -46,6 +50,7 @@ Deno.test("bad store URLs are refused with a reason and never the password", () 
     [`postgres://u:${password}@h/db?sslmode=sometimes`, /sslmode must be one of/],
     [`postgres://u:${password}@h/db?statement_timeout=0`, /unknown parameter/],
     [`postgres://u:${password}@h/db%zz`, /bad %-escape/],
+    [`postgres://u:${password}%zz@h/db`, /the password has a bad %-escape/],
     [`mysql://u:${password}@h/db`, /unknown store scheme "mysql:"/],
     ["events.log", /not a store URL: write file:PATH/],
   ];
