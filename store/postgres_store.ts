@@ -139,6 +139,8 @@ export interface PostgresStats {
   batches: number;
   /** Events handed to the follower, this node's and others'. */
   applied: number;
+  /** Head queries made to catch up (see catchUp). */
+  headQueries: number;
 }
 
 /** What `openPostgresStore` returns, like `openEventLog`'s OpenedLog. */
@@ -769,7 +771,10 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
   #closing: Promise<void> | undefined;
   #closed = false;
   #drained: (() => void) | undefined;
-  #stats: PostgresStats = { appends: 0, batches: 0, applied: 0 };
+  #stats: PostgresStats = { appends: 0, batches: 0, applied: 0, headQueries: 0 };
+  /** The catch-up whose head query runs now, and the next, which every caller since shares. */
+  #catchUpRunning: Promise<void> | undefined;
+  #catchUpNext: Promise<void> | undefined;
   /** Who waits in `catchUp` for the follower to reach a position. */
   #waitingFor: { position: number; resolve: () => void }[] = [];
 
@@ -811,8 +816,28 @@ export class PostgresEventStore<Tag = unknown> implements EventStore<Tag> {
    * afresh and waited for. A node says that something does not exist only after this, so a
    * name signed up through another node a moment ago is not told "unknown" here.
    */
-  async catchUp(): Promise<void> {
+  catchUp(): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(new StoreError("closed", `${this.description} is closed`));
+    }
+    // One head query at a time per node, however many sessions ask: a client sending requests
+    // whose answer is an absence (GPK of an unknown user, say) must not turn each into a query
+    // of its own. Every call shares the next query to start, which starts after it was made
+    // (the head it reads is then at least as new as the call needs), once the running one ends.
+    this.#catchUpNext ??= (this.#catchUpRunning ?? Promise.resolve()).catch(() => {}).then(() => {
+      this.#catchUpNext = undefined;
+      const run: Promise<void> = this.#catchUpOnce().finally(() => {
+        if (this.#catchUpRunning === run) this.#catchUpRunning = undefined;
+      });
+      this.#catchUpRunning = run;
+      return run;
+    });
+    return this.#catchUpNext;
+  }
+
+  async #catchUpOnce(): Promise<void> {
     if (this.#closed) throw new StoreError("closed", `${this.description} is closed`);
+    this.#stats.headQueries++;
     let head: number;
     try {
       const [row] = await this.#timed(

@@ -384,3 +384,31 @@ pgTest(
     );
   },
 );
+
+pgTest(
+  "catch-ups share head queries: one running, the next shared by every call since, each seeing what came before its call",
+  async (db) => {
+    const reader = await openPostgresStore<string>(db.url);
+    const writer = await openPostgresStore<string>(db.url);
+    try {
+      const seen = recording(reader.store);
+      recording(writer.store);
+      const before = reader.store.stats.headQueries;
+      const first = Array.from({ length: 50 }, () => reader.store.catchUp());
+      // Committed after the first 50 calls and before the next 50: those must see it.
+      await writer.store.append([signUp("late")], "w");
+      const second = Array.from({ length: 50 }, () => reader.store.catchUp());
+      await Promise.all(second);
+      assert.ok(
+        seen.some((s) => s.event.type === "user_signed_up" && s.event.user === "late"),
+        "a catch-up asked after a commit has applied it",
+      );
+      await Promise.all(first);
+      const queries = reader.store.stats.headQueries - before;
+      assert.equal(queries, 2, `100 catch-ups in two bursts made ${queries} head queries`);
+    } finally {
+      await reader.store.close();
+      await writer.store.close();
+    }
+  },
+);
