@@ -141,6 +141,9 @@ export const DEFAULT_HOST = "0.0.0.0";
 export const DEFAULT_PORT = 5002;
 export const DEFAULT_LOG = "./events.log";
 
+/** The longest limit name, so that every default in --help lines up. */
+const LIMIT_NAME_WIDTH = Math.max(...Object.keys(DEFAULT_LIMITS).map((k) => k.length));
+
 export const HELP = `hybrid-server — the HSP/1 secure chat server
 
 Usage: deno task server [options]
@@ -159,7 +162,7 @@ Options (each also read from the environment variable shown):
                             off is for benchmarks only and loses data on power failure
   --crypto auto|native|portable
                             engine for AES, HMAC, RSA and DH (HYBRID_CRYPTO, default auto):
-                            native is OpenSSL 3's libcrypto over FFI (needs --allow-ffi, 3-6x
+                            native is OpenSSL 3's libcrypto over FFI (needs --allow-ffi, 3-10x
                             faster), portable is @noble + node:crypto; auto takes native if it loads
   --libcrypto PATH          libcrypto for the native engine, an absolute path (HYBRID_LIBCRYPTO,
                             default the usual places of the OS's OpenSSL 3)
@@ -181,7 +184,7 @@ directory) and read only there and its own code: set HYBRID_DATA to the director
 --key when they are elsewhere.
 
 Limits (--limit NAME=VALUE), with their defaults:
-${Object.entries(DEFAULT_LIMITS).map(([k, v]) => `  ${k.padEnd(28)} ${v}`).join("\n")}
+${Object.entries(DEFAULT_LIMITS).map(([k, v]) => `  ${k.padEnd(LIMIT_NAME_WIDTH)} ${v}`).join("\n")}
 `;
 
 /** A bad flag or value; the message says which and why. */
