@@ -725,7 +725,12 @@ export class Repl {
    * open (a sealed message is opened, §8.5); without it, a sealed message cannot be opened.
    */
   async #deliver(connection: Connection, message: Deliver): Promise<boolean> {
+    const user = connection.user;
     const sealing = await this.#sealing;
+    // The login ended while this waited for the keys (/quit, /logout or another /login): not
+    // shown, not acknowledged, it comes again at the next login. Shown now it would read as a
+    // message failing recipient_key, a false alarm.
+    if (user === undefined || connection.user !== user) return false;
     if (sealing !== undefined && this.#sealingOf(connection) === sealing) {
       return await sealing.receive(message);
     }

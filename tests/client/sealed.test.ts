@@ -276,6 +276,25 @@ Deno.test("messages still waiting their turn at a /logout are not shown as faile
   assert.equal(await alice.finish(), 0);
 });
 
+Deno.test("a note to self still being delivered at /quit is not shown as failed; it comes again at the next login", async () => {
+  await using t = await aliceAndBob();
+  const { server, root, alice, bob } = t;
+  assert.equal(await bob.finish(), 0);
+  assert.equal(await alice.finish(), 0);
+  // The script ends right after the send: its DLV comes back as the client closes.
+  await using first = client(server.port, join(root, "alice"), "--json", ...BITS);
+  await first.send("/login alice", passwordOf("alice"), "@alice note to self", "/help", "/quit");
+  assert.equal(await first.finish(), 0);
+  await using second = await again(server, root, "alice");
+  assert.equal(await second.finish(), 0);
+  const events = [...first.stdout.lines, ...second.stdout.lines]
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(events.filter((e) => e.event === "message_failed"), []);
+  const shown = events.filter((e) => e.event === "message" && e.text === "note to self");
+  assert.equal(shown.length, 1, JSON.stringify(shown));
+  assert.equal(shown[0]!.sealed, true);
+});
+
 Deno.test("a key made at /signup is kept when the answer is lost: the account may hold it", async () => {
   await using dir = await tempDir();
   await using server = await TestServer.start(dir.path);
