@@ -10,6 +10,16 @@ import { Repl } from "./repl.ts";
 import { makeStyle, wantsColor } from "./style.ts";
 import { type LineInput, PipedInput, PlainScreen, type Screen, Terminal } from "./terminal.ts";
 
+/**
+ * Signals that end the client, with their numbers (the exit status is 128 + the number, as a
+ * shell reports it). Their default action would leave the terminal in raw mode, without echo and
+ * with bracketed paste on, so the shell after us would be unusable: we give the terminal back
+ * first. Windows delivers only SIGINT and SIGBREAK to a listener.
+ */
+const ENDING_SIGNALS: ReadonlyArray<readonly [Deno.Signal, number]> = Deno.build.os === "windows"
+  ? [["SIGINT", 2]]
+  : [["SIGHUP", 1], ["SIGINT", 2], ["SIGTERM", 15]];
+
 /** Runs the client with `args`; resolves to the exit status. */
 export async function main(args: readonly string[]): Promise<number> {
   const env = (name: string) => Deno.env.get(name);
@@ -81,6 +91,13 @@ export async function main(args: readonly string[]): Promise<number> {
     });
     input = terminal;
     screen = terminal;
+    const restoring = terminal;
+    for (const [signal, number] of ENDING_SIGNALS) {
+      Deno.addSignalListener(signal, () => {
+        restoring.close();
+        void savingHistory.finally(() => Deno.exit(128 + number));
+      });
+    }
   } else {
     input = new PipedInput(Deno.stdin.readable);
     screen = new PlainScreen();

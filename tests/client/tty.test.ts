@@ -7,6 +7,7 @@ import {
   signUp,
   tempDir,
   terminalClient,
+  terminalClientThen,
   type TestClient,
   TestServer,
 } from "./_harness.ts";
@@ -160,3 +161,25 @@ ttyTest("/signup shows a spinner while the key pair is made, then the key", asyn
   await c.stdout.text("is published with the account");
   assert.equal(await quit(c), 0);
 });
+
+ttyTest(
+  "a client killed by a signal gives the terminal back: echo, lines, no bracketed paste",
+  async () => {
+    await using dir = await tempDir();
+    await using server = await TestServer.start(dir.path);
+    for (const [signal, status] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]] as const) {
+      await using c = terminalClientThen(server.port, `${dir.path}/home`, "stty -a");
+      await c.stdout.text("(not logged in)@127.0.0.1");
+      const pid = Number(/client-pid=(\d+)/.exec(c.stdout.raw)?.[1]);
+      assert.ok(pid > 0, "the client's pid is printed");
+      Deno.kill(pid, signal);
+      await c.stdout.text(`exit-status=${status}`);
+      await c.stdout.text("speed"); // stty -a's first line
+      assert.equal(await c.finish(), 0, "stty ran");
+      const after = c.stdout.raw.slice(c.stdout.raw.lastIndexOf("exit-status="));
+      assert.match(after, /(^|\s)icanon(\s|$)/, `${signal}: line discipline back`);
+      assert.match(after, /(^|\s)echo(\s|$)/, `${signal}: echo back`);
+      assert.ok(c.stdout.raw.includes("\x1b[?2004l"), `${signal}: bracketed paste off`);
+    }
+  },
+);
