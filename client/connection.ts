@@ -170,12 +170,18 @@ function withTimeout<T>(
 
 /**
  * What to tell the user when a server answers ERR unsupported_group: the server's own list (in
- * its message, shown as it came) and the other groups to try with --group.
+ * its message, shown as it came) and the groups to try with --group. The message is free text
+ * (§2.3), but when it names some of our groups those are the ones the server offers: suggesting
+ * the others too would send the user to a second refusal. A message naming none gets them all.
  */
 export function unsupportedGroupMessage(group: KexGroup, serverMessage: string): string {
-  const others = KEX_GROUPS.filter((g) => g !== group).map((g) => `--group ${g.name}`);
+  const others = KEX_GROUPS.filter((g) => g !== group);
+  const named = others.filter((g) =>
+    new RegExp(`(?<![a-z0-9])${g.name}(?![a-z0-9])`, "i").test(serverMessage)
+  );
+  const tries = (named.length > 0 ? named : others).map((g) => `--group ${g.name}`);
   return `the server does not offer the ${group.title} key exchange` +
-    `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${others.join(", ")}`;
+    `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${tries.join(", ")}`;
 }
 
 function describe(err: unknown): string {
