@@ -18,6 +18,7 @@ import {
 import { PendingRequests, type RequestBody } from "../protocol/rpc.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
 import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./client_events.ts";
+import { endpointName } from "./known_hosts.ts";
 import { handshakeView, recordView } from "./trace.ts";
 
 /** Time to open the TCP connection. */
@@ -560,7 +561,7 @@ export class Connection {
         ...(lastError === undefined ? {} : { last_error: lastError }),
       });
     }
-    const name = `${endpoint.host}:${endpoint.port}`;
+    const name = endpointName(endpoint.host, endpoint.port);
     const dial = this.#options.dial ?? defaultDial;
     let transport: Transport;
     try {

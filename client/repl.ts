@@ -1051,7 +1051,7 @@ export class Repl {
     if (!this.#io.interactive || this.#options.json) return;
     const { style } = this.#io;
     const c = this.#connection;
-    const where = `${this.#server.host}:${this.#server.port}`;
+    const where = endpointName(this.#server.host, this.#server.port);
     const prompt = c?.state === "open"
       ? `${c.user ?? "(not logged in)"}@${where}> `
       : `(${c?.state === "reconnecting" ? "reconnecting" : "offline"})> `;
