@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { NativeCryptoError, selectCrypto } from "../crypto/mod.ts";
 import { HELP, parseClientArgs, VERSION } from "./args.ts";
-import { complete, pasteProblem } from "./commands.ts";
+import { complete, mayHoldPassword, pasteProblem } from "./commands.ts";
 import { configDir, loadHistory, MAX_HISTORY, saveHistory } from "./config.ts";
 import { KnownHosts } from "./known_hosts.ts";
 import { Repl } from "./repl.ts";
@@ -80,6 +80,7 @@ export async function main(args: readonly string[]): Promise<number> {
       prompt: options.json ? "" : "> ",
       completer: (line) => complete(line, repl?.completionSources ?? { users: [], endpoints: [] }),
       pasteProblem,
+      unsaved: mayHoldPassword,
       onHistory: (entries) => {
         if (historyPath === undefined) return;
         // Saved after every line, so that a crash loses nothing; never with a secret in it.

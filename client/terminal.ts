@@ -175,6 +175,8 @@ export interface TerminalOptions {
   readonly prompt: string;
   /** Why a paste that would make the line `line` must not go in, or undefined. */
   readonly pasteProblem?: (line: string) => string | undefined;
+  /** Whether a submitted line must stay out of the history (a password typed on it). */
+  readonly unsaved?: (line: string) => boolean;
 }
 
 /** Who is waiting for input, and for what. */
@@ -194,6 +196,7 @@ export class Terminal implements LineInput, Screen {
   readonly #historySize: number;
   readonly #onHistory: (history: readonly string[]) => void;
   readonly #pasteProblem: (line: string) => string | undefined;
+  readonly #unsaved: (line: string) => boolean;
   readonly #editor: LineEditor;
   readonly #decoder = new KeyDecoder();
   /** Keys typed ahead: read when a line or a secret is asked for, in that mode. */
@@ -217,6 +220,7 @@ export class Terminal implements LineInput, Screen {
     this.#historySize = options.historySize;
     this.#onHistory = options.onHistory;
     this.#pasteProblem = options.pasteProblem ?? (() => undefined);
+    this.#unsaved = options.unsaved ?? (() => false);
     this.#prompt = options.prompt;
     this.#editor = new LineEditor({
       history: this.#history,
@@ -444,9 +448,13 @@ export class Terminal implements LineInput, Screen {
     reading.resolve(secret);
   }
 
-  /** Adds a submitted line to the history (not blank ones, nor one typed with a leading space). */
+  /**
+   * Adds a submitted line to the history: not blank ones, nor one typed with a leading space,
+   * nor one that may hold a password.
+   */
   #remember(line: string): void {
     if (line.trim() === "" || line.startsWith(" ") || this.#history[0] === line) return;
+    if (this.#unsaved(line)) return;
     this.#history.unshift(line);
     if (this.#history.length > this.#historySize) this.#history.length = this.#historySize;
     this.#onHistory(this.#history);

@@ -85,6 +85,30 @@ ttyTest("a password typed ahead of its prompt is not echoed nor saved", async ()
   assert.equal(await Deno.readTextFile(`${home}/history`), "/login alice\n/login Alice\n");
 });
 
+ttyTest(
+  "a password after a mistyped /login, or typed on its line, is not drawn nor saved",
+  async () => {
+    await using t = await atTerminal([]);
+    const { c, home } = t;
+    // A typo of /login, its password typed ahead: the password is dropped, never run.
+    await c.type("/lgoin alice\rs3cret-after-typo\r");
+    await c.stdout.text("dropped a line typed ahead: the password of the failed command");
+    await c.stdout.text("(not logged in)@127.0.0.1");
+    // A password typed on the line itself is shown as typed, but kept out of the history.
+    await c.type("/login alice s3cret-on-the-line\r");
+    await c.stdout.text("usage: /login USER");
+    await c.stdout.text("(not logged in)@127.0.0.1");
+    await c.type("/status\r");
+    await c.stdout.text("known_hosts");
+    assert.equal(await quit(c), 1);
+    assert.ok(
+      !c.stdout.raw.includes("s3cret-after-typo"),
+      "the typed-ahead password was not drawn",
+    );
+    assert.equal(await Deno.readTextFile(`${home}/history`), "/lgoin alice\n/status\n");
+  },
+);
+
 ttyTest("Ctrl-C at a password prompt says the command was cancelled", async () => {
   await using t = await atTerminal([]);
   const { c } = t;
