@@ -19,6 +19,7 @@ import { type LineInput, PipedInput, PlainScreen, type Screen, Terminal } from "
 const ENDING_SIGNALS: ReadonlyArray<readonly [Deno.Signal, number]> = Deno.build.os === "windows"
   ? [["SIGINT", 2]]
   : [["SIGHUP", 1], ["SIGINT", 2], ["SIGTERM", 15]];
+const SIGINT_NUMBER = 2;
 
 /** Runs the client with `args`; resolves to the exit status. */
 export async function main(args: readonly string[]): Promise<number> {
@@ -69,6 +70,8 @@ export async function main(args: readonly string[]): Promise<number> {
   let screen: Screen;
   let terminal: Terminal | undefined;
   let savingHistory = Promise.resolve();
+  /** Gives the terminal back and exits with `status` at once, the history saved. */
+  let leave = (status: number): void => Deno.exit(status);
   if (interactive) {
     const historyPath = dir === undefined ? undefined : join(dir, "history");
     const history = historyPath === undefined
@@ -81,6 +84,8 @@ export async function main(args: readonly string[]): Promise<number> {
       completer: (line) => complete(line, repl?.completionSources ?? { users: [], endpoints: [] }),
       pasteProblem,
       unsaved: mayHoldPassword,
+      // Ctrl-C twice while a command runs: leave now, as SIGINT would, not after the command.
+      onAbort: () => leave(128 + SIGINT_NUMBER),
       onHistory: (entries) => {
         if (historyPath === undefined) return;
         // Saved after every line, so that a crash loses nothing; never with a secret in it.
@@ -93,11 +98,12 @@ export async function main(args: readonly string[]): Promise<number> {
     input = terminal;
     screen = terminal;
     const restoring = terminal;
+    leave = (status) => {
+      restoring.close();
+      void savingHistory.finally(() => Deno.exit(status));
+    };
     for (const [signal, number] of ENDING_SIGNALS) {
-      Deno.addSignalListener(signal, () => {
-        restoring.close();
-        void savingHistory.finally(() => Deno.exit(128 + number));
-      });
+      Deno.addSignalListener(signal, () => leave(128 + number));
     }
   } else {
     input = new PipedInput(Deno.stdin.readable);

@@ -177,6 +177,8 @@ export interface TerminalOptions {
   readonly pasteProblem?: (line: string) => string | undefined;
   /** Whether a submitted line must stay out of the history (a password typed on it). */
   readonly unsaved?: (line: string) => boolean;
+  /** Called on a second Ctrl-C while a command runs (nothing is read): the user wants out now. */
+  readonly onAbort?: () => void;
 }
 
 /** Who is waiting for input, and for what. */
@@ -197,6 +199,9 @@ export class Terminal implements LineInput, Screen {
   readonly #onHistory: (history: readonly string[]) => void;
   readonly #pasteProblem: (line: string) => string | undefined;
   readonly #unsaved: (line: string) => boolean;
+  readonly #onAbort: () => void;
+  /** Ctrl-C pressed since the last read began, while a command runs. */
+  #busyInterrupts = 0;
   readonly #editor: LineEditor;
   readonly #decoder = new KeyDecoder();
   /** Keys typed ahead: read when a line or a secret is asked for, in that mode. */
@@ -221,6 +226,7 @@ export class Terminal implements LineInput, Screen {
     this.#onHistory = options.onHistory;
     this.#pasteProblem = options.pasteProblem ?? (() => undefined);
     this.#unsaved = options.unsaved ?? (() => false);
+    this.#onAbort = options.onAbort ?? (() => {});
     this.#prompt = options.prompt;
     this.#editor = new LineEditor({
       history: this.#history,
@@ -285,6 +291,7 @@ export class Terminal implements LineInput, Screen {
         const { value, done } = await this.#reader.read();
         if (done) break;
         for (const key of this.#decoder.push(value)) {
+          if (key.type === "key" && key.name === "interrupt") this.#interruptWhileBusy();
           if (this.#keys.length < MAX_TYPED_AHEAD_KEYS) this.#keys.push(key);
         }
         this.#process();
@@ -296,8 +303,21 @@ export class Terminal implements LineInput, Screen {
     this.#process();
   }
 
+  /**
+   * A Ctrl-C while a command runs (a connection that hangs, say) waits with the keys typed
+   * ahead; a second one does not wait: it calls onAbort.
+   */
+  #interruptWhileBusy(): void {
+    if (this.#reading !== undefined || this.#closed) return;
+    this.#busyInterrupts++;
+    if (this.#busyInterrupts === 1) {
+      this.print(["(a command is running: Ctrl-C again to quit now)"]);
+    } else this.#onAbort();
+  }
+
   #read(reading: Reading): void {
     if (this.#reading !== undefined) throw new Error("one read at a time");
+    this.#busyInterrupts = 0;
     this.#reading = reading;
     this.#process();
   }

@@ -1,6 +1,7 @@
 // The client at a terminal (a pseudo-terminal made by `script`): passwords are not echoed and
 // never reach the history file; messages appear above the prompt; Ctrl-D leaves.
 import assert from "node:assert/strict";
+import { HANDSHAKE_TIMEOUT_MS } from "../../protocol/limits.ts";
 import {
   HAS_SCRIPT,
   passwordOf,
@@ -204,6 +205,34 @@ ttyTest(
       assert.match(after, /(^|\s)icanon(\s|$)/, `${signal}: line discipline back`);
       assert.match(after, /(^|\s)echo(\s|$)/, `${signal}: echo back`);
       assert.ok(c.stdout.raw.includes("\x1b[?2004l"), `${signal}: bracketed paste off`);
+    }
+  },
+);
+
+ttyTest(
+  "Ctrl-C twice while the connection hangs quits at once, not at the handshake's timeout",
+  async () => {
+    // A server that accepts and never answers.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn);
+    })().catch(() => {});
+    try {
+      await using dir = await tempDir();
+      await using c = terminalClient(listener.addr.port, `${dir.path}/home`);
+      await c.stdout.text("connecting to");
+      const started = performance.now();
+      await c.type("\x03");
+      await c.stdout.text("(a command is running: Ctrl-C again to quit now)");
+      await c.type("\x03");
+      assert.equal(await c.finish(), 130);
+      assert.ok(performance.now() - started < HANDSHAKE_TIMEOUT_MS, "before the timeout");
+      assert.ok(c.stdout.raw.includes("\x1b[?2004l"), "the terminal is given back");
+    } finally {
+      listener.close();
+      for (const conn of held) conn.close();
+      await accepting;
     }
   },
 );
