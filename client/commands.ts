@@ -98,16 +98,44 @@ function usageOf(name: CommandName): string {
  * password would run as the next command (and could be sent as a message).
  */
 export function secretLines(line: string, interactive: boolean): number {
-  switch (/^\s*\/(\S+)/.exec(line)?.[1]?.toLowerCase()) {
+  switch (passwordCommand(line)?.name) {
     case "login":
       return 1;
     case "signup":
       return interactive ? 2 : 1;
     case "passwd":
       return interactive ? 3 : 2;
-    default:
+    case undefined:
       return 0;
   }
+}
+
+/** The commands that read passwords, with the number of arguments each takes. */
+const PASSWORD_COMMANDS = { login: 1, signup: 1, passwd: 0 } as const;
+
+/**
+ * The password-reading command `line` runs, or means: a typo of one (`/lgoin`) is counted as
+ * it, for the password typed ahead after it is one all the same. With its argument count.
+ */
+function passwordCommand(
+  line: string,
+): { readonly name: keyof typeof PASSWORD_COMMANDS; readonly args: number } | undefined {
+  const match = /^\s*\/(\S+)(.*)$/s.exec(line);
+  if (match === null) return undefined;
+  const word = match[1]!.toLowerCase();
+  const name = NAMES.includes(word) ? word : closest(word, NAMES);
+  if (name !== "login" && name !== "signup" && name !== "passwd") return undefined;
+  const rest = match[2]!.trim();
+  return { name, args: rest === "" ? 0 : rest.split(/\s+/).length };
+}
+
+/**
+ * Whether `line` may hold a password typed on it (`/login alice hunter2`, `/passwd old new`):
+ * more arguments than its command takes. Such a line is refused, and never kept in the history.
+ */
+export function mayHoldPassword(line: string): boolean {
+  const command = passwordCommand(line);
+  return command !== undefined && command.args > PASSWORD_COMMANDS[command.name];
 }
 
 /**

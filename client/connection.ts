@@ -18,6 +18,7 @@ import {
 import { PendingRequests, type RequestBody } from "../protocol/rpc.ts";
 import { clientHandshake, type SecureSession } from "../protocol/session.ts";
 import type { ConnectionState, Endpoint, EventSink, PinOutcome } from "./client_events.ts";
+import { endpointName } from "./known_hosts.ts";
 import { handshakeView, recordView } from "./trace.ts";
 
 /** Time to open the TCP connection. */
@@ -169,13 +170,23 @@ function withTimeout<T>(
 }
 
 /**
- * What to tell the user when a server answers ERR unsupported_group: the server's own list (in
- * its message, shown as it came) and the other groups to try with --group.
+ * What to tell the user when `server` answers ERR unsupported_group: the server's own list (in
+ * its message, shown as it came) and the groups to try with --group. The message is free text
+ * (§2.3), but when it names some of our groups those are the ones the server offers: suggesting
+ * the others too would send the user to a second refusal. A message naming none gets them all.
  */
-export function unsupportedGroupMessage(group: KexGroup, serverMessage: string): string {
-  const others = KEX_GROUPS.filter((g) => g !== group).map((g) => `--group ${g.name}`);
-  return `the server does not offer the ${group.title} key exchange` +
-    `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${others.join(", ")}`;
+export function unsupportedGroupMessage(
+  group: KexGroup,
+  serverMessage: string,
+  server = "the server",
+): string {
+  const others = KEX_GROUPS.filter((g) => g !== group);
+  const named = others.filter((g) =>
+    new RegExp(`(?<![a-z0-9])${g.name}(?![a-z0-9])`, "i").test(serverMessage)
+  );
+  const tries = (named.length > 0 ? named : others).map((g) => `--group ${g.name}`);
+  return `${server} does not offer the ${group.title} key exchange` +
+    `${serverMessage ? ` (it says: ${serverMessage})` : ""}; try ${tries.join(", ")}`;
 }
 
 function describe(err: unknown): string {
@@ -554,7 +565,7 @@ export class Connection {
         ...(lastError === undefined ? {} : { last_error: lastError }),
       });
     }
-    const name = `${endpoint.host}:${endpoint.port}`;
+    const name = endpointName(endpoint.host, endpoint.port);
     const dial = this.#options.dial ?? defaultDial;
     let transport: Transport;
     try {
@@ -593,9 +604,9 @@ export class Connection {
       this.#safeClose(transport);
       if (err instanceof ConnectionError) throw err;
       if (err instanceof HandshakeRefusedError && err.code === "unsupported_group") {
-        throw new ConnectionError("handshake", unsupportedGroupMessage(group, err.serverMessage), {
-          cause: err,
-        });
+        // Named: in a list of servers, the user must know which one refused.
+        const text = unsupportedGroupMessage(group, err.serverMessage, name);
+        throw new ConnectionError("handshake", text, { cause: err });
       }
       throw new ConnectionError("handshake", `handshake with ${name} failed: ${describe(err)}`, {
         cause: err,

@@ -70,7 +70,8 @@ export function renderEvent(event: ClientEvent, context: RenderContext): string[
   const safe = (text: string) => escapeControl(text, style.escape);
   const user = (name: string) => style.user(safe(name));
   const note = (text: string) => `${style.dim("·")} ${text}`;
-  const where = (e: { host: string; port: number }) => safe(`${e.host}:${e.port}`);
+  // An IPv6 host in brackets, as in known_hosts: "::1:5002" would not say where the port starts.
+  const where = (e: { host: string; port: number }) => safe(endpointName(e.host, e.port));
   /** A sealed message not shown as text: its time, a mark in words, its sender, and why. */
   const unshownMessage = (
     e: { readonly ts: number; readonly from: string },

@@ -3,12 +3,23 @@
 import { join } from "node:path";
 import { NativeCryptoError, selectCrypto } from "../crypto/mod.ts";
 import { HELP, parseClientArgs, VERSION } from "./args.ts";
-import { complete, pasteProblem } from "./commands.ts";
+import { complete, mayHoldPassword, pasteProblem } from "./commands.ts";
 import { configDir, loadHistory, MAX_HISTORY, saveHistory } from "./config.ts";
 import { KnownHosts } from "./known_hosts.ts";
 import { Repl } from "./repl.ts";
 import { makeStyle, wantsColor } from "./style.ts";
 import { type LineInput, PipedInput, PlainScreen, type Screen, Terminal } from "./terminal.ts";
+
+/**
+ * Signals that end the client, with their numbers (the exit status is 128 + the number, as a
+ * shell reports it). Their default action would leave the terminal in raw mode, without echo and
+ * with bracketed paste on, so the shell after us would be unusable: we give the terminal back
+ * first. Windows delivers only SIGINT and SIGBREAK to a listener.
+ */
+const ENDING_SIGNALS: ReadonlyArray<readonly [Deno.Signal, number]> = Deno.build.os === "windows"
+  ? [["SIGINT", 2]]
+  : [["SIGHUP", 1], ["SIGINT", 2], ["SIGTERM", 15]];
+const SIGINT_NUMBER = 2;
 
 /** Runs the client with `args`; resolves to the exit status. */
 export async function main(args: readonly string[]): Promise<number> {
@@ -59,6 +70,8 @@ export async function main(args: readonly string[]): Promise<number> {
   let screen: Screen;
   let terminal: Terminal | undefined;
   let savingHistory = Promise.resolve();
+  /** Gives the terminal back and exits with `status` at once, the history saved. */
+  let leave = (status: number): void => Deno.exit(status);
   if (interactive) {
     const historyPath = dir === undefined ? undefined : join(dir, "history");
     const history = historyPath === undefined
@@ -70,6 +83,9 @@ export async function main(args: readonly string[]): Promise<number> {
       prompt: options.json ? "" : "> ",
       completer: (line) => complete(line, repl?.completionSources ?? { users: [], endpoints: [] }),
       pasteProblem,
+      unsaved: mayHoldPassword,
+      // Ctrl-C twice while a command runs: leave now, as SIGINT would, not after the command.
+      onAbort: () => leave(128 + SIGINT_NUMBER),
       onHistory: (entries) => {
         if (historyPath === undefined) return;
         // Saved after every line, so that a crash loses nothing; never with a secret in it.
@@ -81,6 +97,14 @@ export async function main(args: readonly string[]): Promise<number> {
     });
     input = terminal;
     screen = terminal;
+    const restoring = terminal;
+    leave = (status) => {
+      restoring.close();
+      void savingHistory.finally(() => Deno.exit(status));
+    };
+    for (const [signal, number] of ENDING_SIGNALS) {
+      Deno.addSignalListener(signal, () => leave(128 + number));
+    }
   } else {
     input = new PipedInput(Deno.stdin.readable);
     screen = new PlainScreen();

@@ -20,7 +20,13 @@ import {
   secretLines,
 } from "./commands.ts";
 import { serviceAccountDir } from "./config.ts";
-import { Connection, ConnectionError, type PinResult, showWithoutKeys } from "./connection.ts";
+import {
+  Connection,
+  ConnectionError,
+  type PinResult,
+  RESEND_WINDOW_MS,
+  showWithoutKeys,
+} from "./connection.ts";
 import { jsonLine, plural, renderEvent } from "./display.ts";
 import type { ClientEvent, Endpoint, ErrorContext } from "./client_events.ts";
 import { checkPin, endpointName, type KnownHosts, problemsFor } from "./known_hosts.ts";
@@ -132,7 +138,16 @@ export class Repl {
       await this.#skipSecrets(secrets - this.#secretsRead, lineNumber);
       this.#refreshPrompt();
     }
-    // Messages queued while reconnecting are sent, or fail, within their resend window.
+    // Messages queued while reconnecting are sent, or fail, within their resend window: said,
+    // or a /quit would seem to hang for up to a minute.
+    if (this.#sending.size > 0) {
+      this.show({
+        type: "info",
+        message: `waiting for ${plural(this.#sending.size, "queued message")} to be sent ` +
+          `(at most ${RESEND_WINDOW_MS / 1000} s)` +
+          (this.#io.interactive ? "; Ctrl-C twice leaves now, unsent" : ""),
+      });
+    }
     await Promise.all(this.#sending);
     const connection = this.#connection;
     if (connection) {
@@ -1056,7 +1071,7 @@ export class Repl {
     if (!this.#io.interactive || this.#options.json) return;
     const { style } = this.#io;
     const c = this.#connection;
-    const where = `${this.#server.host}:${this.#server.port}`;
+    const where = endpointName(this.#server.host, this.#server.port);
     const prompt = c?.state === "open"
       ? `${c.user ?? "(not logged in)"}@${where}> `
       : `(${c?.state === "reconnecting" ? "reconnecting" : "offline"})> `;

@@ -175,6 +175,10 @@ export interface TerminalOptions {
   readonly prompt: string;
   /** Why a paste that would make the line `line` must not go in, or undefined. */
   readonly pasteProblem?: (line: string) => string | undefined;
+  /** Whether a submitted line must stay out of the history (a password typed on it). */
+  readonly unsaved?: (line: string) => boolean;
+  /** Called on a second Ctrl-C while a command runs (nothing is read): the user wants out now. */
+  readonly onAbort?: () => void;
 }
 
 /** Who is waiting for input, and for what. */
@@ -194,6 +198,10 @@ export class Terminal implements LineInput, Screen {
   readonly #historySize: number;
   readonly #onHistory: (history: readonly string[]) => void;
   readonly #pasteProblem: (line: string) => string | undefined;
+  readonly #unsaved: (line: string) => boolean;
+  readonly #onAbort: () => void;
+  /** Ctrl-C pressed since the last read began, while a command runs. */
+  #busyInterrupts = 0;
   readonly #editor: LineEditor;
   readonly #decoder = new KeyDecoder();
   /** Keys typed ahead: read when a line or a secret is asked for, in that mode. */
@@ -217,6 +225,8 @@ export class Terminal implements LineInput, Screen {
     this.#historySize = options.historySize;
     this.#onHistory = options.onHistory;
     this.#pasteProblem = options.pasteProblem ?? (() => undefined);
+    this.#unsaved = options.unsaved ?? (() => false);
+    this.#onAbort = options.onAbort ?? (() => {});
     this.#prompt = options.prompt;
     this.#editor = new LineEditor({
       history: this.#history,
@@ -281,6 +291,7 @@ export class Terminal implements LineInput, Screen {
         const { value, done } = await this.#reader.read();
         if (done) break;
         for (const key of this.#decoder.push(value)) {
+          if (key.type === "key" && key.name === "interrupt") this.#interruptWhileBusy();
           if (this.#keys.length < MAX_TYPED_AHEAD_KEYS) this.#keys.push(key);
         }
         this.#process();
@@ -292,8 +303,21 @@ export class Terminal implements LineInput, Screen {
     this.#process();
   }
 
+  /**
+   * A Ctrl-C while a command runs (a connection that hangs, say) waits with the keys typed
+   * ahead; a second one does not wait: it calls onAbort.
+   */
+  #interruptWhileBusy(): void {
+    if (this.#reading !== undefined || this.#closed) return;
+    this.#busyInterrupts++;
+    if (this.#busyInterrupts === 1) {
+      this.print(["(a command is running: Ctrl-C again to quit now)"]);
+    } else this.#onAbort();
+  }
+
   #read(reading: Reading): void {
     if (this.#reading !== undefined) throw new Error("one read at a time");
+    this.#busyInterrupts = 0;
     this.#reading = reading;
     this.#process();
   }
@@ -444,9 +468,13 @@ export class Terminal implements LineInput, Screen {
     reading.resolve(secret);
   }
 
-  /** Adds a submitted line to the history (not blank ones, nor one typed with a leading space). */
+  /**
+   * Adds a submitted line to the history: not blank ones, nor one typed with a leading space,
+   * nor one that may hold a password.
+   */
   #remember(line: string): void {
     if (line.trim() === "" || line.startsWith(" ") || this.#history[0] === line) return;
+    if (this.#unsaved(line)) return;
     this.#history.unshift(line);
     if (this.#history.length > this.#historySize) this.#history.length = this.#historySize;
     this.#onHistory(this.#history);

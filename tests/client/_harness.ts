@@ -310,9 +310,35 @@ export const HAS_SCRIPT = (() => {
  * type keys with `type()`, wait for screen text with `stdout.text()`.
  */
 export function terminalClient(port: number, home: string, ...args: string[]): TestClient {
-  const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
-  const command = [Deno.execPath(), "run", "-A", CLIENT, "--port", String(port), ...args]
-    .map(quote).join(" ");
+  return terminalShell(clientCommand(port, args), home);
+}
+
+/**
+ * A client on a pseudo-terminal as terminalClient(), which first prints its process id
+ * (`client-pid=N`), then, once it has exited, `exit-status=N` and the shell command `after`'s
+ * output at the same terminal (`stty -a`, say, to see the state it was left in).
+ */
+export function terminalClientThen(
+  port: number,
+  home: string,
+  after: string,
+  ...args: string[]
+): TestClient {
+  // exec keeps the shell's pid: the one printed is the client's.
+  const client = `sh -c 'echo client-pid=$$; exec "$0" "$@"' ${clientCommand(port, args)}`;
+  return terminalShell(`${client}; echo exit-status=$?; ${after}`, home);
+}
+
+const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+
+/** The shell words that run the client on `port` with `args`. */
+function clientCommand(port: number, args: readonly string[]): string {
+  return [Deno.execPath(), "run", "-A", CLIENT, "--port", String(port), ...args].map(quote)
+    .join(" ");
+}
+
+/** `script` running the shell `command` on a pseudo-terminal fed by the test's writes. */
+function terminalShell(command: string, home: string): TestClient {
   return new TestClient(["-qfec", command, "/dev/null"], {
     HYBRID_HOME: home,
     NO_COLOR: "1",

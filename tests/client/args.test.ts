@@ -136,11 +136,25 @@ Deno.test("--group takes each of the five groups, in either spelling of the hybr
   assert.match(error(["--group", "p256"]), /--group p256 is not one of .*x25519, x25519mlkem768/);
 });
 
-Deno.test("a refused group names the server's list and every other group to try", () => {
+Deno.test("a refused group names the server's list and suggests only the groups in it", () => {
   const hybrid = options([]).group;
-  const text = unsupportedGroupMessage(hybrid, "this server offers ffdhe2048, x25519");
+  const text = unsupportedGroupMessage(
+    hybrid,
+    "group x25519mlkem768 is not offered; this server offers ffdhe2048, x25519",
+  );
   assert.match(text, /does not offer the X25519MLKEM768 key exchange/);
-  assert.match(text, /it says: this server offers ffdhe2048, x25519/);
+  assert.match(text, /it says: .*this server offers ffdhe2048, x25519/);
+  // Not ffdhe3072 nor ffdhe4096: the server said it does not offer them.
+  assert.match(text, /; try --group ffdhe2048, --group x25519$/);
+  // "x25519" inside "x25519mlkem768" is not the name of the classical group.
+  assert.match(
+    unsupportedGroupMessage(options(["--group", "ffdhe4096"]).group, "offers X25519MLKEM768"),
+    /; try --group x25519mlkem768$/,
+  );
+});
+
+Deno.test("a refused group whose server names no group we know suggests every other one", () => {
+  const text = unsupportedGroupMessage(options([]).group, "no");
   assert.match(
     text,
     /try --group ffdhe2048, --group ffdhe3072, --group ffdhe4096, --group x25519$/,

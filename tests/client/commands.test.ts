@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import {
   complete,
+  mayHoldPassword,
   newPasswordProblem,
   parseLine,
   pasteProblem,
@@ -143,6 +144,22 @@ Deno.test("secretLines() counts the passwords a command reads, also when the lin
   assert.equal(secretLines("/passwd", true), 3);
   assert.equal(secretLines("/logout", false), 0);
   assert.equal(secretLines("@bob /login", false), 0);
+  // A typo of a password command is still followed by its password.
+  assert.equal(secretLines("/lgoin alice", false), 1);
+  assert.equal(secretLines("/sigup bob", true), 2);
+  assert.equal(secretLines("/pass", true), 3);
+  assert.equal(secretLines("/logot", false), 0, "a typo of /logout reads no password");
+});
+
+Deno.test("mayHoldPassword() finds a password typed on the command's own line, typos included", () => {
+  for (
+    const line of ["/login alice hunter2", "/SIGNUP bob pw pw", "/passwd old new", "/lgoin a b"]
+  ) {
+    assert.equal(mayHoldPassword(line), true, line);
+  }
+  for (const line of ["/login alice", "/signup", "/passwd", "/msg bob a b c", "@bob /login a b"]) {
+    assert.equal(mayHoldPassword(line), false, line);
+  }
 });
 
 Deno.test("newPasswordProblem() says what is wrong with a new password's size, in words", () => {

@@ -185,6 +185,18 @@ Deno.test("several servers: each try, a key pinned through another server, a rou
   );
 });
 
+Deno.test("an IPv6 server is named in brackets, so that its port stands apart", () => {
+  const where = { host: "::1", port: 5002 };
+  assert.deepEqual(
+    render({ type: "connecting", ...where, group: "x25519", server: 1, servers: 1 }),
+    ["· connecting to [::1]:5002 (x25519)…"],
+  );
+  assert.deepEqual(
+    render({ type: "reconnecting", ...where, attempt: 1, delay_ms: 300, servers: 2 }),
+    ["· reconnecting to the 2 servers, from [::1]:5002, in 0.3 s (attempt 1)"],
+  );
+});
+
 Deno.test("a server that shows another key than its list's is a loud warning naming where the pin is", () => {
   const text = mismatchText({ host: "b", pinned_for: ["a:5002"] });
   assert.match(text, /WARNING: SERVER b:5002 DOES NOT SHOW THE KEY OF ITS LIST!/);

@@ -207,11 +207,14 @@ Deno.test("a piped script exits non-zero when a command fails, with a one-line h
   await using dir = await tempDir();
   await using server = await TestServer.start(dir.path);
   await using c = client(server.port, `${dir.path}/home`, "--keep-going");
-  await c.send("/login nobody", "wrong-password", "/msg", "/lgoin x", "hello?");
+  await c.send("/login nobody", "wrong-password", "/msg", "/lgoin x", "its-password", "hello?");
   await c.line("login failed: invalid username or password (invalid_credentials)");
   await c.line("✗ usage: /msg USER TEXT");
   await c.line("unknown command /lgoin (did you mean /login?)");
+  // The line after a mistyped /login is its password all the same: skipped, not run.
+  await c.line("skipped line 5: the password of the failed command on line 4");
   await c.line("not a command: send with @USER TEXT");
+  assert.ok(!c.stdout.raw.includes("its-password"));
   assert.equal(await c.finish(), 1);
 });
 

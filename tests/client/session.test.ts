@@ -72,6 +72,9 @@ Deno.test("messages typed while reconnecting are queued, said so, and sent in or
     message: "queued for bob: 2 messages wait to be sent once the connection is back and " +
       "you are logged in again",
   });
+  // Leaving waits for them, and says so: a /quit must not seem to hang.
+  await alice.send("/quit");
+  await alice.event("info", { message: "waiting for 2 queued messages to be sent (at most 60 s)" });
 
   await using second = await TestServer.start(dir.path, port);
   await alice.event("ack", { request: "LGN", relogin: true });

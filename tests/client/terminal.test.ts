@@ -1,6 +1,7 @@
 // Input without a terminal: stdin split into lines, whatever the chunking. And the terminal on a
 // fake one: keys typed ahead, secrets, pastes, Ctrl-C and Ctrl-D.
 import assert from "node:assert/strict";
+import { waitFor } from "../_postgres.ts";
 import {
   LineSplitter,
   MAX_INPUT_LINE_CHARS,
@@ -49,7 +50,7 @@ Deno.test("PipedInput reads commands and secrets line by line, then null at the 
 });
 
 /** A Terminal on a fake terminal: keys typed into a stream, everything written collected. */
-function fakeTerminal(history: string[] = []) {
+function fakeTerminal(history: string[] = [], onAbort?: () => void) {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   const input = new ReadableStream<Uint8Array>({ start: (c) => (controller = c) });
   const out = { text: "", raw: [] as boolean[] };
@@ -68,6 +69,7 @@ function fakeTerminal(history: string[] = []) {
     completer: () => [[], ""],
     onHistory: (entries) => saved.push([...entries]),
     pasteProblem: (line) => line.includes("\n") && !line.startsWith("@") ? "no" : undefined,
+    onAbort,
   }, io);
   const type = (text: string) => controller.enqueue(new TextEncoder().encode(text));
   return { terminal, type, out, saved, history };
@@ -129,5 +131,35 @@ Deno.test("Terminal: Ctrl-C cancels a secret; on an empty line twice quits; Ctrl
   t.type("abc\x03\x04");
   assert.equal(await t.terminal.next(), null, "Ctrl-C cleared the line, Ctrl-D on it ends");
   t.terminal.close();
+  assert.ok(t.out.text.includes("(Ctrl-C again or Ctrl-D to quit)"));
+});
+
+Deno.test("Terminal: Ctrl-C twice while a command runs aborts at once, not when it is done", async () => {
+  let aborted = 0;
+  const t = fakeTerminal([], () => aborted++);
+  // Nothing is read: a command (a connection that hangs, say) is running.
+  t.type("\x03");
+  await waitFor(
+    "the hint",
+    () => t.out.text.includes("(a command is running: Ctrl-C again to quit now)"),
+  );
+  assert.equal(aborted, 0, "one Ctrl-C only says how to leave");
+  t.type("\x03");
+  await waitFor("onAbort", () => aborted === 1);
+  t.terminal.close();
+});
+
+Deno.test("Terminal: one Ctrl-C per command that runs never aborts; a read starts the count again", async () => {
+  let aborted = 0;
+  const t = fakeTerminal([], () => aborted++);
+  t.type("\x03");
+  await waitFor("the hint", () => t.out.text.includes("Ctrl-C again to quit now"));
+  // The Ctrl-C stays typed ahead: at the prompt it is one on an empty line, as it always was.
+  t.type("x\r");
+  assert.equal(await t.terminal.next(), "x");
+  t.type("\x03");
+  await waitFor("the second hint", () => t.out.text.split("Ctrl-C again to quit now").length === 3);
+  t.terminal.close();
+  assert.equal(aborted, 0);
   assert.ok(t.out.text.includes("(Ctrl-C again or Ctrl-D to quit)"));
 });

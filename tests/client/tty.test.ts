@@ -1,12 +1,14 @@
 // The client at a terminal (a pseudo-terminal made by `script`): passwords are not echoed and
 // never reach the history file; messages appear above the prompt; Ctrl-D leaves.
 import assert from "node:assert/strict";
+import { HANDSHAKE_TIMEOUT_MS } from "../../protocol/limits.ts";
 import {
   HAS_SCRIPT,
   passwordOf,
   signUp,
   tempDir,
   terminalClient,
+  terminalClientThen,
   type TestClient,
   TestServer,
 } from "./_harness.ts";
@@ -84,6 +86,30 @@ ttyTest("a password typed ahead of its prompt is not echoed nor saved", async ()
   assert.equal(await Deno.readTextFile(`${home}/history`), "/login alice\n/login Alice\n");
 });
 
+ttyTest(
+  "a password after a mistyped /login, or typed on its line, is not drawn nor saved",
+  async () => {
+    await using t = await atTerminal([]);
+    const { c, home } = t;
+    // A typo of /login, its password typed ahead: the password is dropped, never run.
+    await c.type("/lgoin alice\rs3cret-after-typo\r");
+    await c.stdout.text("dropped a line typed ahead: the password of the failed command");
+    await c.stdout.text("(not logged in)@127.0.0.1");
+    // A password typed on the line itself is shown as typed, but kept out of the history.
+    await c.type("/login alice s3cret-on-the-line\r");
+    await c.stdout.text("usage: /login USER");
+    await c.stdout.text("(not logged in)@127.0.0.1");
+    await c.type("/status\r");
+    await c.stdout.text("known_hosts");
+    assert.equal(await quit(c), 1);
+    assert.ok(
+      !c.stdout.raw.includes("s3cret-after-typo"),
+      "the typed-ahead password was not drawn",
+    );
+    assert.equal(await Deno.readTextFile(`${home}/history`), "/lgoin alice\n/status\n");
+  },
+);
+
 ttyTest("Ctrl-C at a password prompt says the command was cancelled", async () => {
   await using t = await atTerminal([]);
   const { c } = t;
@@ -160,3 +186,53 @@ ttyTest("/signup shows a spinner while the key pair is made, then the key", asyn
   await c.stdout.text("is published with the account");
   assert.equal(await quit(c), 0);
 });
+
+ttyTest(
+  "a client killed by a signal gives the terminal back: echo, lines, no bracketed paste",
+  async () => {
+    await using dir = await tempDir();
+    await using server = await TestServer.start(dir.path);
+    for (const [signal, status] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]] as const) {
+      await using c = terminalClientThen(server.port, `${dir.path}/home`, "stty -a");
+      await c.stdout.text("(not logged in)@127.0.0.1");
+      const pid = Number(/client-pid=(\d+)/.exec(c.stdout.raw)?.[1]);
+      assert.ok(pid > 0, "the client's pid is printed");
+      Deno.kill(pid, signal);
+      await c.stdout.text(`exit-status=${status}`);
+      await c.stdout.text("speed"); // stty -a's first line
+      assert.equal(await c.finish(), 0, "stty ran");
+      const after = c.stdout.raw.slice(c.stdout.raw.lastIndexOf("exit-status="));
+      assert.match(after, /(^|\s)icanon(\s|$)/, `${signal}: line discipline back`);
+      assert.match(after, /(^|\s)echo(\s|$)/, `${signal}: echo back`);
+      assert.ok(c.stdout.raw.includes("\x1b[?2004l"), `${signal}: bracketed paste off`);
+    }
+  },
+);
+
+ttyTest(
+  "Ctrl-C twice while the connection hangs quits at once, not at the handshake's timeout",
+  async () => {
+    // A server that accepts and never answers.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn);
+    })().catch(() => {});
+    try {
+      await using dir = await tempDir();
+      await using c = terminalClient(listener.addr.port, `${dir.path}/home`);
+      await c.stdout.text("connecting to");
+      const started = performance.now();
+      await c.type("\x03");
+      await c.stdout.text("(a command is running: Ctrl-C again to quit now)");
+      await c.type("\x03");
+      assert.equal(await c.finish(), 130);
+      assert.ok(performance.now() - started < HANDSHAKE_TIMEOUT_MS, "before the timeout");
+      assert.ok(c.stdout.raw.includes("\x1b[?2004l"), "the terminal is given back");
+    } finally {
+      listener.close();
+      for (const conn of held) conn.close();
+      await accepting;
+    }
+  },
+);
